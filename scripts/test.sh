@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite, from scratch: a fresh virtual environment with every framework, then the
+# project with its test extra, then lint, types and the tests (Keras tests once per backend).
+#   bash scripts/test.sh            # uses .venv-test (recreated)
+#   RNNSCOPE_KEEP_VENV=1 bash scripts/test.sh   # reuse .venv-test if present (faster reruns)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+venv=${RNNSCOPE_TEST_VENV:-$root/.venv-test}
+python=${PYTHON:-python3}
+log=$(mktemp)
+pipi() { "$venv/bin/pip" install --progress-bar off -q "$@" >>"$log" 2>&1 || { cat "$log"; exit 1; }; }
+
+if [[ -z "${RNNSCOPE_KEEP_VENV:-}" || ! -x "$venv/bin/python" ]]; then
+  echo "== creating $venv"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  pipi --upgrade pip
+  echo "== installing frameworks (tensorflow-cpu, keras 3, jax[cpu], torch 2.13.0, tf-keras)"
+  pipi "tensorflow-cpu==2.21.*" "keras>=3.15" "jax[cpu]" "torch==2.13.0"
+  pipi --no-deps "tf-keras==2.21.*"
+fi
+echo "== installing rnnscope[test]"
+pipi -e ".[test]"
+"$venv/bin/python" -c "import tensorflow, keras, jax, torch, tf_keras; print('frameworks:', 'tensorflow', tensorflow.__version__, '| keras', keras.__version__, '| jax', jax.__version__, '| torch', torch.__version__, '| tf_keras', tf_keras.__version__)" 2>/dev/null
+
+echo "== ruff and mypy"
+"$venv/bin/ruff" check src tests bench scripts docs
+"$venv/bin/mypy"
+
+export PYTHONHASHSEED=0 TF_CPP_MIN_LOG_LEVEL=3 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+reports=$(mktemp -d)
+status=0
+run() {  # run NAME BACKEND PYTEST-ARGS...
+  local name=$1 backend=$2; shift 2
+  echo "== pytest: $name (KERAS_BACKEND=$backend)"
+  KERAS_BACKEND=$backend "$venv/bin/python" -m pytest -p no:cacheprovider \
+    --junitxml="$reports/$name.xml" "$@" || status=$?
+}
+# Everything once on the TensorFlow backend; the Keras-backend tests again on JAX and torch.
+run all tensorflow tests
+run keras-jax jax tests -m keras_backend
+run keras-torch torch tests -m keras_backend
+
+"$venv/bin/python" scripts/junit_total.py "$reports"/*.xml || status=1
+exit $status

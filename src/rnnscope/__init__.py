@@ -1,0 +1,52 @@
+"""rnnscope: see inside recurrent neural networks, gate by gate.
+
+Importing rnnscope imports numpy only; frameworks, h5py and matplotlib are imported when a
+function needs them.
+
+Example:
+    >>> import torch, rnnscope
+    >>> w = rnnscope.rnn_weights(torch.nn.LSTM(3, 4))
+    >>> w.gates
+    ('input', 'forget', 'cell', 'output')
+"""
+
+from __future__ import annotations
+
+from ._activations import ACTIVATIONS
+from ._api import layers, rnn_weights, trace, weights
+from ._errors import (
+    FormatError,
+    InputError,
+    LayerError,
+    MissingDependencyError,
+    RnnscopeError,
+    UnsupportedError,
+)
+from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
+from ._summary import Summary, SummaryRow, summary
+from ._trace import Trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "GATES",
+    "PARTS",
+    "FormatError",
+    "InputError",
+    "LayerError",
+    "LayerInfo",
+    "LayerWeights",
+    "MissingDependencyError",
+    "RNNWeights",
+    "RnnscopeError",
+    "Summary",
+    "SummaryRow",
+    "Trace",
+    "UnsupportedError",
+    "layers",
+    "rnn_weights",
+    "summary",
+    "trace",
+    "weights",
+]

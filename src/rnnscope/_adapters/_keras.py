@@ -1,0 +1,213 @@
+"""Keras 3 (every backend) and tf-keras (legacy Keras 2) models and layers.
+
+Both frameworks keep the canonical layout already (kernel ``(in, n*units)``, gates i,f,c,o and
+z,r,h); this adapter only names things, splits the GRU's two-row bias and converts tf-keras's
+CuDNN layers. Layer kinds are recognised by class names in the MRO, so subclasses work and the
+adapter imports nothing beyond the framework module already loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._activations import ACTIVATIONS, canonical_name
+from .._layouts import canonical_from_cudnn, canonical_from_keras
+from .._model import LayerInfo, LayerWeights, RNNWeights
+from . import LayerRef
+
+__all__ = ["KerasAdapter"]
+
+_CELLS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
+_CUDNN = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
+
+
+def _class_names(obj: Any) -> list[str]:
+    return [k.__name__ for k in type(obj).__mro__]
+
+
+def _cell_kind(cell: Any) -> str | None:
+    for n in _class_names(cell):
+        if n in _CELLS:
+            return _CELLS[n]
+    return None
+
+
+def _short(v: Any) -> str:
+    """A variable's own name: ``kernel`` from ``lstm/lstm_cell/kernel:0`` or Keras 3's ``kernel``."""
+    return str(v.name).rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+class KerasAdapter:
+    """Adapter for ``keras`` (Keras 3) or ``tf_keras`` objects."""
+
+    def __init__(self, framework: str) -> None:
+        self.framework = framework
+        self._mod = importlib.import_module(framework)
+
+    # -- Adapter protocol ----------------------------------------------------------------------
+    def can_handle(self, obj: Any) -> bool:
+        return any(k.__module__.split(".", 1)[0] == self.framework for k in type(obj).__mro__)
+
+    def source_name(self, obj: Any) -> str:
+        return f"{type(obj).__name__} '{getattr(obj, 'name', '?')}'"
+
+    def layer_refs(self, obj: Any) -> list[LayerRef]:
+        refs: list[LayerRef] = []
+        self._walk(obj, "", refs, top=True)
+        return refs
+
+    # -- walking -------------------------------------------------------------------------------
+    def _sublayers(self, layer: Any) -> list[Any]:
+        flatten = getattr(layer, "_flatten_layers", None)
+        if flatten is None:
+            return []
+        return [s for s in flatten(include_self=False, recursive=False)]
+
+    def _own_variables(self, layer: Any) -> list[Any]:
+        if self.framework == "keras":
+            return list(layer._trainable_variables) + list(layer._non_trainable_variables)
+        return list(layer._trainable_weights) + list(layer._non_trainable_weights)
+
+    def _walk(self, layer: Any, prefix: str, refs: list[LayerRef], top: bool = False) -> None:
+        names = _class_names(layer)
+        path = f"{prefix}{layer.name}"
+        if "Bidirectional" in names or any(n in _CUDNN for n in names) or (
+            "RNN" in names and _cell_kind(getattr(layer, "cell", None)) is not None
+        ):
+            if layer.weights:
+                refs.append(self._rnn_ref(layer, path))
+            return
+        subs = self._sublayers(layer)
+        own = self._own_variables(layer) if subs else list(layer.weights)
+        if own:
+            refs.append(self._generic_ref(layer, path, own))
+        # The object the user passed is walked without its own name as a prefix.
+        sub_prefix = "" if top else f"{path}/"
+        for s in subs:
+            self._walk(s, sub_prefix, refs)
+
+    # -- records -------------------------------------------------------------------------------
+    def _numpy(self, v: Any) -> np.ndarray:
+        return np.array(v.numpy(), copy=True)
+
+    def _generic_ref(self, layer: Any, path: str, variables: list[Any]) -> LayerRef:
+        keys: list[str] = []
+        for v in variables:
+            k, n = _short(v), 1
+            while k in keys:
+                n += 1
+                k = f"{_short(v)}_{n}"
+            keys.append(k)
+        shapes = {k: tuple(int(d) for d in v.shape) for k, v in zip(keys, variables, strict=True)}
+        kind = type(layer).__name__
+        if "RNN" in _class_names(layer):
+            kind = f"{kind}({type(getattr(layer, 'cell', None)).__name__})"
+        info = LayerInfo(path, kind, shapes, recurrent=False)
+
+        def extract() -> LayerWeights:
+            return LayerWeights(
+                path, kind, {k: self._numpy(v) for k, v in zip(keys, variables, strict=True)}
+            )
+
+        return LayerRef(info, extract)
+
+    def _rnn_ref(self, layer: Any, path: str) -> LayerRef:
+        names = _class_names(layer)
+        if "Bidirectional" in names:
+            pairs = [("forward", layer.forward_layer), ("backward", layer.backward_layer)]
+        else:
+            pairs = [("forward", layer)]
+        shapes: dict[str, tuple[int, ...]] = {}
+        for d, sub in pairs:
+            for v in sub.weights:
+                key = f"{d}/{_short(v)}" if len(pairs) == 2 else _short(v)
+                shapes[key] = tuple(int(s) for s in v.shape)
+        info = LayerInfo(path, type(layer).__name__, shapes, recurrent=True)
+        return LayerRef(info, lambda: self._rnn_weights(layer, path, pairs))
+
+    def _rnn_weights(self, layer: Any, path: str, pairs: list[tuple[str, Any]]) -> RNNWeights:
+        first = pairs[0][1]
+        cudnn = next((_CUDNN[n] for n in _class_names(first) if n in _CUDNN), None)
+        cell_obj = first if cudnn else first.cell
+        cell = cudnn or _cell_kind(cell_obj)
+        assert cell is not None
+        arrays: dict[tuple[str, str], np.ndarray] = {}
+        for d, sub in pairs:
+            src = sub if cudnn else sub.cell
+            kernel, rec = self._numpy(src.kernel), self._numpy(src.recurrent_kernel)
+            bias = self._numpy(src.bias) if getattr(src, "bias", None) is not None else None
+            if cudnn:
+                assert bias is not None
+                parts = canonical_from_cudnn(cell, kernel, rec, bias, name=path)
+            else:
+                parts = canonical_from_keras(cell, kernel, rec, bias, name=path)
+            arrays.update({(p, d): a for p, a in parts.items()})
+        fns: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+        if cudnn:
+            act, ract = "tanh", ("sigmoid" if cell != "SimpleRNN" else None)
+        else:
+            act = self._activation(cell_obj.activation, fns)
+            ract = (
+                self._activation(cell_obj.recurrent_activation, fns)
+                if cell != "SimpleRNN"
+                else None
+            )
+        reset_after = True if cudnn else getattr(cell_obj, "reset_after", None)
+        kernel0 = arrays[("kernel", "forward")]
+        n_gates = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[cell]
+        return RNNWeights(
+            name=path,
+            cell=cell,
+            units=kernel0.shape[1] // n_gates,
+            input_dim=kernel0.shape[0],
+            directions=tuple(d for d, _ in pairs),
+            arrays=arrays,
+            kind=type(layer).__name__,
+            activation=act,
+            recurrent_activation=ract,
+            reset_after=reset_after,
+            merge_mode=getattr(layer, "merge_mode", None) if len(pairs) == 2 else None,
+            go_backwards=bool(getattr(layer, "go_backwards", False)) if len(pairs) == 1 else False,
+            source=self.framework,
+            activation_fns=fns,
+        )
+
+    def _activation(self, fn: Any, fns: dict[str, Callable[[np.ndarray], np.ndarray]]) -> str:
+        """The data-model name of a Keras activation; custom ones are wrapped for numpy."""
+        if fn is None:
+            return "linear"
+        name = getattr(fn, "__name__", type(fn).__name__)
+        try:
+            builtin = self._mod.activations.get(name) is fn
+        except (ValueError, TypeError):
+            builtin = False
+        if builtin:
+            if self.framework == "tf_keras" and name == "hard_sigmoid":
+                return "hard_sigmoid_keras2"
+            key = canonical_name(name)
+            if key in ACTIVATIONS:
+                return key
+        else:
+            name = f"custom:{getattr(fn, '__qualname__', name)}"
+        fns[name] = self._wrap(fn)
+        return name
+
+    def _wrap(self, fn: Any) -> Callable[[np.ndarray], np.ndarray]:
+        if self.framework == "keras":
+            ops = self._mod.ops
+
+            def call(a: np.ndarray) -> np.ndarray:
+                return np.asarray(ops.convert_to_numpy(fn(ops.convert_to_tensor(a))))
+
+            return call
+        tf = importlib.import_module("tensorflow")
+
+        def call_tf(a: np.ndarray) -> np.ndarray:
+            return np.asarray(fn(tf.constant(a)).numpy())
+
+        return call_tf
+

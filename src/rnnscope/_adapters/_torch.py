@@ -1,0 +1,137 @@
+"""PyTorch modules: ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (stacked, bidirectional, projected),
+their single-step cells, and any module containing them.
+
+A stacked RNN with ``num_layers=L`` becomes ``L`` records named ``<path>.l0`` ... ``<path>.l{L-1}``
+(``l0`` ... for a bare module). Every other module with parameters of its own becomes a generic
+record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._layouts import canonical_from_torch
+from .._model import LayerInfo, LayerWeights, RNNWeights
+from . import LayerRef
+
+__all__ = ["TorchAdapter"]
+
+_MODES = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "SimpleRNN", "RNN_RELU": "SimpleRNN"}
+_CELL_CLASSES = {"LSTMCell": "LSTM", "GRUCell": "GRU", "RNNCell": "SimpleRNN"}
+
+
+def _numpy(t: Any) -> np.ndarray:
+    return np.array(t.detach().cpu().numpy(), copy=True)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+class TorchAdapter:
+    """Adapter for ``torch.nn.Module`` objects."""
+
+    framework = "torch"
+
+    def can_handle(self, obj: Any) -> bool:
+        return any(k.__module__.split(".", 1)[0] == "torch" for k in type(obj).__mro__)
+
+    def source_name(self, obj: Any) -> str:
+        return f"torch module {type(obj).__name__}"
+
+    def layer_refs(self, obj: Any) -> list[LayerRef]:
+        refs: list[LayerRef] = []
+        for path, module in obj.named_modules():
+            kind = type(module).__name__
+            mode = getattr(module, "mode", None)
+            if mode in _MODES and hasattr(module, "num_layers"):
+                refs.extend(self._stacked_refs(module, path, _MODES[mode]))
+                continue
+            cell = next((_CELL_CLASSES[k.__name__] for k in type(module).__mro__
+                         if k.__name__ in _CELL_CLASSES and k.__module__.startswith("torch")), None)
+            if cell is not None:
+                refs.append(self._cell_ref(module, path or "cell", cell))
+                continue
+            own = dict(module.named_parameters(recurse=False))
+            if own:
+                refs.append(self._generic_ref(path or kind, kind, own))
+        return refs
+
+    # -- records -------------------------------------------------------------------------------
+    def _generic_ref(self, path: str, kind: str, params: dict[str, Any]) -> LayerRef:
+        shapes = {k: tuple(v.shape) for k, v in params.items()}
+        info = LayerInfo(path, kind, shapes, recurrent=False)
+        return LayerRef(info, lambda: LayerWeights(path, kind, {k: _numpy(v) for k, v in params.items()}))
+
+    def _stacked_refs(self, module: Any, path: str, cell: str) -> list[LayerRef]:
+        suffixes = ["", "_reverse"] if module.bidirectional else [""]
+        refs = []
+        for k in range(module.num_layers):
+            name = _join(path, f"l{k}")
+            keys = [f"{w}_l{k}{s}" for s in suffixes for w in ("weight_ih", "weight_hh", "bias_ih",
+                                                                 "bias_hh", "weight_hr")]
+            shapes = {key: tuple(getattr(module, key).shape) for key in keys if hasattr(module, key)}
+            info = LayerInfo(name, type(module).__name__, shapes, recurrent=True)
+            refs.append(LayerRef(info, self._extractor(module, name, cell, k, suffixes)))
+        return refs
+
+    def _extractor(self, module: Any, name: str, cell: str, k: int, suffixes: list[str]) -> Any:
+        def extract() -> RNNWeights:
+            arrays: dict[tuple[str, str], np.ndarray] = {}
+            for d, s in zip(("forward", "backward"), suffixes, strict=False):
+                def get(w: str, s: str = s) -> np.ndarray | None:
+                    t = getattr(module, f"{w}_l{k}{s}", None)
+                    return None if t is None else _numpy(t)
+
+                w_ih, w_hh = get("weight_ih"), get("weight_hh")
+                assert w_ih is not None and w_hh is not None
+                parts = canonical_from_torch(
+                    cell, w_ih, w_hh, get("bias_ih"), get("bias_hh"), get("weight_hr")
+                )
+                arrays.update({(p, d): a for p, a in parts.items()})
+            return self._record(module, name, cell, arrays, len(suffixes) == 2)
+
+        return extract
+
+    def _cell_ref(self, module: Any, path: str, cell: str) -> LayerRef:
+        params = dict(module.named_parameters(recurse=False))
+        shapes = {key: tuple(v.shape) for key, v in params.items()}
+        info = LayerInfo(path, type(module).__name__, shapes, recurrent=True)
+
+        def extract() -> RNNWeights:
+            def get(w: str) -> np.ndarray | None:
+                return _numpy(params[w]) if w in params else None
+
+            w_ih, w_hh = get("weight_ih"), get("weight_hh")
+            assert w_ih is not None and w_hh is not None
+            parts = canonical_from_torch(cell, w_ih, w_hh, get("bias_ih"), get("bias_hh"))
+            return self._record(module, path, cell, {(p, "forward"): a for p, a in parts.items()},
+                                False)
+
+        return LayerRef(info, extract)
+
+    def _record(
+        self, module: Any, name: str, cell: str, arrays: dict[tuple[str, str], np.ndarray], bidir: bool
+    ) -> RNNWeights:
+        kernel = arrays[("kernel", "forward")]
+        n_gates = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[cell]
+        nonlinearity = getattr(module, "nonlinearity", "tanh")
+        if getattr(module, "mode", "") == "RNN_RELU":
+            nonlinearity = "relu"
+        return RNNWeights(
+            name=name,
+            cell=cell,
+            units=kernel.shape[1] // n_gates,
+            input_dim=kernel.shape[0],
+            directions=("forward", "backward") if bidir else ("forward",),
+            arrays=arrays,
+            kind=type(module).__name__,
+            activation=nonlinearity if cell == "SimpleRNN" else "tanh",
+            recurrent_activation="sigmoid",
+            reset_after=True,
+            proj_size=(getattr(module, "proj_size", 0) or None),
+            merge_mode="concat" if bidir else None,
+            source="torch",
+        )

@@ -1,0 +1,151 @@
+"""Public entry points over any source: live models, layers, checkpoint files, records."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._adapters import LayerRef, find_adapter
+from ._errors import LayerError
+from ._model import LayerInfo, LayerWeights, RNNWeights
+from ._trace import Trace, run_trace
+
+__all__ = ["layers", "rnn_weights", "trace", "weights"]
+
+LayerKey = str | int | None
+
+
+def _record_ref(rec: RNNWeights | LayerWeights) -> LayerRef:
+    if isinstance(rec, RNNWeights):
+        shapes = {f"{p}/{d}" if rec.bidirectional else p: a.shape for (p, d), a in rec.arrays.items()}
+        info = LayerInfo(rec.name, rec.kind, shapes, recurrent=True)
+    else:
+        info = LayerInfo(rec.name, rec.kind, {k: a.shape for k, a in rec.weights.items()}, False)
+    return LayerRef(info, lambda: rec)
+
+
+def source_refs(obj: Any) -> tuple[str, list[LayerRef]]:
+    """A description of ``obj`` and its layers with weights, in order."""
+    if isinstance(obj, (RNNWeights, LayerWeights)):
+        return f"record '{obj.name}'", [_record_ref(obj)]
+    if isinstance(obj, (str, os.PathLike)):
+        from ._io import open_checkpoint
+
+        ckpt = open_checkpoint(obj)
+        return f"file '{os.fspath(obj)}'", ckpt.layer_refs()
+    if hasattr(obj, "layer_refs") and hasattr(obj, "path"):  # an open Checkpoint
+        return f"file '{obj.path}'", obj.layer_refs()
+    adapter = find_adapter(obj)
+    return adapter.source_name(obj), adapter.layer_refs(obj)
+
+
+def _describe(refs: list[LayerRef]) -> str:
+    return ", ".join(f"{r.info.name} ({r.info.kind})" for r in refs) or "none"
+
+
+def select(refs: list[LayerRef], layer: LayerKey, source: str, *, recurrent: bool) -> LayerRef:
+    """Pick one layer by exact name, then unique substring, then index; None: the only candidate."""
+    if not refs:
+        raise LayerError(f"{source} has no layers with weights (is the model built?)")
+    if layer is None:
+        pool = [r for r in refs if r.info.recurrent] if recurrent else refs
+        if len(pool) == 1:
+            return pool[0]
+        what = "recurrent layers" if recurrent else "layers with weights"
+        raise LayerError(
+            f"{source} has {len(pool)} {what}; choose one with layer= (a name or an index): "
+            f"{_describe(pool)}"
+        )
+    if isinstance(layer, bool) or not isinstance(layer, (str, int)):
+        raise LayerError(f"layer= must be a name, a name substring or an index; got {layer!r}")
+    if isinstance(layer, int):
+        if not -len(refs) <= layer < len(refs):
+            raise LayerError(
+                f"layer index {layer} is out of range for {source}, which has {len(refs)} layers "
+                f"with weights: {_describe(refs)}"
+            )
+        return refs[layer]
+    exact = [r for r in refs if r.info.name == layer]
+    if exact:
+        return exact[0]
+    found = [r for r in refs if layer in r.info.name]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise LayerError(
+            f"layer name '{layer}' is ambiguous in {source}; it matches: {_describe(found)}"
+        )
+    raise LayerError(f"layer '{layer}' not found in {source}; layers with weights: {_describe(refs)}")
+
+
+def layers(obj: Any) -> list[LayerInfo]:
+    """Every layer with weights: name, kind, weight shapes.
+
+    Args:
+        obj: a Keras 3 / tf-keras / torch model or layer, or a checkpoint path.
+
+    Example:
+        >>> import torch, rnnscope
+        >>> [(i.name, i.kind) for i in rnnscope.layers(torch.nn.LSTM(3, 4, num_layers=2))]
+        [('l0', 'LSTM'), ('l1', 'LSTM')]
+    """
+    return [r.info for r in source_refs(obj)[1]]
+
+
+def weights(obj: Any, layer: LayerKey = None) -> RNNWeights | LayerWeights:
+    """One layer's weights: :class:`RNNWeights` for recurrent layers, :class:`LayerWeights` else.
+
+    Example:
+        >>> import torch, rnnscope
+        >>> rnnscope.weights(torch.nn.Linear(3, 2)).names
+        ('weight', 'bias')
+    """
+    source, refs = source_refs(obj)
+    return select(refs, layer, source, recurrent=False).extract()
+
+
+def rnn_weights(obj: Any, layer: LayerKey = None) -> RNNWeights:
+    """One recurrent layer's weights in the canonical layout.
+
+    Args:
+        obj: a model, layer, checkpoint path or :class:`RNNWeights`.
+        layer: exact name, unique name substring, or index into :func:`layers`; None picks the
+            only recurrent layer.
+
+    Example:
+        >>> import torch, rnnscope
+        >>> w = rnnscope.rnn_weights(torch.nn.GRU(3, 5, bidirectional=True))
+        >>> w.array("recurrent_kernel", gate="reset", direction="backward").shape
+        (5, 5)
+    """
+    source, refs = source_refs(obj)
+    ref = select(refs, layer, source, recurrent=True)
+    if not ref.info.recurrent:
+        raise LayerError(
+            f"layer '{ref.info.name}' in {source} is a {ref.info.kind}, not a recurrent layer "
+            f"rnnscope can split into gates; use rnnscope.weights() for its named weights. "
+            f"Recurrent layers: {_describe([r for r in refs if r.info.recurrent])}"
+        )
+    rec = ref.extract()
+    assert isinstance(rec, RNNWeights)
+    return rec
+
+
+def trace(obj: Any, x: Any, layer: LayerKey = None, initial_state: Any = None) -> Trace:
+    """Run one recurrent layer in numpy and record every gate at every timestep.
+
+    Args:
+        obj: a model, layer, checkpoint path or :class:`RNNWeights`.
+        x: the layer's input, ``(batch, time, features)``, numpy or a framework tensor
+            (batch first whatever the framework's ``batch_first`` / ``time_major``).
+        layer: as in :func:`rnn_weights`.
+        initial_state: None (zeros), a list in Keras order (``[h, c]`` per direction, forward
+            first), or ``{"forward": [h, c], "backward": [...]}``; each ``(batch, size)``.
+
+    Example:
+        >>> import numpy as np, torch, rnnscope
+        >>> t = rnnscope.trace(torch.nn.LSTM(3, 4), np.zeros((2, 5, 3), np.float32))
+        >>> t.get("forget").shape
+        (2, 5, 4)
+    """
+    return run_trace(rnn_weights(obj, layer), x, initial_state)

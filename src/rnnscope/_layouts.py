@@ -1,0 +1,121 @@
+"""Conversions from each framework's stored layout to the canonical one (numpy only).
+
+The facts behind them are in ``shared/LAYOUTS.md`` and are re-proven by the tests, which run
+every cell in numpy from these arrays and compare with the framework's own output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._errors import UnsupportedError
+
+__all__ = [
+    "canonical_from_cudnn",
+    "canonical_from_keras",
+    "canonical_from_torch",
+    "torch_gate_order",
+]
+
+# torch stores GRU gates as (reset, update, new); the canonical (Keras) order is (update, reset, new).
+_TORCH_TO_CANONICAL = {"LSTM": (0, 1, 2, 3), "GRU": (1, 0, 2), "SimpleRNN": (0,)}
+
+
+def torch_gate_order(cell: str) -> tuple[int, ...]:
+    """Positions of the canonical gates inside torch's stacked blocks."""
+    return _TORCH_TO_CANONICAL[cell]
+
+
+def _reorder_rows(w: np.ndarray, cell: str) -> np.ndarray:
+    order = _TORCH_TO_CANONICAL[cell]
+    blocks = np.split(np.asarray(w), len(order), axis=0)
+    return np.concatenate([blocks[k] for k in order], axis=0)
+
+
+def canonical_from_torch(
+    cell: str,
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray | None = None,
+    bias_hh: np.ndarray | None = None,
+    weight_hr: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Canonical parts from one direction of one torch RNN layer.
+
+    torch computes ``x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh`` with gates stacked on
+    the first axis; the canonical kernel is therefore the transpose, gate blocks reordered.
+    """
+    out = {
+        "kernel": _reorder_rows(weight_ih, cell).T,
+        "recurrent_kernel": _reorder_rows(weight_hh, cell).T,
+    }
+    if bias_ih is not None:
+        out["bias"] = _reorder_rows(bias_ih, cell)
+    if bias_hh is not None:
+        out["recurrent_bias"] = _reorder_rows(bias_hh, cell)
+    if weight_hr is not None:
+        out["projection"] = np.asarray(weight_hr).T
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+
+def canonical_from_keras(
+    cell: str,
+    kernel: np.ndarray,
+    recurrent_kernel: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    name: str = "",
+) -> dict[str, np.ndarray]:
+    """Canonical parts from a Keras (3 or 2) cell's kernel, recurrent kernel and bias.
+
+    A GRU with ``reset_after=True`` stores its bias as ``(2, 3 * units)``: the input-side row and
+    the recurrent-side row.
+    """
+    out = {"kernel": np.asarray(kernel), "recurrent_kernel": np.asarray(recurrent_kernel)}
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.ndim == 2:
+            if cell != "GRU" or bias.shape[0] != 2:
+                raise UnsupportedError(
+                    f"layer '{name}': a 2-D bias is only expected for a GRU with reset_after=True "
+                    f"(shape (2, 3*units)); got {cell} bias of shape {bias.shape}"
+                )
+            out["bias"], out["recurrent_bias"] = bias[0], bias[1]
+        else:
+            out["bias"] = bias
+    return out
+
+
+def _cudnn_kernel_block(k: np.ndarray) -> np.ndarray:
+    # The CuDNN layer flattens each (in, units) block row-major and cuDNN reads that buffer as its
+    # own (units, in) weight matrix; the matrix used as ``x @ kernel`` is that one transposed.
+    n_in, units = k.shape
+    return k.reshape(-1).reshape(units, n_in).T
+
+
+def canonical_from_cudnn(
+    cell: str, kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray, *, name: str = ""
+) -> dict[str, np.ndarray]:
+    """Canonical parts from a tf-keras ``CuDNNLSTM`` / ``CuDNNGRU`` layer.
+
+    Their gate blocks are in the Keras order, but each block is stored in cuDNN's memory layout:
+    an input-kernel block holds cuDNN's ``(units, in)`` matrix in an ``(in, units)`` array, and a
+    recurrent block is the transpose. The bias holds the input-side blocks followed by the
+    recurrent-side blocks (``8 * units`` for an LSTM, ``6 * units`` for a GRU). This is the
+    conversion tf-keras applies when it loads CuDNN weights into a CPU layer.
+    """
+    kernel, recurrent_kernel, bias = (np.asarray(a) for a in (kernel, recurrent_kernel, bias))
+    n = {"LSTM": 4, "GRU": 3}.get(cell)
+    width = kernel.shape[1] if kernel.ndim == 2 else -1
+    if n is None or kernel.ndim != 2 or width % n or bias.shape != (2 * width,):
+        raise UnsupportedError(
+            f"layer '{name}': a CuDNN{cell} layer needs a 2-D kernel of width 4*units (LSTM) or "
+            f"3*units (GRU) and a bias of twice that width; got kernel {kernel.shape}, "
+            f"bias {bias.shape}"
+        )
+    return {
+        "kernel": np.hstack([_cudnn_kernel_block(k) for k in np.hsplit(kernel, n)]),
+        "recurrent_kernel": np.hstack([k.T for k in np.hsplit(recurrent_kernel, n)]),
+        "bias": bias[:width],
+        "recurrent_bias": bias[width:],
+    }

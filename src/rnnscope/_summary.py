@@ -1,0 +1,133 @@
+"""``rnnscope.summary``: a per-layer, per-gate table of shapes, counts and statistics."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+
+from ._api import LayerKey, select, source_refs
+from ._model import LayerWeights, RNNWeights
+
+__all__ = ["Summary", "SummaryRow", "summary", "tensor_stats"]
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """Statistics of one block: a gate of a part of a direction, or a whole generic weight.
+
+    ``mean``/``std``/``min``/``max`` are over the finite values (NaN when there are none).
+    """
+
+    layer: str
+    kind: str
+    direction: str
+    part: str
+    gate: str
+    shape: tuple[int, ...]
+    size: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    nans: int
+    infs: int
+
+
+def tensor_stats(a: np.ndarray) -> dict[str, float | int]:
+    """mean, std, min, max over finite values, plus NaN and Inf counts."""
+    a = np.asarray(a)
+    nan = np.isnan(a)
+    inf = np.isinf(a)
+    n_nan, n_inf = int(nan.sum()), int(inf.sum())
+    finite = a[~(nan | inf)] if n_nan or n_inf else a.reshape(-1)
+    if finite.size == 0:
+        mean = std = lo = hi = float("nan")
+    else:
+        f64 = finite.astype(np.float64, copy=False)
+        mean, std = float(f64.mean()), float(f64.std())
+        lo, hi = float(f64.min()), float(f64.max())
+    return {"mean": mean, "std": std, "min": lo, "max": hi, "nans": n_nan, "infs": n_inf}
+
+
+def _rows(rec: RNNWeights | LayerWeights) -> Iterator[SummaryRow]:
+    if isinstance(rec, RNNWeights):
+        blocks = ((d, p, g, a) for d, p, g, a in rec.items())
+    else:
+        blocks = (("", name, "", a) for name, a in rec.items())
+    for d, p, g, a in blocks:
+        yield SummaryRow(rec.name, rec.kind, d, p, g, tuple(a.shape), int(a.size), **tensor_stats(a))
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The rows of :func:`summary`, printable as a table (``str(summary)``)."""
+
+    source: str
+    rows: tuple[SummaryRow, ...]
+    notes: tuple[str, ...] = ()
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as dictionaries, ready for ``pandas.DataFrame(...)`` or JSON."""
+        from dataclasses import asdict
+
+        return [asdict(r) for r in self.rows]
+
+    def __str__(self) -> str:
+        head = ("layer", "kind", "dir", "part", "gate", "shape", "params",
+                "mean", "std", "min", "max", "nan", "inf")
+        body = [
+            (r.layer, r.kind, {"forward": "fwd", "backward": "bwd"}.get(r.direction, ""), r.part, r.gate, "x".join(map(str, r.shape)),
+             str(r.size), f"{r.mean:.4g}", f"{r.std:.4g}", f"{r.min:.4g}", f"{r.max:.4g}",
+             str(r.nans), str(r.infs))
+            for r in self.rows
+        ]
+        widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
+                  for i, h in enumerate(head)]
+        numeric = set(range(6, len(head)))
+
+        def fmt(cells: tuple[str, ...]) -> str:
+            return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+        lines = [f"Summary of {self.source}", fmt(head), fmt(tuple("-" * w for w in widths))]
+        previous = None
+        for r, b in zip(self.rows, body, strict=True):
+            same = previous is not None and previous == r.layer
+            lines.append(fmt(("", "", *b[2:]) if same else b))
+            previous = r.layer
+        total = sum(r.size for r in self.rows)
+        lines.append(f"{len({r.layer for r in self.rows})} layers, {total:,} parameters")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def summary(
+    obj: Any, layer: LayerKey = None, *, file: IO[str] | None = None, quiet: bool = False
+) -> Summary:
+    """Print and return per-layer, per-gate statistics of every layer with weights.
+
+    Args:
+        obj: a model, layer, checkpoint path or record.
+        layer: one layer (as in :func:`rnnscope.rnn_weights`), or None for all layers.
+        file: where to print (default stdout).
+        quiet: return the data without printing.
+
+    Example:
+        >>> import torch, rnnscope
+        >>> s = rnnscope.summary(torch.nn.GRU(3, 4), quiet=True)
+        >>> [(r.part, r.gate) for r in s.rows][:3]
+        [('kernel', 'update'), ('kernel', 'reset'), ('kernel', 'new')]
+    """
+    source, refs = source_refs(obj)
+    if layer is not None:
+        refs = [select(refs, layer, source, recurrent=False)]
+    rows = tuple(row for ref in refs for row in _rows(ref.extract()))
+    notes = tuple(getattr(obj, "notes", ()) or ())
+    result = Summary(source, rows, notes)
+    if not quiet:
+        print(result, file=file or sys.stdout)
+    return result
