@@ -10,7 +10,6 @@ Example:
     ('input', 'forget', 'cell', 'output')
 """
 
-from __future__ import annotations
 
 from ._activations import ACTIVATIONS
 from ._api import layers, rnn_weights, trace, weights

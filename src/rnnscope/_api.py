@@ -51,6 +51,11 @@ def select(refs: list[LayerRef], layer: LayerKey, source: str, *, recurrent: boo
         pool = [r for r in refs if r.info.recurrent] if recurrent else refs
         if len(pool) == 1:
             return pool[0]
+        if not pool:
+            raise LayerError(
+                f"{source} has no recurrent layers rnnscope can split into gates; "
+                f"layers with weights: {_describe(refs)}"
+            )
         what = "recurrent layers" if recurrent else "layers with weights"
         raise LayerError(
             f"{source} has {len(pool)} {what}; choose one with layer= (a name or an index): "

@@ -150,6 +150,8 @@ class RNNWeights:
             object.__setattr__(self, "recurrent_activation", None)
         if self.cell != "GRU":
             object.__setattr__(self, "reset_after", None)
+        elif self.reset_after is None:  # the default of Keras 3 and the only form torch has
+            object.__setattr__(self, "reset_after", True)
         if not self.kind:
             object.__setattr__(self, "kind", self.cell)
         frozen = {(p, d): _frozen(np.asarray(a)) for (p, d), a in self.arrays.items()}
@@ -178,6 +180,7 @@ class RNNWeights:
         if backward is not None:
             arrays.update({(p, "backward"): a for p, a in backward.items()})
             directions = DIRECTIONS
+            settings.setdefault("merge_mode", "concat")
         return cls(
             name=name,
             cell=cell,

@@ -85,9 +85,12 @@ class Summary:
              str(r.nans), str(r.infs))
             for r in self.rows
         ]
+        if not any(r.direction == "backward" for r in self.rows):  # no direction column needed
+            head = head[:2] + head[3:]
+            body = [b[:2] + b[3:] for b in body]
         widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
                   for i, h in enumerate(head)]
-        numeric = set(range(6, len(head)))
+        numeric = set(range(len(head) - 7, len(head)))
 
         def fmt(cells: tuple[str, ...]) -> str:
             return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
@@ -97,10 +100,11 @@ class Summary:
         previous = None
         for r, b in zip(self.rows, body, strict=True):
             same = previous is not None and previous == r.layer
-            lines.append(fmt(("", "", *b[2:]) if same else b))
+            lines.append(fmt(("", "", *b[2:]) if same else b))  # layer and kind once
             previous = r.layer
         total = sum(r.size for r in self.rows)
-        lines.append(f"{len({r.layer for r in self.rows})} layers, {total:,} parameters")
+        n = len({r.layer for r in self.rows})
+        lines.append(f"{n} layer{'s' if n != 1 else ''}, {total:,} parameters")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 

@@ -1,0 +1,41 @@
+"""The public surface: exactly the exported names, and an import that loads no framework."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import rnnscope
+
+PUBLIC = {
+    "ACTIVATIONS", "GATES", "PARTS", "FormatError", "InputError", "LayerError", "LayerInfo",
+    "LayerWeights", "MissingDependencyError", "RNNWeights", "RnnscopeError", "Summary",
+    "SummaryRow", "Trace", "UnsupportedError", "layers", "rnn_weights", "summary", "trace",
+    "weights",
+}
+
+
+def test_all_is_sorted_and_exact():
+    assert rnnscope.__all__ == sorted(rnnscope.__all__, key=lambda n: (not n.isupper(), n))
+    assert set(rnnscope.__all__) == PUBLIC
+    public_attrs = {n for n in dir(rnnscope) if not n.startswith("_")}
+    assert public_attrs == PUBLIC
+
+
+def test_import_loads_no_framework_plotting_or_pandas():
+    code = (
+        "import sys, rnnscope\n"
+        "heavy = ('torch', 'keras', 'tensorflow', 'tf_keras', 'jax', 'matplotlib', 'pandas',"
+        " 'h5py', 'safetensors')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_error_hierarchy():
+    assert issubclass(rnnscope.FormatError, rnnscope.RnnscopeError)
+    assert issubclass(rnnscope.FormatError, ValueError)
+    assert issubclass(rnnscope.LayerError, ValueError)
+    assert issubclass(rnnscope.UnsupportedError, TypeError)
+    assert issubclass(rnnscope.MissingDependencyError, ImportError)
