@@ -11,9 +11,11 @@ from rnnscope import RNNWeights
 
 def _lstm(rng, units=3, n_in=2, bidir=False):
     def parts():
-        return {"kernel": rng.normal(size=(n_in, 4 * units)),
-                "recurrent_kernel": rng.normal(size=(units, 4 * units)),
-                "bias": rng.normal(size=4 * units)}
+        return {
+            "kernel": rng.normal(size=(n_in, 4 * units)),
+            "recurrent_kernel": rng.normal(size=(units, 4 * units)),
+            "bias": rng.normal(size=4 * units),
+        }
 
     return RNNWeights.from_arrays("lstm", "LSTM", parts(), parts() if bidir else None)
 
@@ -28,22 +30,31 @@ def test_gate_blocks_are_column_slices(rng):
 
 
 def test_wrong_shape_is_refused_with_names(rng):
-    with pytest.raises(rnnscope.UnsupportedError,
-                       match=r"layer 'g' \(GRU, units=2\): recurrent_kernel \(forward\) should have "
-                             r"shape \(2, 6\), got \(3, 6\)"):
-        RNNWeights.from_arrays("g", "GRU", {"kernel": np.zeros((4, 6)),
-                                           "recurrent_kernel": np.zeros((3, 6))})
+    with pytest.raises(
+        rnnscope.UnsupportedError,
+        match=r"layer 'g' \(GRU, units=2\): recurrent_kernel \(forward\) should have "
+        r"shape \(2, 6\), got \(3, 6\)",
+    ):
+        RNNWeights.from_arrays(
+            "g", "GRU", {"kernel": np.zeros((4, 6)), "recurrent_kernel": np.zeros((3, 6))}
+        )
     with pytest.raises(rnnscope.UnsupportedError, match="cell must be one of"):
         RNNWeights.from_arrays("x", "Mamba", {"kernel": np.zeros((4, 6))})
 
 
 def test_errors_name_what_exists(rng):
     w = _lstm(rng)
-    with pytest.raises(rnnscope.LayerError, match=r"gate must be one of input, forget, cell, output"):
+    with pytest.raises(
+        rnnscope.LayerError, match=r"gate must be one of input, forget, cell, output"
+    ):
         w.array("kernel", gate="update")
-    with pytest.raises(rnnscope.LayerError, match=r"no part 'projection'.*kernel, recurrent_kernel"):
+    with pytest.raises(
+        rnnscope.LayerError, match=r"no part 'projection'.*kernel, recurrent_kernel"
+    ):
         w.array("projection")
-    with pytest.raises(rnnscope.LayerError, match=r"direction must be one of forward; got 'backward'"):
+    with pytest.raises(
+        rnnscope.LayerError, match=r"direction must be one of forward; got 'backward'"
+    ):
         w.array("kernel", direction="backward")
 
 

@@ -8,9 +8,25 @@ import sys
 import rnnscope
 
 PUBLIC = {
-    "ACTIVATIONS", "GATES", "PARTS", "FormatError", "InputError", "LayerError", "LayerInfo",
-    "LayerWeights", "MissingDependencyError", "RNNWeights", "RnnscopeError", "Summary",
-    "SummaryRow", "Trace", "UnsupportedError", "layers", "rnn_weights", "summary", "trace",
+    "ACTIVATIONS",
+    "GATES",
+    "PARTS",
+    "FormatError",
+    "InputError",
+    "LayerError",
+    "LayerInfo",
+    "LayerWeights",
+    "MissingDependencyError",
+    "RNNWeights",
+    "RnnscopeError",
+    "Summary",
+    "SummaryRow",
+    "Trace",
+    "UnsupportedError",
+    "layers",
+    "rnn_weights",
+    "summary",
+    "trace",
     "weights",
 }
 

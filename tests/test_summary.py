@@ -30,14 +30,16 @@ def test_rows_per_gate_with_nan_and_inf_counts(rng):
 
 
 def test_prints_a_table_and_records(rng):
-    w = RNNWeights.from_arrays("gru", "GRU", {"kernel": np.zeros((3, 6)),
-                                              "recurrent_kernel": np.zeros((2, 6))})
+    w = RNNWeights.from_arrays(
+        "gru", "GRU", {"kernel": np.zeros((3, 6)), "recurrent_kernel": np.zeros((2, 6))}
+    )
     buf = io.StringIO()
     s = rnnscope.summary(w, file=buf)
     text = buf.getvalue()
     assert "layer" in text and "update" in text and "reset" in text and "new" in text
     assert "1 layer, 30 parameters" in text
     assert s.records()[0]["gate"] == "update"
-    d = rnnscope.summary(LayerWeights("dense", "Dense", {"kernel": np.full((2, 2), np.nan)}),
-                         quiet=True)
+    d = rnnscope.summary(
+        LayerWeights("dense", "Dense", {"kernel": np.full((2, 2), np.nan)}), quiet=True
+    )
     assert d.rows[0].nans == 4 and np.isnan(d.rows[0].mean)

@@ -15,9 +15,11 @@ def _weights(rng, cell, n=4, units=3, bidir=False, **settings):
     g = len(rnnscope.GATES[cell])
 
     def parts():
-        p = {"kernel": rng.normal(size=(n, g * units)).astype(np.float32),
-             "recurrent_kernel": rng.normal(size=(units, g * units)).astype(np.float32),
-             "bias": rng.normal(size=g * units).astype(np.float32)}
+        p = {
+            "kernel": rng.normal(size=(n, g * units)).astype(np.float32),
+            "recurrent_kernel": rng.normal(size=(units, g * units)).astype(np.float32),
+            "bias": rng.normal(size=g * units).astype(np.float32),
+        }
         if cell == "GRU" and settings.get("reset_after", True):
             p["recurrent_bias"] = rng.normal(size=g * units).astype(np.float32)
         return p
@@ -38,8 +40,9 @@ def test_lstm_records_obey_the_cell_equations(rng):
         step = range(1, 5) if d == "forward" else range(3, -1, -1)
         prev = (lambda s: s - 1) if d == "forward" else (lambda s: s + 1)
         for s in step:
-            np.testing.assert_allclose(c[:, s], f[:, s] * c[:, prev(s)] + i[:, s] * g[:, s],
-                                       atol=1e-5)
+            np.testing.assert_allclose(
+                c[:, s], f[:, s] * c[:, prev(s)] + i[:, s] * g[:, s], atol=1e-5
+            )
         first = 0 if d == "forward" else 4
         pre_i = x[:, first] @ w.array("kernel", "input", d) + w.array("bias", "input", d)
         np.testing.assert_allclose(i[:, first], sigmoid(pre_i), atol=1e-6)
@@ -56,8 +59,11 @@ def test_gru_and_simple_rnn_match_hand(rng, reset_after):
 
 
 def test_float64_weights_trace_in_float64(rng):
-    w = RNNWeights.from_arrays("r", "SimpleRNN", {"kernel": rng.normal(size=(2, 3)),
-                                                  "recurrent_kernel": rng.normal(size=(3, 3))})
+    w = RNNWeights.from_arrays(
+        "r",
+        "SimpleRNN",
+        {"kernel": rng.normal(size=(2, 3)), "recurrent_kernel": rng.normal(size=(3, 3))},
+    )
     t = rnnscope.trace(w, rng.normal(size=(1, 3, 2)))
     assert t.get("h").dtype == np.float64
 
@@ -67,14 +73,17 @@ def test_output_merge_modes_and_errors(rng):
     t = rnnscope.trace(w, rng.normal(size=(2, 5, 4)))
     f, b = t.get("h"), t.get("h", "backward")
     np.testing.assert_array_equal(t.output("sum"), f + b)
-    np.testing.assert_array_equal(t.output("concat", sequences=False),
-                                  np.concatenate([f[:, -1], b[:, 0]], -1))
+    np.testing.assert_array_equal(
+        t.output("concat", sequences=False), np.concatenate([f[:, -1], b[:, 0]], -1)
+    )
     assert isinstance(t.output(None), list)
     with pytest.raises(rnnscope.LayerError, match="has no 'update'"):
         t.get("update")
     with pytest.raises(rnnscope.LayerError, match="merge_mode must be one of"):
         t.output("max")
-    with pytest.raises(rnnscope.InputError, match=r"expected shape \(batch, time, 4\), got \(5, 4\)"):
+    with pytest.raises(
+        rnnscope.InputError, match=r"expected shape \(batch, time, 4\), got \(5, 4\)"
+    ):
         rnnscope.trace(w, np.zeros((5, 4)))
 
 

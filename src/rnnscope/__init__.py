@@ -10,7 +10,6 @@ Example:
     ('input', 'forget', 'cell', 'output')
 """
 
-
 from ._activations import ACTIVATIONS
 from ._api import layers, rnn_weights, trace, weights
 from ._errors import (

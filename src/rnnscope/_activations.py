@@ -14,15 +14,28 @@ import numpy as np
 
 from ._errors import UnsupportedError
 
-__all__ = ["ACTIVATIONS", "get_activation"]
+__all__ = ["ACTIVATIONS", "apply_inplace", "get_activation", "sigmoid"]
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     # tanh form: no overflow for large |x|, same value as 1 / (1 + exp(-x)).
     return 0.5 * np.tanh(0.5 * x) + 0.5
+
+
+def apply_inplace(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> None:
+    """Overwrite ``x`` with ``fn(x)``, without temporaries for tanh and sigmoid."""
+    if fn is np.tanh:
+        np.tanh(x, out=x)
+    elif fn is sigmoid:
+        x *= 0.5
+        np.tanh(x, out=x)
+        x *= 0.5
+        x += 0.5
+    else:
+        x[...] = fn(x)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -34,8 +47,8 @@ def _elu(x: np.ndarray) -> np.ndarray:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    erf = np.frompyfunc(math.erf, 1, 1)
-    return (0.5 * x * (1.0 + erf(x / math.sqrt(2.0)).astype(x.dtype))).astype(x.dtype)
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    return (0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))).astype(x.dtype)
 
 
 def _hard_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -44,7 +57,7 @@ def _hard_sigmoid(x: np.ndarray) -> np.ndarray:
 
 _FUNCS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": np.tanh,
-    "sigmoid": _sigmoid,
+    "sigmoid": sigmoid,
     "hard_sigmoid": _hard_sigmoid,
     "hard_sigmoid_keras2": lambda x: np.clip(0.2 * x + 0.5, 0, 1),
     "relu": lambda x: np.maximum(x, 0),
@@ -54,7 +67,7 @@ _FUNCS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "selu": lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0))),
     "softplus": _softplus,
     "softsign": lambda x: x / (1 + np.abs(x)),
-    "silu": lambda x: x * _sigmoid(x),
+    "silu": lambda x: x * sigmoid(x),
     "hard_silu": lambda x: x * _hard_sigmoid(x),
     "exponential": np.exp,
     "hard_tanh": lambda x: np.clip(x, -1, 1),
@@ -75,7 +88,10 @@ def canonical_name(name: str | None) -> str:
 
 
 def get_activation(
-    name: str, extra: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None, *, layer: str = ""
+    name: str,
+    extra: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+    *,
+    layer: str = "",
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The numpy function for activation ``name``.
 

@@ -17,7 +17,9 @@ LayerKey = str | int | None
 
 def _record_ref(rec: RNNWeights | LayerWeights) -> LayerRef:
     if isinstance(rec, RNNWeights):
-        shapes = {f"{p}/{d}" if rec.bidirectional else p: a.shape for (p, d), a in rec.arrays.items()}
+        shapes = {
+            f"{p}/{d}" if rec.bidirectional else p: a.shape for (p, d), a in rec.arrays.items()
+        }
         info = LayerInfo(rec.name, rec.kind, shapes, recurrent=True)
     else:
         info = LayerInfo(rec.name, rec.kind, {k: a.shape for k, a in rec.weights.items()}, False)
@@ -80,7 +82,9 @@ def select(refs: list[LayerRef], layer: LayerKey, source: str, *, recurrent: boo
         raise LayerError(
             f"layer name '{layer}' is ambiguous in {source}; it matches: {_describe(found)}"
         )
-    raise LayerError(f"layer '{layer}' not found in {source}; layers with weights: {_describe(refs)}")
+    raise LayerError(
+        f"layer '{layer}' not found in {source}; layers with weights: {_describe(refs)}"
+    )
 
 
 def layers(obj: Any) -> list[LayerInfo]:

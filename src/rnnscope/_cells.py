@@ -1,8 +1,9 @@
 """Reference recurrent cells in numpy, recording every gate at every timestep.
 
-Each runner takes one direction's canonical arrays and an input already in processing order,
-and returns ``{name: (batch, time, size)}`` in that same order. Input projections for all
-timesteps are one matrix product; only the recurrent product runs per step.
+``run_cell`` takes one direction's canonical arrays and a batch-major input already in processing
+order, and returns ``{name: (time, batch, size)}`` (time-major) in that same order. The input
+projection for all timesteps is one matrix product; only the recurrent product runs per step.
+The standard LSTM (tanh, sigmoid) runs with in-place kernels and one tanh pass per step.
 """
 
 from __future__ import annotations
@@ -11,61 +12,115 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from ._activations import apply_inplace, sigmoid
+
 __all__ = ["run_cell"]
 
 Fn = Callable[[np.ndarray], np.ndarray]
+Buffers = dict[str, np.ndarray]
+
+_N_GATES = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}
+_OUTPUTS = {
+    "LSTM": ("input", "forget", "cell", "output", "c", "h"),
+    "GRU": ("update", "reset", "new", "h"),
+    "SimpleRNN": ("h",),
+}
 
 
-def _input_projection(x: np.ndarray, p: Mapping[str, np.ndarray]) -> np.ndarray:
+def _input_projection(
+    x: np.ndarray, p: Mapping[str, np.ndarray], fold_recurrent_bias: bool = True
+) -> np.ndarray:
+    """``x @ kernel + bias`` for every timestep at once, time-major: ``(time, batch, width)``.
+
+    The recurrent bias is folded in too, except for the reset-after GRU, which needs it apart.
+    """
     b, t, f = x.shape
-    xp = (x.reshape(b * t, f) @ p["kernel"]).reshape(b, t, -1)
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(t * b, f)
+    xp = (xt @ p["kernel"]).reshape(t, b, -1)
     if "bias" in p:
         xp += p["bias"]
+    if fold_recurrent_bias and "recurrent_bias" in p:
+        xp += p["recurrent_bias"]
     return xp
 
 
+def _lstm_prepare(p: Mapping[str, np.ndarray], fused: bool) -> dict[str, np.ndarray]:
+    """Columns reordered to (input, forget, output, cell): the sigmoid gates become one block.
+
+    When ``fused`` (tanh and sigmoid), the sigmoid columns are halved, which is exact in binary
+    floating point: sigmoid(z) = (tanh(z / 2) + 1) / 2, so one tanh pass serves all four gates.
+    """
+    u = p["kernel"].shape[1] // 4
+    order = np.r_[0 : 2 * u, 3 * u : 4 * u, 2 * u : 3 * u]
+    scale = np.ones(4 * u, p["kernel"].dtype)
+    if fused:
+        scale[: 3 * u] = 0.5
+    return {
+        k: (v if k == "projection" else np.ascontiguousarray(v[..., order] * scale))
+        for k, v in p.items()
+    }
+
+
 def _lstm(
-    x: np.ndarray, p: Mapping[str, np.ndarray], act: Fn, ract: Fn, state: list[np.ndarray]
-) -> dict[str, np.ndarray]:
-    xp = _input_projection(x, p)
-    if "recurrent_bias" in p:
-        xp += p["recurrent_bias"]
-    b, t, width = xp.shape
+    xp: np.ndarray,
+    q: Mapping[str, np.ndarray],
+    act: Fn,
+    ract: Fn,
+    fused: bool,
+    state: list[np.ndarray],
+    out: Buffers,
+) -> None:
+    t, b, width = xp.shape
     u = width // 4
+    u_kernel, proj = q["recurrent_kernel"], q.get("projection")
     h, c = state
-    u_kernel, proj = p["recurrent_kernel"], p.get("projection")
-    rec = {k: np.empty((b, t, u), xp.dtype) for k in ("input", "forget", "cell", "output", "c")}
-    hs = np.empty((b, t, h.shape[1]), xp.dtype)
-    z = np.empty((b, width), xp.dtype)
+    gates, cs, hs = out["gates"], out["c"], out["h"]
+    m = np.empty((b, u), xp.dtype)
+    tc = np.empty((b, u), xp.dtype)
     for s in range(t):
+        z = gates[s]
         np.matmul(h, u_kernel, out=z)
-        z += xp[:, s]
-        i, f, g, o = ract(z[:, :u]), ract(z[:, u : 2 * u]), act(z[:, 2 * u : 3 * u]), ract(z[:, 3 * u :])
-        c = f * c + i * g
-        m = o * act(c)
-        h = m @ proj if proj is not None else m
-        rec["input"][:, s], rec["forget"][:, s], rec["cell"][:, s], rec["output"][:, s] = i, f, g, o
-        rec["c"][:, s], hs[:, s] = c, h
-    rec["h"] = hs
-    return rec
+        z += xp[s]
+        if fused:
+            np.tanh(z, out=z)
+            sig = z[:, : 3 * u]
+            sig *= 0.5
+            sig += 0.5
+        else:
+            apply_inplace(ract, z[:, : 3 * u])
+            apply_inplace(act, z[:, 3 * u :])
+        np.multiply(z[:, u : 2 * u], c, out=cs[s])  # f * c
+        np.multiply(z[:, :u], z[:, 3 * u :], out=m)  # i * g
+        cs[s] += m
+        c = cs[s]
+        if act is np.tanh:
+            np.tanh(c, out=tc)
+        else:
+            tc[...] = c
+            apply_inplace(act, tc)
+        if proj is not None:
+            np.multiply(z[:, 2 * u : 3 * u], tc, out=m)  # o * act(c)
+            np.matmul(m, proj, out=hs[s])
+        else:
+            np.multiply(z[:, 2 * u : 3 * u], tc, out=hs[s])
+        h = hs[s]
 
 
 def _gru(
-    x: np.ndarray,
+    xp: np.ndarray,
     p: Mapping[str, np.ndarray],
     act: Fn,
     ract: Fn,
-    state: list[np.ndarray],
     reset_after: bool,
-) -> dict[str, np.ndarray]:
-    xp = _input_projection(x, p)
-    b, t, width = xp.shape
+    state: list[np.ndarray],
+    out: Buffers,
+) -> None:
+    t, _, width = xp.shape
     u = width // 3
     (h,) = state
     u_kernel, rbias = p["recurrent_kernel"], p.get("recurrent_bias")
-    rec = {k: np.empty((b, t, u), xp.dtype) for k in ("update", "reset", "new", "h")}
     for s in range(t):
-        xs = xp[:, s]
+        xs = xp[s]
         if reset_after:
             hr = h @ u_kernel
             if rbias is not None:
@@ -79,24 +134,19 @@ def _gru(
             r = ract(xs[:, u : 2 * u] + hr[:, u:])
             n = act(xs[:, 2 * u :] + (r * h) @ u_kernel[:, 2 * u :])
         h = z * h + (1 - z) * n
-        rec["update"][:, s], rec["reset"][:, s], rec["new"][:, s], rec["h"][:, s] = z, r, n, h
-    return rec
+        out["update"][s], out["reset"][s], out["new"][s], out["h"][s] = z, r, n, h
 
 
 def _simple(
-    x: np.ndarray, p: Mapping[str, np.ndarray], act: Fn, state: list[np.ndarray]
-) -> dict[str, np.ndarray]:
-    xp = _input_projection(x, p)
-    if "recurrent_bias" in p:
-        xp += p["recurrent_bias"]
-    b, t, u = xp.shape
+    xp: np.ndarray, p: Mapping[str, np.ndarray], act: Fn, state: list[np.ndarray], out: Buffers
+) -> None:
     (h,) = state
-    u_kernel = p["recurrent_kernel"]
-    hs = np.empty((b, t, u), xp.dtype)
-    for s in range(t):
-        h = act(xp[:, s] + h @ u_kernel)
-        hs[:, s] = h
-    return {"h": hs}
+    u_kernel, hs = p["recurrent_kernel"], out["h"]
+    for s in range(xp.shape[0]):
+        np.matmul(h, u_kernel, out=hs[s])
+        hs[s] += xp[s]
+        apply_inplace(act, hs[s])
+        h = hs[s]
 
 
 def run_cell(
@@ -108,11 +158,41 @@ def run_cell(
     recurrent_activation: Fn | None,
     reset_after: bool | None = None,
 ) -> dict[str, np.ndarray]:
-    """Run one direction of a cell over ``x`` (batch, time, features), in the given time order."""
+    """Run one direction of a cell over ``x`` (batch, time, features), in the given time order.
+
+    Returns time-major arrays ``(time, batch, size)``.
+    """
+    batch, steps, _ = x.shape
+    ract = recurrent_activation or activation
+    fused = cell == "LSTM" and activation is np.tanh and ract is sigmoid
+    p = _lstm_prepare(params, fused) if cell == "LSTM" else params
+    xp = _input_projection(x, p, fold_recurrent_bias=not (cell == "GRU" and reset_after))
+    width, hidden = xp.shape[2], state[0].shape[1]
+    units = width // _N_GATES[cell]
     if cell == "LSTM":
-        assert recurrent_activation is not None
-        return _lstm(x, params, activation, recurrent_activation, state)
-    if cell == "GRU":
-        assert recurrent_activation is not None
-        return _gru(x, params, activation, recurrent_activation, state, bool(reset_after))
-    return _simple(x, params, activation, state)
+        bufs = {
+            "gates": np.empty((steps, batch, width), xp.dtype),
+            "c": np.empty((steps, batch, units), xp.dtype),
+        }
+    else:
+        bufs = {k: np.empty((steps, batch, units), xp.dtype) for k in _OUTPUTS[cell][:-1]}
+    bufs["h"] = np.empty((steps, batch, hidden), xp.dtype)
+
+    if cell == "LSTM":
+        _lstm(xp, p, activation, ract, fused, state, bufs)
+    elif cell == "GRU":
+        _gru(xp, p, activation, ract, bool(reset_after), state, bufs)
+    else:
+        _simple(xp, p, activation, state, bufs)
+    if cell != "LSTM":
+        return bufs
+    g = bufs["gates"]
+    u = units
+    rec = {
+        n: g[:, :, k * u : (k + 1) * u] for k, n in enumerate(("input", "forget", "output", "cell"))
+    }
+    return {
+        **{n: rec[n] for n in ("input", "forget", "cell", "output")},
+        "c": bufs["c"],
+        "h": bufs["h"],
+    }

@@ -17,7 +17,7 @@ __all__ = [
     "torch_gate_order",
 ]
 
-# torch stores GRU gates as (reset, update, new); the canonical (Keras) order is (update, reset, new).
+# torch stores GRU gates as (reset, update, new); the canonical order is (update, reset, new).
 _TORCH_TO_CANONICAL = {"LSTM": (0, 1, 2, 3), "GRU": (1, 0, 2), "SimpleRNN": (0,)}
 
 

@@ -6,7 +6,7 @@ canonical convention, whatever the source:
 * ``kernel``            ``(input_dim, n_gates * units)``, used as ``x_t @ kernel``
 * ``recurrent_kernel``  ``(hidden, n_gates * units)``, used as ``h_{t-1} @ recurrent_kernel``
 * ``bias``              ``(n_gates * units,)``, added on the input side
-* ``recurrent_bias``    ``(n_gates * units,)``, added on the hidden side (only where the source has it)
+* ``recurrent_bias``    ``(n_gates * units,)``, added on the hidden side (where the source has one)
 * ``projection``        ``(units, proj_size)``, used as ``h = (o * tanh(c)) @ projection``
 
 Gates are concatenated in the Keras order: LSTM (input, forget, cell, output), GRU (update, reset,
@@ -232,7 +232,9 @@ class RNNWeights:
     def _check_shapes(self) -> None:
         for (part, direction), a in self.arrays.items():
             if part not in PARTS:
-                raise UnsupportedError(f"layer '{self.name}': unknown part {part!r}; parts: {PARTS}")
+                raise UnsupportedError(
+                    f"layer '{self.name}': unknown part {part!r}; parts: {PARTS}"
+                )
             if direction not in self.directions:
                 raise UnsupportedError(
                     f"layer '{self.name}': array for direction {direction!r}, "

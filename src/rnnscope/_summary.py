@@ -37,7 +37,7 @@ class SummaryRow:
     infs: int
 
 
-def tensor_stats(a: np.ndarray) -> dict[str, float | int]:
+def tensor_stats(a: np.ndarray) -> dict[str, Any]:
     """mean, std, min, max over finite values, plus NaN and Inf counts."""
     a = np.asarray(a)
     nan = np.isnan(a)
@@ -59,7 +59,9 @@ def _rows(rec: RNNWeights | LayerWeights) -> Iterator[SummaryRow]:
     else:
         blocks = (("", name, "", a) for name, a in rec.items())
     for d, p, g, a in blocks:
-        yield SummaryRow(rec.name, rec.kind, d, p, g, tuple(a.shape), int(a.size), **tensor_stats(a))
+        yield SummaryRow(
+            rec.name, rec.kind, d, p, g, tuple(a.shape), int(a.size), **tensor_stats(a)
+        )
 
 
 @dataclass(frozen=True)
@@ -77,24 +79,52 @@ class Summary:
         return [asdict(r) for r in self.rows]
 
     def __str__(self) -> str:
-        head = ("layer", "kind", "dir", "part", "gate", "shape", "params",
-                "mean", "std", "min", "max", "nan", "inf")
-        body = [
-            (r.layer, r.kind, {"forward": "fwd", "backward": "bwd"}.get(r.direction, ""), r.part, r.gate, "x".join(map(str, r.shape)),
-             str(r.size), f"{r.mean:.4g}", f"{r.std:.4g}", f"{r.min:.4g}", f"{r.max:.4g}",
-             str(r.nans), str(r.infs))
+        head: tuple[str, ...] = (
+            "layer",
+            "kind",
+            "dir",
+            "part",
+            "gate",
+            "shape",
+            "params",
+            "mean",
+            "std",
+            "min",
+            "max",
+            "nan",
+            "inf",
+        )
+        body: list[tuple[str, ...]] = [
+            (
+                r.layer,
+                r.kind,
+                {"forward": "fwd", "backward": "bwd"}.get(r.direction, ""),
+                r.part,
+                r.gate,
+                "x".join(map(str, r.shape)),
+                str(r.size),
+                f"{r.mean:.4g}",
+                f"{r.std:.4g}",
+                f"{r.min:.4g}",
+                f"{r.max:.4g}",
+                str(r.nans),
+                str(r.infs),
+            )
             for r in self.rows
         ]
         if not any(r.direction == "backward" for r in self.rows):  # no direction column needed
-            head = head[:2] + head[3:]
-            body = [b[:2] + b[3:] for b in body]
-        widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
-                  for i, h in enumerate(head)]
+            head = (*head[:2], *head[3:])
+            body = [(*b[:2], *b[3:]) for b in body]
+        widths = [
+            max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)
+        ]
         numeric = set(range(len(head) - 7, len(head)))
 
         def fmt(cells: tuple[str, ...]) -> str:
-            return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+            return "  ".join(
+                c.rjust(w) if i in numeric else c.ljust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            ).rstrip()
 
         lines = [f"Summary of {self.source}", fmt(head), fmt(tuple("-" * w for w in widths))]
         previous = None

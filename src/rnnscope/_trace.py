@@ -44,23 +44,24 @@ def to_numpy(x: Any, *, what: str = "x") -> np.ndarray:
 class Trace:
     """Per-timestep gate activations and states of one recurrent layer.
 
-    Arrays are ``(batch, time, units)`` (``h``: ``(batch, time, hidden)``), with time in input
-    order for both directions.
+    :meth:`get` returns ``(batch, time, units)`` (``h``: ``(batch, time, hidden)``), with time in
+    input order for both directions. ``time_major`` holds the same arrays as the cells wrote them,
+    ``(time, batch, size)`` in input order, and is what ``get`` transposes.
 
     Example:
         >>> t = rnnscope.trace(model, x, layer="lstm")  # doctest: +SKIP
-        >>> t.get("forget").mean(axis=(0, 2))            # mean forget gate per timestep  # doctest: +SKIP
+        >>> t.get("forget").mean(axis=(0, 2))  # mean forget gate per timestep  # doctest: +SKIP
     """
 
     layer: str
     cell: str
     directions: tuple[str, ...]
-    data: Mapping[tuple[str, str], np.ndarray] = field(repr=False)
+    time_major: Mapping[tuple[str, str], np.ndarray] = field(repr=False)
     merge_mode: str | None = None
     go_backwards: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "data", MappingProxyType(dict(self.data)))
+        object.__setattr__(self, "time_major", MappingProxyType(dict(self.time_major)))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -79,7 +80,7 @@ class Trace:
                 f"trace of '{self.layer}' ({self.cell}) has no {name!r}; "
                 f"it has: {', '.join(self.names)}"
             )
-        return self.data[(name, direction)].copy()
+        return np.ascontiguousarray(self.time_major[(name, direction)].transpose(1, 0, 2))
 
     def output(self, merge_mode: str | None = "layer", sequences: bool = True) -> Any:
         """The layer's output as its framework returns it.
@@ -92,14 +93,14 @@ class Trace:
         """
         outs = []
         for d in self.directions:
-            h = self.data[("h", d)]
+            h = self.get("h", d)
             backwards = d == "backward" or self.go_backwards
             if sequences:
-                outs.append(h[:, ::-1] if self.go_backwards else h)
+                outs.append(np.ascontiguousarray(h[:, ::-1]) if self.go_backwards else h)
             else:
                 outs.append(h[:, 0] if backwards else h[:, -1])
         if len(outs) == 1:
-            return outs[0].copy()
+            return outs[0]
         mode = self.merge_mode if merge_mode == "layer" else merge_mode
         if mode not in MERGE_MODES:
             raise LayerError(f"merge_mode must be one of {MERGE_MODES}; got {mode!r}")
@@ -111,7 +112,7 @@ class Trace:
             return outs[0] * outs[1]
         if mode == "ave":
             return (outs[0] + outs[1]) / 2
-        return [o.copy() for o in outs]
+        return outs
 
 
 def _initial_states(
@@ -127,7 +128,8 @@ def _initial_states(
         flat = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
         if len(flat) != len(sizes) * len(w.directions):
             raise InputError(
-                f"initial_state for layer '{w.name}' ({w.cell}, directions {w.directions}): expected "
+                f"initial_state for layer '{w.name}' ({w.cell}, directions {w.directions}): "
+                f"expected "
                 f"{len(sizes) * len(w.directions)} arrays in Keras order, got {len(flat)}"
             )
         n = len(sizes)
@@ -170,5 +172,5 @@ def run_trace(w: RNNWeights, x: Any, initial_state: Any = None) -> Trace:
         xs = np.ascontiguousarray(xa[:, ::-1]) if reverse else xa
         rec = run_cell(w.cell, xs, params, states[d], act, ract, w.reset_after)
         for name, arr in rec.items():
-            data[(name, d)] = np.ascontiguousarray(arr[:, ::-1]) if reverse else arr
+            data[(name, d)] = arr[::-1] if reverse else arr  # time-major, back in input order
     return Trace(w.name, w.cell, w.directions, data, w.merge_mode, w.go_backwards)

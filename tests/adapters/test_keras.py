@@ -29,8 +29,9 @@ CELLS = [
 
 def _randomise(layer, seed=0):
     r = np.random.default_rng(seed)
-    layer.set_weights([r.normal(scale=0.4, size=w.shape).astype("float32")
-                       for w in layer.get_weights()])
+    layer.set_weights(
+        [r.normal(scale=0.4, size=w.shape).astype("float32") for w in layer.get_weights()]
+    )
 
 
 def _np(x):
@@ -125,15 +126,27 @@ def test_custom_activation_is_called_through_keras(rng):
 
 
 def test_sequential_functional_subclassed_nested(rng):
-    seq = keras.Sequential([keras.Input((T, F)), keras.layers.LSTM(U, return_sequences=True),
-                            keras.layers.GRU(3), keras.layers.Dense(2)], name="seq")
+    seq = keras.Sequential(
+        [
+            keras.Input((T, F)),
+            keras.layers.LSTM(U, return_sequences=True),
+            keras.layers.GRU(3),
+            keras.layers.Dense(2),
+        ],
+        name="seq",
+    )
     infos = rnnscope.layers(seq)
     assert [i.kind for i in infos] == ["LSTM", "GRU", "Dense"]
     assert [i.name for i in infos] == [layer.name for layer in seq.layers]
-    assert infos[0].shapes == {"kernel": (F, 4 * U), "recurrent_kernel": (U, 4 * U), "bias": (4 * U,)}
+    assert infos[0].shapes == {
+        "kernel": (F, 4 * U),
+        "recurrent_kernel": (U, 4 * U),
+        "bias": (4 * U,),
+    }
 
-    inner = keras.Sequential([keras.Input((T, F)), keras.layers.LSTM(U, return_sequences=True,
-                                                                      name="enc")], name="inner")
+    inner = keras.Sequential(
+        [keras.Input((T, F)), keras.layers.LSTM(U, return_sequences=True, name="enc")], name="inner"
+    )
     inp = keras.Input((T, F))
     out = keras.layers.Dense(1, name="head")(keras.layers.SimpleRNN(2, name="rnn")(inner(inp)))
     nested = keras.Model(inp, out, name="outer")
@@ -178,5 +191,6 @@ def test_initial_state(rng):
     x = rng.normal(size=(B, T, F)).astype("float32")
     h, c = (rng.normal(size=(B, U)).astype("float32") for _ in range(2))
     want = _np(model([x, h, c]))
-    np.testing.assert_allclose(rnnscope.trace(layer, x, initial_state=[h, c]).output(), want,
-                               atol=ATOL)
+    np.testing.assert_allclose(
+        rnnscope.trace(layer, x, initial_state=[h, c]).output(), want, atol=ATOL
+    )

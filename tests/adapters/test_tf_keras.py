@@ -16,8 +16,9 @@ B, T, F, U = 3, 6, 4, 5
 
 def _randomise(layer, seed=0):
     r = np.random.default_rng(seed)
-    layer.set_weights([r.normal(scale=0.4, size=w.shape).astype("float32")
-                       for w in layer.get_weights()])
+    layer.set_weights(
+        [r.normal(scale=0.4, size=w.shape).astype("float32") for w in layer.get_weights()]
+    )
 
 
 def _model(layer):
@@ -88,8 +89,12 @@ def test_cudnn_layer_matches_tf_keras_conversion(kind, rng):
 
 
 def test_sequential_names_and_dense(rng):
-    model = tf_keras.Sequential([tf_keras.layers.LSTM(U, input_shape=(T, F), name="enc"),
-                                 tf_keras.layers.Dense(2, name="out")])
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.LSTM(U, input_shape=(T, F), name="enc"),
+            tf_keras.layers.Dense(2, name="out"),
+        ]
+    )
     infos = rnnscope.layers(model)
     assert [(i.name, i.kind) for i in infos] == [("enc", "LSTM"), ("out", "Dense")]
     assert infos[0].shapes["kernel"] == (F, 4 * U)

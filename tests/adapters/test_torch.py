@@ -31,8 +31,9 @@ def _randomise(module, seed: int = 0) -> None:
 
 def _make(kind: str, kwargs: dict, *, num_layers=2, bidirectional=True, batch_first=True):
     torch.manual_seed(0)
-    m = getattr(torch.nn, kind)(4, 5, num_layers=num_layers, bidirectional=bidirectional,
-                                batch_first=batch_first, **kwargs)
+    m = getattr(torch.nn, kind)(
+        4, 5, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first, **kwargs
+    )
     _randomise(m)
     return m.eval()
 
@@ -61,7 +62,7 @@ def test_seq_first_layout_is_transposed_by_caller(rng):
     m = _make("LSTM", {}, num_layers=1, bidirectional=False, batch_first=False)
     x = rng.normal(size=(3, 6, 4)).astype(np.float32)
     with torch.no_grad():
-        want, (h_n, c_n) = m(torch.from_numpy(x).transpose(0, 1))
+        want, (_, c_n) = m(torch.from_numpy(x).transpose(0, 1))
     t = rnnscope.trace(m, x)
     np.testing.assert_allclose(t.output(), want.transpose(0, 1).numpy(), atol=ATOL)
     np.testing.assert_allclose(t.get("c")[:, -1], c_n[0].numpy(), atol=ATOL)
@@ -124,7 +125,7 @@ class _Seq2Seq(torch.nn.Module):
         self.head = torch.nn.Linear(5, 2)
 
     def forward(self, tokens):
-        out, (h, c) = self.encoder(self.embed(tokens))
+        out, _ = self.encoder(self.embed(tokens))
         out, _ = self.decoder(out)
         return self.head(out)
 

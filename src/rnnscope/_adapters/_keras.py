@@ -37,7 +37,7 @@ def _cell_kind(cell: Any) -> str | None:
 
 
 def _short(v: Any) -> str:
-    """A variable's own name: ``kernel`` from ``lstm/lstm_cell/kernel:0`` or Keras 3's ``kernel``."""
+    """A variable's own name: ``kernel`` from tf-keras's ``lstm/lstm_cell/kernel:0``."""
     return str(v.name).rsplit("/", 1)[-1].split(":", 1)[0]
 
 
@@ -75,8 +75,10 @@ class KerasAdapter:
     def _walk(self, layer: Any, prefix: str, refs: list[LayerRef], top: bool = False) -> None:
         names = _class_names(layer)
         path = f"{prefix}{layer.name}"
-        if "Bidirectional" in names or any(n in _CUDNN for n in names) or (
-            "RNN" in names and _cell_kind(getattr(layer, "cell", None)) is not None
+        if (
+            "Bidirectional" in names
+            or any(n in _CUDNN for n in names)
+            or ("RNN" in names and _cell_kind(getattr(layer, "cell", None)) is not None)
         ):
             if layer.weights:
                 refs.append(self._rnn_ref(layer, path))
@@ -210,4 +212,3 @@ class KerasAdapter:
             return np.asarray(fn(tf.constant(a)).numpy())
 
         return call_tf
-

@@ -49,8 +49,14 @@ class TorchAdapter:
             if mode in _MODES and hasattr(module, "num_layers"):
                 refs.extend(self._stacked_refs(module, path, _MODES[mode]))
                 continue
-            cell = next((_CELL_CLASSES[k.__name__] for k in type(module).__mro__
-                         if k.__name__ in _CELL_CLASSES and k.__module__.startswith("torch")), None)
+            cell = next(
+                (
+                    _CELL_CLASSES[k.__name__]
+                    for k in type(module).__mro__
+                    if k.__name__ in _CELL_CLASSES and k.__module__.startswith("torch")
+                ),
+                None,
+            )
             if cell is not None:
                 refs.append(self._cell_ref(module, path or "cell", cell))
                 continue
@@ -63,16 +69,23 @@ class TorchAdapter:
     def _generic_ref(self, path: str, kind: str, params: dict[str, Any]) -> LayerRef:
         shapes = {k: tuple(v.shape) for k, v in params.items()}
         info = LayerInfo(path, kind, shapes, recurrent=False)
-        return LayerRef(info, lambda: LayerWeights(path, kind, {k: _numpy(v) for k, v in params.items()}))
+        return LayerRef(
+            info, lambda: LayerWeights(path, kind, {k: _numpy(v) for k, v in params.items()})
+        )
 
     def _stacked_refs(self, module: Any, path: str, cell: str) -> list[LayerRef]:
         suffixes = ["", "_reverse"] if module.bidirectional else [""]
         refs = []
         for k in range(module.num_layers):
             name = _join(path, f"l{k}")
-            keys = [f"{w}_l{k}{s}" for s in suffixes for w in ("weight_ih", "weight_hh", "bias_ih",
-                                                                 "bias_hh", "weight_hr")]
-            shapes = {key: tuple(getattr(module, key).shape) for key in keys if hasattr(module, key)}
+            keys = [
+                f"{w}_l{k}{s}"
+                for s in suffixes
+                for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+            ]
+            shapes = {
+                key: tuple(getattr(module, key).shape) for key in keys if hasattr(module, key)
+            }
             info = LayerInfo(name, type(module).__name__, shapes, recurrent=True)
             refs.append(LayerRef(info, self._extractor(module, name, cell, k, suffixes)))
         return refs
@@ -81,6 +94,7 @@ class TorchAdapter:
         def extract() -> RNNWeights:
             arrays: dict[tuple[str, str], np.ndarray] = {}
             for d, s in zip(("forward", "backward"), suffixes, strict=False):
+
                 def get(w: str, s: str = s) -> np.ndarray | None:
                     t = getattr(module, f"{w}_l{k}{s}", None)
                     return None if t is None else _numpy(t)
@@ -107,13 +121,19 @@ class TorchAdapter:
             w_ih, w_hh = get("weight_ih"), get("weight_hh")
             assert w_ih is not None and w_hh is not None
             parts = canonical_from_torch(cell, w_ih, w_hh, get("bias_ih"), get("bias_hh"))
-            return self._record(module, path, cell, {(p, "forward"): a for p, a in parts.items()},
-                                False)
+            return self._record(
+                module, path, cell, {(p, "forward"): a for p, a in parts.items()}, False
+            )
 
         return LayerRef(info, extract)
 
     def _record(
-        self, module: Any, name: str, cell: str, arrays: dict[tuple[str, str], np.ndarray], bidir: bool
+        self,
+        module: Any,
+        name: str,
+        cell: str,
+        arrays: dict[tuple[str, str], np.ndarray],
+        bidir: bool,
     ) -> RNNWeights:
         kernel = arrays[("kernel", "forward")]
         n_gates = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[cell]
