@@ -20,6 +20,7 @@ from ._errors import (
     RnnscopeError,
     UnsupportedError,
 )
+from ._io import Checkpoint, load
 from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
 from ._summary import Summary, SummaryRow, summary
 from ._trace import Trace
@@ -30,6 +31,7 @@ __all__ = [
     "ACTIVATIONS",
     "GATES",
     "PARTS",
+    "Checkpoint",
     "FormatError",
     "InputError",
     "LayerError",
@@ -43,6 +45,7 @@ __all__ = [
     "Trace",
     "UnsupportedError",
     "layers",
+    "load",
     "rnn_weights",
     "summary",
     "trace",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from ._adapters import LayerRef, find_adapter
@@ -26,19 +27,27 @@ def _record_ref(rec: RNNWeights | LayerWeights) -> LayerRef:
     return LayerRef(info, lambda: rec)
 
 
-def source_refs(obj: Any) -> tuple[str, list[LayerRef]]:
-    """A description of ``obj`` and its layers with weights, in order."""
-    if isinstance(obj, (RNNWeights, LayerWeights)):
-        return f"record '{obj.name}'", [_record_ref(obj)]
-    if isinstance(obj, (str, os.PathLike)):
-        from ._io import open_checkpoint
+@dataclass(frozen=True)
+class Source:
+    """Any source, resolved: a name for messages, its layers in order, and reader notes."""
 
-        ckpt = open_checkpoint(obj)
-        return f"file '{os.fspath(obj)}'", ckpt.layer_refs()
-    if hasattr(obj, "layer_refs") and hasattr(obj, "path"):  # an open Checkpoint
-        return f"file '{obj.path}'", obj.layer_refs()
+    name: str
+    refs: list[LayerRef]
+    notes: tuple[str, ...] = ()
+
+
+def resolve(obj: Any) -> Source:
+    """The layers with weights of a model, layer, record, checkpoint or path."""
+    from ._io import Checkpoint, open_checkpoint
+
+    if isinstance(obj, (RNNWeights, LayerWeights)):
+        return Source(f"record '{obj.name}'", [_record_ref(obj)])
+    if isinstance(obj, (str, os.PathLike)):
+        obj = open_checkpoint(obj)
+    if isinstance(obj, Checkpoint):
+        return Source(f"file '{obj.path}'", obj.layer_refs(), obj.notes)
     adapter = find_adapter(obj)
-    return adapter.source_name(obj), adapter.layer_refs(obj)
+    return Source(adapter.source_name(obj), adapter.layer_refs(obj))
 
 
 def _describe(refs: list[LayerRef]) -> str:
@@ -91,14 +100,15 @@ def layers(obj: Any) -> list[LayerInfo]:
     """Every layer with weights: name, kind, weight shapes.
 
     Args:
-        obj: a Keras 3 / tf-keras / torch model or layer, or a checkpoint path.
+        obj: a Keras 3 / tf-keras / torch model or layer, a checkpoint path or
+            :class:`Checkpoint`.
 
     Example:
         >>> import torch, rnnscope
         >>> [(i.name, i.kind) for i in rnnscope.layers(torch.nn.LSTM(3, 4, num_layers=2))]
         [('l0', 'LSTM'), ('l1', 'LSTM')]
     """
-    return [r.info for r in source_refs(obj)[1]]
+    return [r.info for r in resolve(obj).refs]
 
 
 def weights(obj: Any, layer: LayerKey = None) -> RNNWeights | LayerWeights:
@@ -109,8 +119,8 @@ def weights(obj: Any, layer: LayerKey = None) -> RNNWeights | LayerWeights:
         >>> rnnscope.weights(torch.nn.Linear(3, 2)).names
         ('weight', 'bias')
     """
-    source, refs = source_refs(obj)
-    return select(refs, layer, source, recurrent=False).extract()
+    src = resolve(obj)
+    return select(src.refs, layer, src.name, recurrent=False).extract()
 
 
 def rnn_weights(obj: Any, layer: LayerKey = None) -> RNNWeights:
@@ -127,7 +137,8 @@ def rnn_weights(obj: Any, layer: LayerKey = None) -> RNNWeights:
         >>> w.array("recurrent_kernel", gate="reset", direction="backward").shape
         (5, 5)
     """
-    source, refs = source_refs(obj)
+    src = resolve(obj)
+    source, refs = src.name, src.refs
     ref = select(refs, layer, source, recurrent=True)
     if not ref.info.recurrent:
         raise LayerError(

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._api import LayerKey, select, source_refs
+from ._api import LayerKey, resolve, select
 from ._model import LayerWeights, RNNWeights
 
 __all__ = ["Summary", "SummaryRow", "summary", "tensor_stats"]
@@ -156,12 +156,12 @@ def summary(
         >>> [(r.part, r.gate) for r in s.rows][:3]
         [('kernel', 'update'), ('kernel', 'reset'), ('kernel', 'new')]
     """
-    source, refs = source_refs(obj)
+    src = resolve(obj)
+    refs = src.refs
     if layer is not None:
-        refs = [select(refs, layer, source, recurrent=False)]
+        refs = [select(refs, layer, src.name, recurrent=False)]
     rows = tuple(row for ref in refs for row in _rows(ref.extract()))
-    notes = tuple(getattr(obj, "notes", ()) or ())
-    result = Summary(source, rows, notes)
+    result = Summary(src.name, rows, src.notes)
     if not quiet:
         print(result, file=file or sys.stdout)
     return result

@@ -1,0 +1,239 @@
+"""Keras HDF5 weights: the Keras 3 tree (``.weights.h5``, and inside ``.keras``) and the legacy tree
+(``.h5`` written by Keras 3 or tf-keras, full model or weights only, CuDNN layers included).
+
+* Keras 3 tree: ``layers/<key>/vars/{0,1,..}`` with the layer's real name in ``vars/@name``;
+  recurrent cells under ``cell/vars``, Bidirectional under ``forward_layer``/``backward_layer``,
+  nested models under ``layers/<key>/layers/...``. Variables are numbered in creation order.
+* Legacy tree: ``[model_weights/]@layer_names`` gives the layer order, each layer group's
+  ``@weight_names`` gives its variables in order (attributes may be split into ``name0``,
+  ``name1``, ... when long); dataset paths are those names below the layer group.
+
+The layer order comes from the model config where the file has one; a Keras 3 ``.weights.h5``
+has none, and its order is the order the groups were written in (their HDF5 object addresses).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._errors import FormatError
+from ._keras_config import LayerSpec, parse_model_config
+from ._keras_layers import build_refs
+from ._zipwindow import open_member
+
+__all__ = ["RawLayer", "read_keras"]
+
+MAX_JSON = 64 << 20  # bytes of config/metadata JSON read at most
+
+
+@dataclass
+class RawLayer:
+    """A layer's variables as found in the file, before interpretation.
+
+    ``variables`` maps a direction ("" for one-directional layers) to ``(name, dataset path)``
+    pairs in creation order; names are Keras's (``kernel``...) or positions (``"0"``...).
+    """
+
+    path: str
+    key: str
+    variables: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    hints: tuple[str, ...] = ()  # class-like names seen in the tree (group keys, cell names)
+    class_hint: str = ""  # the layer class, where the tree tells it (Keras 3 group keys)
+
+
+def _class_from_key(key: str) -> str:
+    """``Dense`` from the Keras 3 group key ``dense_2``."""
+    stem = key.rstrip("0123456789").rstrip("_") if key[-1:].isdigit() else key
+    return "".join(w.capitalize() for w in stem.split("_"))
+
+
+def _text(v: Any) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def list_attr(obj: Any, name: str) -> list[str]:
+    """A list attribute, joined from ``name0``, ``name1``, ... when Keras split it."""
+    if name in obj.attrs:
+        return [_text(v) for v in np.atleast_1d(obj.attrs[name])]
+    out: list[str] = []
+    k = 0
+    while f"{name}{k}" in obj.attrs:
+        out.extend(_text(v) for v in np.atleast_1d(obj.attrs[f"{name}{k}"]))
+        k += 1
+    return out
+
+
+def _addr(obj: Any) -> int:
+    import h5py
+
+    return int(h5py.h5o.get_info(obj.id).addr)
+
+
+def _var_list(group: Any) -> list[tuple[str, str]]:
+    """Numbered datasets of a Keras 3 ``vars`` group, in order."""
+    keys = sorted((k for k in group if k.isdigit()), key=int)
+    return [(k, group[k].name) for k in keys]
+
+
+def _walk_v3(group: Any, prefix: str, spec: LayerSpec | None, out: list[RawLayer]) -> None:
+    if "layers" not in group:
+        return
+    subs = list(group["layers"].items())
+    names = {k: _text(g["vars"].attrs.get("name", k)) if "vars" in g else k for k, g in subs}
+    if spec is not None and spec.children:
+        rank = {c.name: i for i, c in enumerate(spec.children)}
+        subs.sort(key=lambda kv: (rank.get(names[kv[0]], len(rank)), _addr(kv[1])))
+    else:
+        subs.sort(key=lambda kv: _addr(kv[1]))
+    for key, g in subs:
+        name = names[key]
+        path = f"{prefix}{name}"
+        child = spec.find(name) if spec is not None else None
+        raw = RawLayer(path, key, hints=(key,), class_hint=_class_from_key(key))
+        if "forward_layer" in g and "backward_layer" in g:
+            for d in ("forward", "backward"):
+                sub = g[f"{d}_layer"]
+                cell = sub["cell"] if "cell" in sub else sub
+                raw.variables[d] = _var_list(cell["vars"]) if "vars" in cell else []
+                raw.hints += (_text(cell["vars"].attrs.get("name", "")),) if "vars" in cell else ()
+        elif "cell" in g and "vars" in g["cell"]:
+            raw.variables[""] = _var_list(g["cell"]["vars"])
+            raw.hints += (_text(g["cell"]["vars"].attrs.get("name", "")),)
+        elif "vars" in g:
+            raw.variables[""] = _var_list(g["vars"])
+        if any(raw.variables.values()):
+            out.append(raw)
+        _walk_v3(g, f"{path}/", child, out)
+
+
+def _owner(parts: list[str], group_name: str) -> tuple[str, str, str]:
+    """(sub-layer path, direction, variable name) of a legacy weight name split on '/'."""
+    var = parts[-1].split(":", 1)[0]
+    body = parts[:-1]
+    if group_name in body:  # drop a model prefix such as 'sequential/' before the layer's name
+        body = body[body.index(group_name) :]
+    direction = ""
+    for i, p in enumerate(body):
+        if p.startswith(("forward_", "backward_")):
+            direction = "forward" if p.startswith("forward_") else "backward"
+            body = body[:i]
+            break
+        if p.endswith("_cell") or p == "cell":
+            body = body[:i]
+            break
+    return "/".join(body) or group_name, direction, var
+
+
+def _walk_legacy(root: Any) -> list[RawLayer]:
+    out: list[RawLayer] = []
+    for lname in list_attr(root, "layer_names"):
+        if lname not in root:
+            raise FormatError(f"layer '{lname}' is listed in layer_names but has no group")
+        group = root[lname]
+        by_owner: dict[str, RawLayer] = {}
+        for wname in list_attr(group, "weight_names"):
+            owner, direction, var = _owner(wname.split("/"), lname)
+            raw = by_owner.setdefault(owner, RawLayer(owner, lname, hints=(lname,)))
+            raw.variables.setdefault(direction, []).append((var, group[wname].name))
+            raw.hints += tuple(p for p in wname.split("/")[:-1] if p.endswith("_cell"))
+        out.extend(r for r in by_owner.values() if any(r.variables.values()))
+    return out
+
+
+def _keras_json(zf: zipfile.ZipFile, member: str, path: str) -> Any:
+    info = zf.getinfo(member)
+    if info.file_size > MAX_JSON:
+        raise FormatError(
+            f"'{path}': {member} declares {info.file_size} bytes; refusing more than {MAX_JSON}"
+        )
+    try:
+        return json.loads(zf.read(member).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise FormatError(f"'{path}': {member} is not valid JSON: {err}") from err
+
+
+def check_members(zf: zipfile.ZipFile, path: str) -> None:
+    """Refuse archives whose member names could point outside an extraction folder."""
+    for n in zf.namelist():
+        parts = n.replace("\\", "/").split("/")
+        if n.startswith(("/", "\\")) or ".." in parts or (len(n) > 1 and n[1] == ":"):
+            raise FormatError(f"'{path}': zip member name {n!r} is unsafe (absolute or '..')")
+
+
+def read_keras(path: str, fmt: str) -> Any:
+    """Open a Keras file and list its layers."""
+    import h5py
+
+    from . import Checkpoint
+
+    config: Any = None
+    version = ""
+    if fmt == "keras":
+        with zipfile.ZipFile(path) as zf:
+            check_members(zf, path)
+            config = _keras_json(zf, "config.json", path)
+            if "metadata.json" in zf.namelist():
+                meta = _keras_json(zf, "metadata.json", path)
+                version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
+
+    @contextmanager
+    def opened() -> Iterator[Any]:
+        if fmt == "keras":
+            with open_member(path, "model.weights.h5") as fh, h5py.File(fh, "r") as f:
+                yield f
+        else:
+            with h5py.File(path, "r") as f:
+                yield f
+
+    with opened() as f:
+        notes: list[str] = []
+        legacy = "model_weights" in f or any(k.startswith("layer_names") for k in f.attrs)
+        if "layers" in f and not legacy:
+            spec = parse_model_config(config)
+            raws: list[RawLayer] = []
+            _walk_v3(f, "", spec, raws)
+            if spec is None:
+                notes.append(
+                    "no model config in the file: layer order is the order the layers "
+                    "were written in"
+                )
+            version = version or "3"
+        else:
+            root = f["model_weights"] if "model_weights" in f else f
+            if "layer_names" not in root.attrs and not any(
+                k.startswith("layer_names") for k in root.attrs
+            ):
+                raise FormatError(
+                    f"'{path}' is an HDF5 file but not a Keras model or weights "
+                    "file (no 'layers' group and no 'layer_names' attribute)"
+                )
+            raw_cfg = f.attrs.get("model_config")
+            config = json.loads(_text(raw_cfg)) if raw_cfg is not None else None
+            spec = parse_model_config(config)
+            version = _text(f.attrs.get("keras_version", root.attrs.get("keras_version", "")))
+            raws = _walk_legacy(root)
+        shapes = {
+            p: tuple(int(s) for s in f[p].shape)
+            for r in raws
+            for vs in r.variables.values()
+            for _, p in vs
+        }
+        framework = f"tf_keras {version}" if version.startswith("2") else f"keras {version}"
+        keras2 = version.startswith(("1", "2"))
+        refs = build_refs(raws, spec, shapes, keras2, _reader(opened), notes, path)
+    return Checkpoint(path, fmt, tuple(refs), tuple(notes), framework.strip())
+
+
+def _reader(opened: Callable[[], Any]) -> Callable[[list[str]], list[np.ndarray]]:
+    def read(paths: list[str]) -> list[np.ndarray]:
+        with opened() as f:
+            return [np.asarray(f[p][()]) for p in paths]
+
+    return read

@@ -1,0 +1,121 @@
+"""safetensors files, read through the ``safetensors`` package's numpy interface.
+
+The header is checked here first (size, JSON, dtypes, shapes, offsets inside the file and
+consistent with the shapes), so a lying or absurd header is a FormatError before any tensor is
+touched. Tensors are then read one at a time with ``safe_open``; bfloat16, which numpy lacks, is
+read from the file and widened to float32 here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from .._errors import FormatError, require
+from ._torch_keys import build_torch_refs
+
+__all__ = ["read_safetensors"]
+
+MAX_HEADER = 100 << 20
+_ITEMSIZE = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U64": 8,
+    "U32": 4,
+    "U16": 2,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
+
+
+def _header(path: str) -> tuple[dict[str, Any], int]:
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise FormatError(f"'{path}': safetensors file shorter than its 8-byte header length")
+        n = int.from_bytes(head, "little")
+        if n > min(size - 8, MAX_HEADER):
+            raise FormatError(
+                f"'{path}': safetensors header declares {n} bytes, but the file has "
+                f"{size - 8} after the length field (limit {MAX_HEADER})"
+            )
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise FormatError(f"'{path}': safetensors header is not valid JSON: {err}") from err
+    if not isinstance(header, dict):
+        raise FormatError(f"'{path}': safetensors header is a {type(header).__name__}, not a map")
+    return header, size - 8 - n
+
+
+def _check(path: str, key: str, meta: Any, data_size: int) -> tuple[int, ...]:
+    if not isinstance(meta, dict):
+        raise FormatError(f"'{path}': tensor '{key}' has a malformed header entry")
+    dtype, shape, offsets = meta.get("dtype"), meta.get("shape"), meta.get("data_offsets")
+    if dtype not in _ITEMSIZE:
+        raise FormatError(f"'{path}': tensor '{key}' has unknown dtype {dtype!r}")
+    if not (isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape)):
+        raise FormatError(f"'{path}': tensor '{key}' has an invalid shape {shape!r}")
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(o, int) for o in offsets)
+        and 0 <= offsets[0] <= offsets[1]
+    ):
+        raise FormatError(f"'{path}': tensor '{key}' has invalid data_offsets {offsets!r}")
+    need = int(np.prod(shape, dtype=object)) * _ITEMSIZE[dtype]
+    if offsets[1] > data_size or offsets[1] - offsets[0] != need:
+        raise FormatError(
+            f"'{path}': tensor '{key}' ({dtype} {shape}, {need} bytes) has "
+            f"data_offsets {offsets}, but the data section holds {data_size} bytes"
+        )
+    return tuple(shape)
+
+
+def read_safetensors(path: str) -> Any:
+    """Open a safetensors file and list its layers."""
+    from . import Checkpoint
+
+    header, data_size = _header(path)
+    entries = [(k, _check(path, k, v, data_size)) for k, v in header.items() if k != "__metadata__"]
+    entries.sort(key=lambda kv: header[kv[0]]["data_offsets"][0])
+    require("safetensors", "safetensors", f"reading '{path}'")
+    from safetensors import safe_open
+
+    data_start = os.path.getsize(path) - data_size
+
+    def read(keys: list[str]) -> list[np.ndarray]:
+        out = []
+        with safe_open(path, framework="np") as f:
+            for k in keys:
+                meta = header[k]
+                if meta["dtype"] == "BF16":
+                    out.append(_bf16(path, data_start, meta))
+                else:
+                    out.append(f.get_tensor(k))
+        return out
+
+    notes: list[str] = []
+    refs = build_torch_refs(entries, read, notes, path)
+    return Checkpoint(path, "safetensors", tuple(refs), tuple(notes), "torch (safetensors)")
+
+
+def _bf16(path: str, start: int, meta: dict[str, Any]) -> np.ndarray:
+    lo, hi = meta["data_offsets"]
+    with open(path, "rb") as fh:
+        fh.seek(start + lo)
+        raw = np.frombuffer(fh.read(hi - lo), dtype="<u2")
+    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(meta["shape"])

@@ -1,0 +1,79 @@
+"""Read a zip member in place, as a seekable file, without extracting it."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from .._errors import FormatError
+
+__all__ = ["open_member"]
+
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # the 30-byte local file header
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``[start, start + size)`` of an open file, as a read-only seekable file."""
+
+    def __init__(self, fh: IO[bytes], start: int, size: int) -> None:
+        super().__init__()
+        self._fh, self._start, self._size, self._pos = fh, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = max(0, min(len(buffer), self._size - self._pos))
+        if n == 0:
+            return 0
+        self._fh.seek(self._start + self._pos)
+        got = self._fh.readinto(memoryview(buffer)[:n])
+        self._pos += got or 0
+        return got or 0
+
+
+@contextmanager
+def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
+    """A seekable file over ``member`` of the zip at ``path``.
+
+    A stored (uncompressed) member, as Keras writes them, is a window on the archive itself:
+    seeking is free and nothing is copied. A compressed member is decompressed as it is read.
+    """
+    with zipfile.ZipFile(path) as zf:
+        try:
+            info = zf.getinfo(member)
+        except KeyError as err:
+            raise FormatError(f"'{path}': the archive has no member '{member}'") from err
+        if info.compress_type != zipfile.ZIP_STORED:
+            with zf.open(info) as fh:
+                yield fh
+            return
+    with open(path, "rb") as raw:
+        raw.seek(info.header_offset)
+        header = raw.read(_LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+            raise FormatError(f"'{path}': damaged local header for member '{member}'")
+        fields = _LOCAL_HEADER.unpack(header)
+        start = info.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1]
+        raw.seek(0, io.SEEK_END)
+        if start + info.file_size > raw.tell():
+            raise FormatError(
+                f"'{path}': member '{member}' runs past the end of the file (truncated archive)"
+            )
+        window = _Window(raw, start, info.file_size)
+        yield io.BufferedReader(window, buffer_size=1 << 16)
