@@ -54,14 +54,14 @@ def tensor_stats(a: np.ndarray) -> dict[str, Any]:
 
 
 def _rows(rec: RNNWeights | LayerWeights) -> Iterator[SummaryRow]:
+    kind = rec.kind
     if isinstance(rec, RNNWeights):
+        kind = kind if rec.cell in kind else f"{kind}({rec.cell})"  # e.g. Bidirectional(GRU)
         blocks = ((d, p, g, a) for d, p, g, a in rec.items())
     else:
         blocks = (("", name, "", a) for name, a in rec.items())
     for d, p, g, a in blocks:
-        yield SummaryRow(
-            rec.name, rec.kind, d, p, g, tuple(a.shape), int(a.size), **tensor_stats(a)
-        )
+        yield SummaryRow(rec.name, kind, d, p, g, tuple(a.shape), int(a.size), **tensor_stats(a))
 
 
 @dataclass(frozen=True)
