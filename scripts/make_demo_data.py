@@ -49,7 +49,8 @@ def train_lstm(rng: np.random.Generator) -> np.ndarray:
     model.fit(x, y, epochs=25, batch_size=128, verbose=0)
     xt, yt = recall_task(512, rng)
     print(
-        f"LSTM recall task: test mse {model.evaluate(xt, yt, verbose=0):.4f} (variance {yt.var():.3f})"
+        f"LSTM recall task: test mse {model.evaluate(xt, yt, verbose=0):.4f} "
+        f"(variance {yt.var():.3f})"
     )
     fresh = keras.Sequential(
         [

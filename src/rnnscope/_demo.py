@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import IO
@@ -18,6 +19,7 @@ from ._trace import Trace, run_trace
 __all__ = ["demo_paths", "run_demo", "sparkline"]
 
 _BARS = "▁▂▃▄▅▆▇█"
+Say = Callable[[str], None]
 
 
 def demo_paths() -> dict[str, Path]:
@@ -55,53 +57,59 @@ def _write_csv(rows: list[dict[str, object]], path: Path) -> None:
         w.writerows(rows)
 
 
+_MODELS = (
+    ("lstm", "Keras 3 LSTM(16) trained to recall channel 0 at step 2"),
+    ("bigru", "torch bidirectional GRU(8) trained on the sign of a running sum"),
+)
+
+
+def _show(key: str, title: str, path: Path, x: np.ndarray, out: Path | None, say: Say) -> Trace:
+    ckpt = load(path)
+    say(f"\n=== {title}\n    file: {path.name} ({ckpt.format}, written by {ckpt.framework})")
+    for info in layers(ckpt):
+        shapes = ", ".join(f"{k} {tuple(v)}" for k, v in info.shapes.items())
+        say(f"    layer {info.name} ({info.kind}): {shapes}")
+    s = summary(ckpt, quiet=True)
+    say(str(s))
+    w = rnn_weights(ckpt)
+    t = run_trace(w, x)
+    say(f"\n  gate trace of sample 0 ({x.shape[1]} timesteps, one bar per step, 0 to 1):")
+    names = tuple(n for n in t.names if n not in ("h", "c", "cell", "new"))
+    for direction in t.directions:
+        say("\n".join(_gate_lines(t, direction, names, 0)))
+    if w.cell == "LSTM":
+        c = t.get("c")[0]
+        unit = int(np.abs(c[-1]).argmax())
+        say(
+            f"  unit {unit} holds the largest cell state at the end; its forget gate: "
+            f"{sparkline(t.get('forget')[0, :, unit])}, its cell state: "
+            f"{sparkline(c[:, unit], c[:, unit].min(), c[:, unit].max())}"
+        )
+    if out is not None:
+        _write_csv(s.records(), out / f"{key}_summary.csv")
+        arrays = {f"{n}__{d}": t.get(n, d) for n in t.names for d in t.directions}
+        np.savez(out / f"{key}_trace.npz", **arrays)  # type: ignore[arg-type]
+    return t
+
+
 def run_demo(out: str | None = None, file: IO[str] | None = None) -> dict[str, Trace]:
-    """Print the demo to ``file`` (stdout); with ``out``, also write tables and traces there."""
+    """Print the demo to ``file`` (stdout); with ``out``, also write tables and traces there.
+
+    Example:
+        >>> traces = run_demo()  # doctest: +SKIP
+    """
     fh = file or sys.stdout
+
+    def say(text: str = "") -> None:
+        print(text, file=fh)
+
     paths = demo_paths()
     inputs = np.load(paths["inputs"], allow_pickle=False)
-    traces: dict[str, Trace] = {}
-    say = lambda s="": print(s, file=fh)  # noqa: E731
+    folder = Path(out) if out else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
     say("rnnscope demo: two small trained models bundled with rnnscope, read without any framework")
-    for key, title in (
-        ("lstm", "Keras 3 LSTM(16) trained to recall channel 0 at step 2"),
-        ("bigru", "torch bidirectional GRU(8) trained on the sign of a running sum"),
-    ):
-        ckpt = load(paths[key])
-        say(
-            f"\n=== {title}\n    file: {paths[key].name} ({ckpt.format}, written by {ckpt.framework})"
-        )
-        for info in layers(ckpt):
-            shapes = ", ".join(f"{k} {tuple(v)}" for k, v in info.shapes.items())
-            say(f"    layer {info.name} ({info.kind}): {shapes}")
-        s = summary(ckpt, quiet=True)
-        say(str(s))
-        w = rnn_weights(ckpt)
-        t = run_trace(w, inputs[key])
-        traces[key] = t
-        say(
-            f"\n  gate trace of sample 0 ({inputs[key].shape[1]} timesteps, one bar per step, "
-            "0 to 1):"
-        )
-        names = tuple(n for n in t.names if n not in ("h", "c", "cell", "new"))
-        for d in t.directions:
-            say("\n".join(_gate_lines(t, d, names, 0)))
-        if w.cell == "LSTM":
-            c = t.get("c")[0]
-            unit = int(np.abs(c[-1]).argmax())
-            say(
-                f"  unit {unit} holds the largest cell state at the end; its forget gate: "
-                f"{sparkline(t.get('forget')[0, :, unit])}, its cell state: "
-                f"{sparkline(c[:, unit], c[:, unit].min(), c[:, unit].max())}"
-            )
-        if out:
-            d = Path(out)
-            d.mkdir(parents=True, exist_ok=True)
-            _write_csv(s.records(), d / f"{key}_summary.csv")
-            np.savez(
-                d / f"{key}_trace.npz",
-                **{f"{n}__{dd}": t.get(n, dd) for n in t.names for dd in t.directions},
-            )
-    if out:
-        say(f"\nwrote per-gate summaries (CSV) and traces (npz) to {out}")
+    traces = {k: _show(k, title, paths[k], inputs[k], folder, say) for k, title in _MODELS}
+    if folder is not None:
+        say(f"\nwrote per-gate summaries (CSV) and traces (npz) to {folder}")
     return traces

@@ -7,7 +7,7 @@ import struct
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Any
 
 from .._errors import FormatError
 
@@ -19,7 +19,7 @@ _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # the 30-byte local file header
 class _Window(io.RawIOBase):
     """Bytes ``[start, start + size)`` of an open file, as a read-only seekable file."""
 
-    def __init__(self, fh: IO[bytes], start: int, size: int) -> None:
+    def __init__(self, fh: Any, start: int, size: int) -> None:
         super().__init__()
         self._fh, self._start, self._size, self._pos = fh, start, size, 0
 
