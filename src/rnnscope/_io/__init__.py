@@ -8,12 +8,12 @@ read when asked for, one tensor at a time.
 from __future__ import annotations
 
 import os
+import struct
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any
 
 from .._adapters import LayerRef
-from .._errors import FormatError
+from .._errors import FormatError, MissingDependencyError, RnnscopeError
 from .._model import LayerInfo, LayerWeights, RNNWeights
 
 __all__ = ["FORMATS", "Checkpoint", "detect_format", "load", "open_checkpoint"]
@@ -132,41 +132,68 @@ def _supported() -> str:
     return "; ".join(f"{k}: {v}" for k, v in FORMATS.items())
 
 
+_LOW_LEVEL = (
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    EOFError,
+    RuntimeError,
+    AttributeError,
+    UnicodeDecodeError,
+    zipfile.BadZipFile,
+    OverflowError,
+    MemoryError,
+    struct.error,
+)
+
+
+def _guard_ref(path: str, ref: LayerRef) -> LayerRef:
+    """The same layer, whose extraction reports any failure as a FormatError naming the file."""
+
+    def extract() -> RNNWeights | LayerWeights:
+        try:
+            return ref.extract()
+        except (FormatError, MissingDependencyError):
+            raise
+        except (RnnscopeError, *_LOW_LEVEL) as err:
+            raise FormatError(
+                f"'{path}': cannot read layer '{ref.info.name}' ({ref.info.kind}): "
+                f"{type(err).__name__}: {err}"
+            ) from err
+
+    return LayerRef(ref.info, extract)
+
+
 def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Open a checkpoint file and list its layers (arrays are read later, on demand)."""
     p = os.fspath(path)
     fmt = detect_format(p)
     try:
-        if fmt in ("keras", "keras-h5"):
-            from ._keras_h5 import read_keras
-
-            return read_keras(p, fmt)
-        if fmt == "safetensors":
-            from ._safetensors import read_safetensors
-
-            return read_safetensors(p)
-        from ._torch_pt import read_torch
-
-        return read_torch(p)
-    except FormatError:
+        ckpt = _read(p, fmt)
+    except (FormatError, MissingDependencyError):
         raise
-    except (
-        OSError,
-        ValueError,
-        KeyError,
-        TypeError,
-        IndexError,
-        EOFError,
-        RuntimeError,
-        AttributeError,
-        UnicodeDecodeError,
-        zipfile.BadZipFile,
-        OverflowError,
-        MemoryError,
-    ) as err:
+    except (RnnscopeError, *_LOW_LEVEL) as err:
         raise FormatError(
             f"'{p}' looks like {FORMATS[fmt]} but cannot be read: {type(err).__name__}: {err}"
         ) from err
+    refs = tuple(_guard_ref(p, r) for r in ckpt.refs)
+    return Checkpoint(ckpt.path, ckpt.format, refs, ckpt.notes, ckpt.framework)
+
+
+def _read(p: str, fmt: str) -> Checkpoint:
+    if fmt in ("keras", "keras-h5"):
+        from ._keras_h5 import read_keras
+
+        return read_keras(p, fmt)
+    if fmt == "safetensors":
+        from ._safetensors import read_safetensors
+
+        return read_safetensors(p)
+    from ._torch_pt import read_torch
+
+    return read_torch(p)
 
 
 def load(path: str | os.PathLike[str]) -> Checkpoint:
@@ -182,25 +209,3 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
         [('lstm', 'LSTM'), ('dense', 'Dense')]
     """
     return open_checkpoint(path)
-
-
-def guarded(path: str, what: str, fn: Any) -> Any:
-    """Call ``fn()``, turning low-level read errors into a FormatError naming ``path``."""
-    try:
-        return fn()
-    except FormatError:
-        raise
-    except (
-        OSError,
-        ValueError,
-        KeyError,
-        TypeError,
-        IndexError,
-        EOFError,
-        RuntimeError,
-        AttributeError,
-        zipfile.BadZipFile,
-        OverflowError,
-        MemoryError,
-    ) as err:
-        raise FormatError(f"'{path}': cannot read {what}: {type(err).__name__}: {err}") from err

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from .._errors import FormatError
 from ._keras_config import LayerSpec, parse_model_config
 from ._keras_layers import build_refs
 from ._zipwindow import open_member
+
+if TYPE_CHECKING:
+    from . import Checkpoint
 
 __all__ = ["RawLayer", "read_keras"]
 
@@ -167,7 +170,7 @@ def check_members(zf: zipfile.ZipFile, path: str) -> None:
             raise FormatError(f"'{path}': zip member name {n!r} is unsafe (absolute or '..')")
 
 
-def read_keras(path: str, fmt: str) -> Any:
+def read_keras(path: str, fmt: str) -> Checkpoint:
     """Open a Keras file and list its layers."""
     import h5py
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._errors import FormatError, require
 from ._torch_keys import build_torch_refs
+
+if TYPE_CHECKING:
+    from . import Checkpoint
 
 __all__ = ["read_safetensors"]
 
@@ -85,7 +88,7 @@ def _check(path: str, key: str, meta: Any, data_size: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def read_safetensors(path: str) -> Any:
+def read_safetensors(path: str) -> Checkpoint:
     """Open a safetensors file and list its layers."""
     from . import Checkpoint
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._errors import FormatError, MissingDependencyError
 from ._torch_keys import build_torch_refs
+
+if TYPE_CHECKING:
+    from . import Checkpoint
 
 __all__ = ["read_torch"]
 
@@ -28,7 +31,7 @@ def _is_state_dict(obj: Any, torch: Any) -> bool:
     )
 
 
-def read_torch(path: str) -> Any:
+def read_torch(path: str) -> Checkpoint:
     """Open a torch checkpoint and list its layers."""
     import importlib.util
 
