@@ -115,11 +115,9 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             f"'{p}' is a zip archive but neither a Keras .keras file (config.json + "
             "model.weights.h5) nor a torch checkpoint (data.pkl)"
         )
-    if len(head) >= 9:
-        n = int.from_bytes(head[:8], "little")
-        if 0 < n <= size - 8 and head[8:9] == b"{":
-            return "safetensors"
     ext = p.lower()
+    if head[8:9] == b"{" or ext.endswith(".safetensors"):
+        return "safetensors"  # its reader checks the declared header size against the file
     if ext.endswith((".pt", ".pth", ".bin")) and head[:1] == b"\x80":
         return "torch"  # a legacy (non-zip) torch.save pickle
     raise FormatError(
@@ -149,13 +147,20 @@ _LOW_LEVEL = (
 )
 
 
+def _naming(err: FormatError, path: str) -> FormatError:
+    """``err`` itself if its message names the file, else a copy that does."""
+    return err if path in str(err) else FormatError(f"'{path}': {err}")
+
+
 def _guard_ref(path: str, ref: LayerRef) -> LayerRef:
     """The same layer, whose extraction reports any failure as a FormatError naming the file."""
 
     def extract() -> RNNWeights | LayerWeights:
         try:
             return ref.extract()
-        except (FormatError, MissingDependencyError):
+        except FormatError as err:
+            raise _naming(err, path) from err
+        except MissingDependencyError:
             raise
         except (RnnscopeError, *_LOW_LEVEL) as err:
             raise FormatError(
@@ -172,7 +177,9 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     fmt = detect_format(p)
     try:
         ckpt = _read(p, fmt)
-    except (FormatError, MissingDependencyError):
+    except FormatError as err:
+        raise _naming(err, p) from err
+    except MissingDependencyError:
         raise
     except (RnnscopeError, *_LOW_LEVEL) as err:
         raise FormatError(

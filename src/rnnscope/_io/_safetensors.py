@@ -95,20 +95,36 @@ def read_safetensors(path: str) -> Checkpoint:
     header, data_size = _header(path)
     entries = [(k, _check(path, k, v, data_size)) for k, v in header.items() if k != "__metadata__"]
     entries.sort(key=lambda kv: header[kv[0]]["data_offsets"][0])
+    end = 0
+    for k, _ in entries:  # tensors must tile the data section: no gaps, no overlaps
+        lo, hi = header[k]["data_offsets"]
+        if lo != end:
+            raise FormatError(
+                f"'{path}': tensor '{k}' starts at byte {lo} of the data section; "
+                f"expected {end} (tensors overlap or leave a gap)"
+            )
+        end = hi
+    if end != data_size:
+        raise FormatError(
+            f"'{path}': the tensors cover {end} bytes of a {data_size}-byte data section"
+        )
     require("safetensors", "safetensors", f"reading '{path}'")
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     data_start = os.path.getsize(path) - data_size
 
     def read(keys: list[str]) -> list[np.ndarray]:
         out = []
-        with safe_open(path, framework="np") as f:
-            for k in keys:
-                meta = header[k]
-                if meta["dtype"] == "BF16":
-                    out.append(_bf16(path, data_start, meta))
-                else:
-                    out.append(f.get_tensor(k))
+        try:
+            with safe_open(path, framework="np") as f:
+                for k in keys:
+                    meta = header[k]
+                    if meta["dtype"] == "BF16":
+                        out.append(_bf16(path, data_start, meta))
+                    else:
+                        out.append(f.get_tensor(k))
+        except SafetensorError as err:
+            raise FormatError(f"'{path}': safetensors cannot read it: {err}") from err
         return out
 
     notes: list[str] = []
