@@ -68,7 +68,7 @@ def test_zip_without_members_and_with_unsafe_names(tmp_path):
     plain = tmp_path / "plain.keras"
     with zipfile.ZipFile(plain, "w") as z:
         z.writestr("readme.txt", "hello")
-    with pytest.raises(FormatError, match="neither a Keras .keras file"):
+    with pytest.raises(FormatError, match=r"neither a Keras \.keras file"):
         rnnscope.load(plain)
     evil = tmp_path / "evil.keras"
     shutil.copy(_fixture(".keras"), evil)
