@@ -74,3 +74,17 @@ def test_records_are_immutable_and_pass_through(rng):
         rnnscope.rnn_weights(generic, "dense")
     with pytest.raises(rnnscope.LayerError, match=r"has no weight 'bias'; it has: kernel"):
         generic.array("bias")
+
+
+def test_writeable_inputs_are_copied_read_only_ones_adopted(rng):
+    k, r = np.zeros((2, 8)), np.zeros((2, 8))
+    w = RNNWeights.from_arrays("lstm", "LSTM", {"kernel": k, "recurrent_kernel": r})
+    k[:] = 5.0  # the caller still owns and changes its array
+    assert not np.any(w.array("kernel") == 5.0)
+    assert k.flags.writeable  # and it was not made read-only behind its back
+    frozen = np.ones((2, 8))
+    frozen.setflags(write=False)
+    w2 = RNNWeights.from_arrays("lstm", "LSTM", {"kernel": frozen, "recurrent_kernel": r})
+    assert w2.arrays[("kernel", "forward")] is frozen  # adopted without a copy
+    for _, _, _, block in w2.items():
+        assert not block.flags.writeable  # items() gives read-only views

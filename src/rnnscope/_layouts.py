@@ -21,6 +21,13 @@ __all__ = [
 _TORCH_TO_CANONICAL = {"LSTM": (0, 1, 2, 3), "GRU": (1, 0, 2), "SimpleRNN": (0,)}
 
 
+def _fresh(a: np.ndarray) -> np.ndarray:
+    """Read-only when ``a`` is a new array; a view keeps its base's flag (never made writeable)."""
+    if a.base is None:
+        a.setflags(write=False)
+    return a
+
+
 def torch_gate_order(cell: str) -> tuple[int, ...]:
     """Positions of the canonical gates inside torch's stacked blocks."""
     return _TORCH_TO_CANONICAL[cell]
@@ -55,7 +62,7 @@ def canonical_from_torch(
         out["recurrent_bias"] = _reorder_rows(bias_hh, cell)
     if weight_hr is not None:
         out["projection"] = np.asarray(weight_hr).T
-    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+    return {k: _fresh(np.ascontiguousarray(v)) for k, v in out.items()}
 
 
 def canonical_from_keras(
@@ -114,8 +121,8 @@ def canonical_from_cudnn(
             f"bias {bias.shape}"
         )
     return {
-        "kernel": np.hstack([_cudnn_kernel_block(k) for k in np.hsplit(kernel, n)]),
-        "recurrent_kernel": np.hstack([k.T for k in np.hsplit(recurrent_kernel, n)]),
+        "kernel": _fresh(np.hstack([_cudnn_kernel_block(k) for k in np.hsplit(kernel, n)])),
+        "recurrent_kernel": _fresh(np.hstack([k.T for k in np.hsplit(recurrent_kernel, n)])),
         "bias": bias[:width],
         "recurrent_bias": bias[width:],
     }

@@ -43,9 +43,20 @@ NumpyFn = Callable[[np.ndarray], np.ndarray]
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only array the record can own: a read-only input is adopted as it is (readers and
+    adapters hand over fresh read-only arrays), a writeable one is copied, so that nobody else
+    holding it can change the record."""
+    if not a.flags.writeable:
+        return a
     out = np.array(a, copy=True)
     out.setflags(write=False)
     return out
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """Mark a fresh array (one nobody else holds) read-only, so a record adopts it uncopied."""
+    a.setflags(write=False)
+    return a
 
 
 @dataclass(frozen=True)
@@ -104,9 +115,8 @@ class LayerWeights:
         return self.weights[name].copy()
 
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
-        """Iterate over ``(name, array copy)`` pairs."""
-        for k in self.weights:
-            yield k, self.weights[k].copy()
+        """Iterate over ``(name, read-only array)`` pairs (no copies)."""
+        yield from self.weights.items()
 
 
 @dataclass(frozen=True)
@@ -290,14 +300,18 @@ class RNNWeights:
         return a[..., self.gate_slice(gate)].copy()
 
     def items(self) -> Iterator[tuple[str, str, str, np.ndarray]]:
-        """Iterate over ``(direction, part, gate, array copy)``; gate is ``""`` for projection."""
+        """Iterate over ``(direction, part, gate, block)``; gate is ``""`` for the projection.
+
+        Blocks are read-only views (no copies); use :meth:`array` for a copy to change.
+        """
         for d in self.directions:
             for p in self.parts:
+                a = self.arrays[(p, d)]
                 if p == "projection":
-                    yield d, p, "", self.array(p, direction=d)
+                    yield d, p, "", a
                     continue
                 for g in self.gates:
-                    yield d, p, g, self.array(p, g, d)
+                    yield d, p, g, a[..., self.gate_slice(g)]
 
     def n_params(self) -> int:
         """Number of scalar weights in the layer (all parts and directions)."""

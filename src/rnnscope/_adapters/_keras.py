@@ -16,7 +16,7 @@ import numpy as np
 
 from .._activations import ACTIVATIONS, canonical_name
 from .._layouts import canonical_from_cudnn, canonical_from_keras
-from .._model import LayerInfo, LayerWeights, RNNWeights
+from .._model import LayerInfo, LayerWeights, RNNWeights, readonly
 from . import LayerRef
 
 __all__ = ["KerasAdapter"]
@@ -94,7 +94,7 @@ class KerasAdapter:
 
     # -- records -------------------------------------------------------------------------------
     def _numpy(self, v: Any) -> np.ndarray:
-        return np.array(v.numpy(), copy=True)
+        return readonly(np.array(v.numpy(), copy=True))
 
     def _generic_ref(self, layer: Any, path: str, variables: list[Any]) -> LayerRef:
         keys: list[str] = []

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._layouts import canonical_from_torch
-from .._model import LayerInfo, LayerWeights, RNNWeights
+from .._model import LayerInfo, LayerWeights, RNNWeights, readonly
 from . import LayerRef
 
 __all__ = ["TorchAdapter"]
@@ -23,7 +23,7 @@ _CELL_CLASSES = {"LSTMCell": "LSTM", "GRUCell": "GRU", "RNNCell": "SimpleRNN"}
 
 
 def _numpy(t: Any) -> np.ndarray:
-    return np.array(t.detach().cpu().numpy(), copy=True)
+    return readonly(np.array(t.detach().cpu().numpy(), copy=True))
 
 
 def _join(path: str, name: str) -> str:

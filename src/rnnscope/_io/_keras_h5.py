@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import FormatError
+from .._model import readonly
 from ._keras_config import LayerSpec, parse_model_config
 from ._keras_layers import build_refs
 from ._zipwindow import open_member
@@ -237,6 +238,6 @@ def read_keras(path: str, fmt: str) -> Checkpoint:
 def _reader(opened: Callable[[], Any]) -> Callable[[list[str]], list[np.ndarray]]:
     def read(paths: list[str]) -> list[np.ndarray]:
         with opened() as f:
-            return [np.asarray(f[p][()]) for p in paths]
+            return [readonly(np.asarray(f[p][()])) for p in paths]
 
     return read

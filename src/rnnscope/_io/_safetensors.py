@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import FormatError, require
+from .._model import readonly
 from ._torch_keys import build_torch_refs
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def read_safetensors(path: str) -> Checkpoint:
                     if meta["dtype"] == "BF16":
                         out.append(_bf16(path, data_start, meta))
                     else:
-                        out.append(f.get_tensor(k))
+                        out.append(readonly(f.get_tensor(k)))
         except SafetensorError as err:
             raise FormatError(f"'{path}': safetensors cannot read it: {err}") from err
         return out
@@ -137,4 +138,4 @@ def _bf16(path: str, start: int, meta: dict[str, Any]) -> np.ndarray:
     with open(path, "rb") as fh:
         fh.seek(start + lo)
         raw = np.frombuffer(fh.read(hi - lo), dtype="<u2")
-    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(meta["shape"])
+    return readonly((raw.astype(np.uint32) << 16).view(np.float32).reshape(meta["shape"]))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import FormatError, MissingDependencyError
+from .._model import readonly
 from ._torch_keys import build_torch_refs
 
 if TYPE_CHECKING:
@@ -95,15 +96,12 @@ def read_torch(path: str) -> Checkpoint:
     entries = [(k, tuple(int(s) for s in v.shape)) for k, v in state.items()]
 
     def read(keys: list[str]) -> list[np.ndarray]:
-        return [
-            np.array(
-                state[k].detach().float().numpy()
-                if state[k].dtype == torch.bfloat16
-                else state[k].detach().numpy(),
-                copy=True,
-            )
-            for k in keys
-        ]
+        out = []
+        for k in keys:
+            t = state[k].detach()
+            t = t.float() if t.dtype == torch.bfloat16 else t
+            out.append(readonly(np.array(t.numpy(), copy=True)))
+        return out
 
     refs = build_torch_refs(entries, read, notes, path)
     return Checkpoint(path, "torch", tuple(refs), tuple(notes), f"torch {torch.__version__}")
