@@ -1,0 +1,131 @@
+"""Per-tensor statistics over a generated 1 GiB checkpoint, in .h5 and .safetensors:
+``rnnscope.summary`` (per gate: mean, std, min, max, NaN and Inf counts) against a bare script that
+reads every tensor and computes the same reductions per tensor. Each run is a fresh process, so
+its peak RSS is its own.
+
+    python bench/bench_files.py [--gib 1.0] [--repeats 3] [--dir /tmp/rnnscope-bench]
+
+Targets: throughput >= 0.7x of the bare script; peak RSS <= ~3x the largest tensor + 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+kind, path = sys.argv[1], sys.argv[2]
+
+def reduce(a):
+    f = a.astype(np.float64, copy=False)
+    return (float(f.mean()), float(f.std()), float(f.min()), float(f.max()),
+            int(np.isnan(a).sum()), int(np.isinf(a).sum()))
+
+t = time.perf_counter()
+if kind == "bare-h5":
+    import h5py
+    with h5py.File(path, "r") as fh:
+        names = []
+        fh.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        for n in names:
+            reduce(fh[n][()])
+elif kind == "bare-safetensors":
+    from safetensors import safe_open
+    with safe_open(path, framework="np") as fh:
+        for k in fh.keys():
+            reduce(fh.get_tensor(k))
+else:
+    import rnnscope
+    rnnscope.summary(path, quiet=True)
+elapsed = time.perf_counter() - t
+print(json.dumps({"seconds": elapsed,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def make_files(folder: Path, gib: float) -> tuple[Path, Path, int]:
+    """Two stacked LSTM layers in a tf-keras weights-only .h5 tree and as a torch state dict."""
+    import h5py
+    from safetensors.numpy import save_file
+
+    units = round((gib * 2**30 / (2 * 2 * 4 * 4)) ** 0.5 / 64) * 64  # 2 layers x 2 matrices
+    rng = np.random.default_rng(0)
+    h5, st = folder / "big.h5", folder / "big.safetensors"
+    tensors: dict[str, np.ndarray] = {}
+    with h5py.File(h5, "w") as f:
+        f.attrs["layer_names"] = np.array([b"lstm", b"lstm_1"])
+        f.attrs["keras_version"] = b"2.21.0"
+        for k, name in enumerate(("lstm", "lstm_1")):
+            g = f.create_group(name)
+            names = [f"{name}/lstm_cell/{v}:0" for v in ("kernel", "recurrent_kernel", "bias")]
+            g.attrs["weight_names"] = np.array([n.encode() for n in names])
+            arrays = [rng.standard_normal((units, 4 * units), np.float32) for _ in range(2)]
+            arrays.append(rng.standard_normal(4 * units, np.float32))
+            for n, a in zip(names, arrays, strict=True):
+                g.create_dataset(n, data=a)
+            for w, a in zip(("weight_ih", "weight_hh", "bias_ih"), arrays, strict=True):
+                tensors[f"encoder.{w}_l{k}"] = np.ascontiguousarray(a.T)
+            tensors[f"encoder.bias_hh_l{k}"] = arrays[2]
+    save_file(tensors, str(st))
+    return h5, st, units * 4 * units * 4
+
+
+def run(kind: str, path: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, str(path)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--gib", type=float, default=1.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dir", default="/tmp/rnnscope-bench")
+    args = ap.parse_args()
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    h5, st, largest = make_files(folder, args.gib)
+    size = h5.stat().st_size
+    print(
+        f"wrote {size / 2**30:.2f} GiB per file in {time.perf_counter() - t:.0f} s; "
+        f"largest tensor {largest / 2**20:.0f} MiB"
+    )
+    results = {}
+    for fmt, path in (("h5", h5), ("safetensors", st)):
+        runs: dict[str, list[dict[str, float]]] = {"bare": [], "rnnscope": []}
+        for _ in range(args.repeats):  # interleaved
+            runs["bare"].append(run(f"bare-{fmt}", path))
+            runs["rnnscope"].append(run("rnnscope", path))
+        med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+        rss = {k: max(r["peak_rss_mb"] for r in v) for k, v in runs.items()}
+        results[fmt] = {
+            "bare_s": med["bare"],
+            "rnnscope_s": med["rnnscope"],
+            "throughput_ratio": med["bare"] / med["rnnscope"],
+            "bare_gib_per_s": size / 2**30 / med["bare"],
+            "rnnscope_gib_per_s": size / 2**30 / med["rnnscope"],
+            "bare_peak_rss_mb": rss["bare"],
+            "rnnscope_peak_rss_mb": rss["rnnscope"],
+            "rss_budget_mb": 3 * largest / 2**20 + 300,
+        }
+    print(json.dumps(results, indent=2))
+    for fmt, r in results.items():
+        print(
+            f"{fmt}: throughput {r['throughput_ratio']:.2f}x of bare (target >= 0.7x); peak RSS "
+            f"{r['rnnscope_peak_rss_mb']:.0f} MB vs budget {r['rss_budget_mb']:.0f} MB"
+        )
+
+
+if __name__ == "__main__":
+    main()
