@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 kind, path = sys.argv[1], sys.argv[2]
 
@@ -47,8 +47,9 @@ else:
     import rnnscope
     rnnscope.summary(path, quiet=True)
 elapsed = time.perf_counter() - t
-print(json.dumps({"seconds": elapsed,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM is this process's own peak (ru_maxrss would include the parent's at fork time).
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps({"seconds": elapsed, "peak_rss_mb": hwm / 1024}))
 """
 
 
@@ -86,11 +87,49 @@ def run(kind: str, path: Path) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def figure(results: dict[str, dict[str, float]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fmts = list(results)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    x = np.arange(len(fmts))
+    for ax, key, unit, title in (
+        (a1, "gib_per_s", "GiB/s", "Throughput (higher is better)"),
+        (a2, "peak_rss_mb", "MB", "Peak RSS (lower is better)"),
+    ):
+        for k, (who, colour) in enumerate((("bare", "#888888"), ("rnnscope", "#d62728"))):
+            vals = [results[f][f"{who}_{key}"] for f in fmts]
+            bars = ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, color=colour, label=who)
+            ax.bar_label(
+                bars, [f"{v:.2f}" if unit == "GiB/s" else f"{v:.0f}" for v in vals], fontsize=8
+            )
+        ax.set_xticks(x, [f".{f}" for f in fmts])
+        ax.set_ylabel(unit)
+        ax.set_title(title, fontsize=10)
+    budget = results[fmts[0]]["rss_budget_mb"]
+    a2.axhline(budget, color="k", ls="--", lw=1)
+    a2.text(
+        len(fmts) - 0.5, budget, "3x largest tensor + 300 MB", ha="right", va="bottom", fontsize=8
+    )
+    a1.legend(fontsize=8)
+    fig.suptitle(
+        "Per-gate statistics of a 1 GiB checkpoint: rnnscope.summary vs bare read + reductions",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--gib", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dir", default="/tmp/rnnscope-bench")
+    ap.add_argument("--figure", default=None)
     args = ap.parse_args()
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -120,6 +159,8 @@ def main() -> None:
             "rss_budget_mb": 3 * largest / 2**20 + 300,
         }
     print(json.dumps(results, indent=2))
+    if args.figure:
+        figure(results, args.figure)
     for fmt, r in results.items():
         print(
             f"{fmt}: throughput {r['throughput_ratio']:.2f}x of bare (target >= 0.7x); peak RSS "

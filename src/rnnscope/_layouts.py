@@ -34,9 +34,13 @@ def torch_gate_order(cell: str) -> tuple[int, ...]:
 
 
 def _reorder_rows(w: np.ndarray, cell: str) -> np.ndarray:
+    """Gate blocks (stacked on axis 0) in canonical order; no copy when the order is the same."""
     order = _TORCH_TO_CANONICAL[cell]
-    blocks = np.split(np.asarray(w), len(order), axis=0)
-    return np.concatenate([blocks[k] for k in order], axis=0)
+    w = np.asarray(w)
+    if order == tuple(range(len(order))):
+        return w
+    blocks = np.split(w, len(order), axis=0)
+    return _fresh(np.concatenate([blocks[k] for k in order], axis=0))
 
 
 def canonical_from_torch(
@@ -50,7 +54,8 @@ def canonical_from_torch(
     """Canonical parts from one direction of one torch RNN layer.
 
     torch computes ``x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh`` with gates stacked on
-    the first axis; the canonical kernel is therefore the transpose, gate blocks reordered.
+    the first axis; the canonical kernel is therefore the transpose, gate blocks reordered. The
+    transposes are views (no copy), so each gate block stays contiguous in memory.
     """
     out = {
         "kernel": _reorder_rows(weight_ih, cell).T,
@@ -62,7 +67,7 @@ def canonical_from_torch(
         out["recurrent_bias"] = _reorder_rows(bias_hh, cell)
     if weight_hr is not None:
         out["projection"] = np.asarray(weight_hr).T
-    return {k: _fresh(np.ascontiguousarray(v)) for k, v in out.items()}
+    return out
 
 
 def canonical_from_keras(

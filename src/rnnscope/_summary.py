@@ -40,16 +40,22 @@ class SummaryRow:
 def tensor_stats(a: np.ndarray) -> dict[str, Any]:
     """mean, std, min, max over finite values, plus NaN and Inf counts."""
     a = np.asarray(a)
-    nan = np.isnan(a)
-    inf = np.isinf(a)
-    n_nan, n_inf = int(nan.sum()), int(inf.sum())
-    finite = a[~(nan | inf)] if n_nan or n_inf else a.reshape(-1)
+    if a.size == 0:
+        nan = float("nan")
+        return {"mean": nan, "std": nan, "min": nan, "max": nan, "nans": 0, "infs": 0}
+    total = a.sum(dtype=np.float64)
+    n_nan = n_inf = 0
+    finite = a
+    if not np.isfinite(total):  # only then are masks worth their memory
+        bad_nan, bad_inf = np.isnan(a), np.isinf(a)
+        n_nan, n_inf = int(bad_nan.sum()), int(bad_inf.sum())
+        finite = a[~(bad_nan | bad_inf)]
+        total = finite.sum(dtype=np.float64)
     if finite.size == 0:
         mean = std = lo = hi = float("nan")
     else:
-        f64 = finite.astype(np.float64, copy=False)
-        mean, std = float(f64.mean()), float(f64.std())
-        lo, hi = float(f64.min()), float(f64.max())
+        mean, std = float(total / finite.size), float(finite.std(dtype=np.float64))
+        lo, hi = float(finite.min()), float(finite.max())
     return {"mean": mean, "std": std, "min": lo, "max": hi, "nans": n_nan, "infs": n_inf}
 
 

@@ -117,13 +117,13 @@ def read_safetensors(path: str) -> Checkpoint:
     def read(keys: list[str]) -> list[np.ndarray]:
         out = []
         try:
-            with safe_open(path, framework="np") as f:
-                for k in keys:
-                    meta = header[k]
-                    if meta["dtype"] == "BF16":
-                        out.append(_bf16(path, data_start, meta))
-                    else:
-                        out.append(readonly(f.get_tensor(k)))
+            for k in keys:  # one mapping per tensor: its pages are released after the copy
+                meta = header[k]
+                if meta["dtype"] == "BF16":
+                    out.append(_bf16(path, data_start, meta))
+                    continue
+                with safe_open(path, framework="np") as f:
+                    out.append(readonly(f.get_tensor(k)))
         except SafetensorError as err:
             raise FormatError(f"'{path}': safetensors cannot read it: {err}") from err
         return out
