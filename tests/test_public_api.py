@@ -24,6 +24,8 @@ PUBLIC = {
     "SummaryRow",
     "Trace",
     "UnsupportedError",
+    "activations",
+    "gradients",
     "layers",
     "load",
     "rnn_weights",

@@ -12,6 +12,7 @@ Example:
 
 from ._activations import ACTIVATIONS
 from ._api import layers, rnn_weights, trace, weights
+from ._capture import activations, gradients
 from ._errors import (
     FormatError,
     InputError,
@@ -44,6 +45,8 @@ __all__ = [
     "SummaryRow",
     "Trace",
     "UnsupportedError",
+    "activations",
+    "gradients",
     "layers",
     "load",
     "rnn_weights",

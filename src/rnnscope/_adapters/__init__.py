@@ -12,18 +12,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from .._errors import UnsupportedError
 from .._model import LayerInfo, LayerWeights, RNNWeights
 
-__all__ = ["Adapter", "LayerRef", "find_adapter", "framework_of"]
+__all__ = ["Adapter", "LayerRef", "ValueFn", "find_adapter", "framework_of"]
+
+
+ValueFn = Callable[[Any], np.ndarray]
 
 
 @dataclass(frozen=True)
 class LayerRef:
-    """A layer found in a source: its listing and a function that extracts its weights."""
+    """A layer found in a source: its listing and a function that extracts its weights.
+
+    Live layers also carry the framework object (``obj``), the framework variables behind the
+    record (``variables``), and ``build``, which makes the record from any per-variable values:
+    ``build(read_variable)`` is the weights, ``build(lambda v: grads[id(v)])`` their gradients in
+    the same layout.
+    """
 
     info: LayerInfo
     extract: Callable[[], RNNWeights | LayerWeights]
+    obj: Any = None
+    variables: tuple[Any, ...] = ()
+    build: Callable[[ValueFn], RNNWeights | LayerWeights] | None = None
 
 
 class Adapter(Protocol):

@@ -17,7 +17,7 @@ import numpy as np
 from .._activations import ACTIVATIONS, canonical_name
 from .._layouts import canonical_from_cudnn, canonical_from_keras
 from .._model import LayerInfo, LayerWeights, RNNWeights, readonly
-from . import LayerRef
+from . import LayerRef, ValueFn
 
 __all__ = ["KerasAdapter"]
 
@@ -110,12 +110,12 @@ class KerasAdapter:
             kind = f"{kind}({type(getattr(layer, 'cell', None)).__name__})"
         info = LayerInfo(path, kind, shapes, recurrent=False)
 
-        def extract() -> LayerWeights:
+        def build(value: ValueFn) -> LayerWeights:
             return LayerWeights(
-                path, kind, {k: self._numpy(v) for k, v in zip(keys, variables, strict=True)}
+                path, kind, {k: value(v) for k, v in zip(keys, variables, strict=True)}
             )
 
-        return LayerRef(info, extract)
+        return LayerRef(info, lambda: build(self._numpy), layer, tuple(variables), build)
 
     def _rnn_ref(self, layer: Any, path: str) -> LayerRef:
         names = _class_names(layer)
@@ -129,9 +129,16 @@ class KerasAdapter:
                 key = f"{d}/{_short(v)}" if len(pairs) == 2 else _short(v)
                 shapes[key] = tuple(int(s) for s in v.shape)
         info = LayerInfo(path, type(layer).__name__, shapes, recurrent=True)
-        return LayerRef(info, lambda: self._rnn_weights(layer, path, pairs))
+        variables = tuple(v for _, sub in pairs for v in sub.trainable_weights)
 
-    def _rnn_weights(self, layer: Any, path: str, pairs: list[tuple[str, Any]]) -> RNNWeights:
+        def build(value: ValueFn) -> RNNWeights:
+            return self._rnn_weights(layer, path, pairs, value)
+
+        return LayerRef(info, lambda: build(self._numpy), layer, variables, build)
+
+    def _rnn_weights(
+        self, layer: Any, path: str, pairs: list[tuple[str, Any]], value: ValueFn
+    ) -> RNNWeights:
         first = pairs[0][1]
         cudnn = next((_CUDNN[n] for n in _class_names(first) if n in _CUDNN), None)
         cell_obj = first if cudnn else first.cell
@@ -140,8 +147,8 @@ class KerasAdapter:
         arrays: dict[tuple[str, str], np.ndarray] = {}
         for d, sub in pairs:
             src = sub if cudnn else sub.cell
-            kernel, rec = self._numpy(src.kernel), self._numpy(src.recurrent_kernel)
-            bias = self._numpy(src.bias) if getattr(src, "bias", None) is not None else None
+            kernel, rec = value(src.kernel), value(src.recurrent_kernel)
+            bias = value(src.bias) if getattr(src, "bias", None) is not None else None
             if cudnn:
                 assert bias is not None
                 parts = canonical_from_cudnn(cell, kernel, rec, bias, name=path)

@@ -8,13 +8,15 @@ record.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from .._layouts import canonical_from_torch
 from .._model import LayerInfo, LayerWeights, RNNWeights, readonly
-from . import LayerRef
+from . import LayerRef, ValueFn
 
 __all__ = ["TorchAdapter"]
 
@@ -62,16 +64,18 @@ class TorchAdapter:
                 continue
             own = dict(module.named_parameters(recurse=False))
             if own:
-                refs.append(self._generic_ref(path or kind, kind, own))
+                refs.append(self._generic_ref(path or kind, kind, own, module))
         return refs
 
     # -- records -------------------------------------------------------------------------------
-    def _generic_ref(self, path: str, kind: str, params: dict[str, Any]) -> LayerRef:
+    def _generic_ref(self, path: str, kind: str, params: dict[str, Any], module: Any) -> LayerRef:
         shapes = {k: tuple(v.shape) for k, v in params.items()}
         info = LayerInfo(path, kind, shapes, recurrent=False)
-        return LayerRef(
-            info, lambda: LayerWeights(path, kind, {k: _numpy(v) for k, v in params.items()})
-        )
+
+        def build(value: ValueFn) -> LayerWeights:
+            return LayerWeights(path, kind, {k: value(v) for k, v in params.items()})
+
+        return LayerRef(info, lambda: build(_numpy), module, tuple(params.values()), build)
 
     def _stacked_refs(self, module: Any, path: str, cell: str) -> list[LayerRef]:
         suffixes = ["", "_reverse"] if module.bidirectional else [""]
@@ -83,21 +87,25 @@ class TorchAdapter:
                 for s in suffixes
                 for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
             ]
-            shapes = {
-                key: tuple(getattr(module, key).shape) for key in keys if hasattr(module, key)
-            }
+            params = {key: getattr(module, key) for key in keys if hasattr(module, key)}
+            shapes = {key: tuple(p.shape) for key, p in params.items()}
             info = LayerInfo(name, type(module).__name__, shapes, recurrent=True)
-            refs.append(LayerRef(info, self._extractor(module, name, cell, k, suffixes)))
+            build = self._builder(module, name, cell, k, suffixes)
+            refs.append(
+                LayerRef(info, partial(build, _numpy), (module, k), tuple(params.values()), build)
+            )
         return refs
 
-    def _extractor(self, module: Any, name: str, cell: str, k: int, suffixes: list[str]) -> Any:
-        def extract() -> RNNWeights:
+    def _builder(
+        self, module: Any, name: str, cell: str, k: int, suffixes: list[str]
+    ) -> Callable[[ValueFn], RNNWeights]:
+        def build(value: ValueFn) -> RNNWeights:
             arrays: dict[tuple[str, str], np.ndarray] = {}
             for d, s in zip(("forward", "backward"), suffixes, strict=False):
 
                 def get(w: str, s: str = s) -> np.ndarray | None:
                     t = getattr(module, f"{w}_l{k}{s}", None)
-                    return None if t is None else _numpy(t)
+                    return None if t is None else value(t)
 
                 w_ih, w_hh = get("weight_ih"), get("weight_hh")
                 assert w_ih is not None and w_hh is not None
@@ -107,16 +115,16 @@ class TorchAdapter:
                 arrays.update({(p, d): a for p, a in parts.items()})
             return self._record(module, name, cell, arrays, len(suffixes) == 2)
 
-        return extract
+        return build
 
     def _cell_ref(self, module: Any, path: str, cell: str) -> LayerRef:
         params = dict(module.named_parameters(recurse=False))
         shapes = {key: tuple(v.shape) for key, v in params.items()}
         info = LayerInfo(path, type(module).__name__, shapes, recurrent=True)
 
-        def extract() -> RNNWeights:
+        def build(value: ValueFn) -> RNNWeights:
             def get(w: str) -> np.ndarray | None:
-                return _numpy(params[w]) if w in params else None
+                return value(params[w]) if w in params else None
 
             w_ih, w_hh = get("weight_ih"), get("weight_hh")
             assert w_ih is not None and w_hh is not None
@@ -125,7 +133,7 @@ class TorchAdapter:
                 module, path, cell, {(p, "forward"): a for p, a in parts.items()}, False
             )
 
-        return LayerRef(info, extract)
+        return LayerRef(info, partial(build, _numpy), module, tuple(params.values()), build)
 
     def _record(
         self,

@@ -1,0 +1,190 @@
+"""Capture for Keras 3 (TensorFlow, JAX and torch backends) and tf-keras.
+
+Outputs are captured by replacing the chosen layers' ``call`` on the instance for the duration of
+one forward pass (the class method is untouched; the instance attribute is deleted afterwards).
+TensorFlow and torch differentiate with respect to the captured tensors directly. JAX is
+functional: there each chosen output gets a zero "probe" added, and ``jax.grad`` differentiates
+with respect to the probes, which is the same derivative.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from .._adapters import LayerRef
+from .._errors import InputError, LayerError
+from .._model import readonly
+
+__all__ = ["KerasCapture"]
+
+
+def _first(out: Any) -> Any:
+    return out[0] if isinstance(out, (list, tuple)) else out
+
+
+class KerasCapture:
+    """Activations and gradients of Keras 3 or tf-keras models."""
+
+    def __init__(self, framework: str) -> None:
+        self.framework = framework
+        self.k = importlib.import_module(framework)
+        self.backend = self.k.backend.backend() if framework == "keras" else "tensorflow"
+
+    # -- plumbing ------------------------------------------------------------------------------
+    @contextmanager
+    def patched(
+        self, refs: Sequence[LayerRef], sink: dict[str, Any], probes: dict[str, Any] | None = None
+    ) -> Iterator[None]:
+        """Record each chosen layer's (first) output in ``sink``; add ``probes`` where given."""
+        done: list[Any] = []
+        try:
+            for ref in refs:
+                layer, name = ref.obj, ref.info.name
+                original = layer.call
+
+                def call(*args: Any, _orig: Any = original, _name: str = name, **kw: Any) -> Any:
+                    out = _orig(*args, **kw)
+                    first = _first(out)
+                    if probes is not None and _name in probes:
+                        first = first + probes[_name]
+                        out = (
+                            type(out)([first, *out[1:]])
+                            if isinstance(out, (list, tuple))
+                            else first
+                        )
+                    sink[_name] = first
+                    return out
+
+                object.__setattr__(layer, "call", call)  # past Keras's attribute tracking
+                done.append(layer)
+            yield
+        finally:
+            for layer in done:
+                layer.__dict__.pop("call", None)
+
+    def has_output(self, ref: LayerRef) -> bool:
+        """Every Keras layer with weights has an output."""
+        return True
+
+    def _numpy(self, t: Any) -> np.ndarray:
+        if self.framework == "keras":
+            return readonly(np.array(self.k.ops.convert_to_numpy(t), copy=True))
+        return readonly(np.array(t.numpy(), copy=True))
+
+    def _tensors(self, data: Any) -> Any:
+        if data is None:
+            return None
+        if self.framework == "keras":
+            return self.k.tree.map_structure(self.k.ops.convert_to_tensor, data)
+        tf = importlib.import_module("tensorflow")
+        return tf.nest.map_structure(tf.convert_to_tensor, data)
+
+    def _missing(self, refs: Sequence[LayerRef], sink: dict[str, Any]) -> None:
+        lost = [r.info.name for r in refs if r.info.name not in sink]
+        if lost:
+            raise LayerError(
+                f"layers {', '.join(lost)} were not called in the forward pass, so they have no "
+                "output (layers used inside a loop or a custom call may not be reachable)"
+            )
+
+    # -- loss ----------------------------------------------------------------------------------
+    def _loss(
+        self, model: Any, x: Any, y: Any, y_pred: Any, loss: Any, sw: Any, training: bool
+    ) -> Any:
+        if loss is None:
+            if getattr(model, "loss", None) is None:
+                raise InputError(
+                    f"model '{model.name}' has no compiled loss: compile it with a loss, or pass "
+                    "loss= (a loss name, a keras Loss or a callable (y_true, y_pred))"
+                )
+            kwargs = {"x": x, "y": y, "y_pred": y_pred, "sample_weight": sw}
+            if self.framework == "keras":
+                kwargs["training"] = training
+            return model.compute_loss(**kwargs)
+        fn = self.k.losses.get(loss) if isinstance(loss, str) else loss
+        if isinstance(fn, self.k.losses.Loss):
+            return fn(y, y_pred, sample_weight=sw)
+        per = fn(y, y_pred)
+        ops = self.k.ops if self.framework == "keras" else importlib.import_module("tensorflow")
+        mean = ops.mean if self.framework == "keras" else ops.reduce_mean
+        if sw is None:
+            return mean(per)
+        per = mean(ops.reshape(per, (ops.shape(per)[0], -1)), axis=1)
+        return mean(per * ops.cast(ops.reshape(sw, (-1,)), per.dtype))
+
+    # -- public work ---------------------------------------------------------------------------
+    def activations(
+        self, model: Any, x: Any, refs: Sequence[LayerRef], training: bool
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        sink: dict[str, Any] = {}
+        with self.patched(refs, sink):
+            model(x, training=training)
+        self._missing(refs, sink)
+        for r in refs:
+            yield r.info.name, self._numpy(sink[r.info.name])
+
+    def gradients(
+        self,
+        model: Any,
+        x: Any,
+        y: Any,
+        refs: Sequence[LayerRef],
+        weights: bool,
+        loss: Any,
+        sw: Any,
+        training: bool,
+    ) -> Iterator[tuple[str, Any]]:
+        y, sw = self._tensors(y), self._tensors(sw)
+        if self.backend == "jax":
+            from ._keras_jax import jax_gradients
+
+            yield from jax_gradients(self, model, x, y, refs, weights, loss, sw, training)
+            return
+        sink: dict[str, Any] = {}
+        variables = list({id(v): v for r in refs for v in r.variables}.values())
+        if self.backend == "tensorflow":
+            tf = importlib.import_module("tensorflow")
+            with tf.GradientTape() as tape:
+                with self.patched(refs, sink):
+                    y_pred = model(x, training=training)
+                value = self._loss(model, x, y, y_pred, loss, sw, training)
+            self._missing(refs, sink)
+            targets = (
+                [getattr(v, "value", v) if self.framework == "keras" else v for v in variables]
+                if weights
+                else [sink[r.info.name] for r in refs]
+            )
+            grads = tape.gradient(
+                value, targets, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
+        else:  # Keras 3 on torch
+            torch = importlib.import_module("torch")
+            with torch.enable_grad(), self.patched(refs, sink):
+                y_pred = model(x, training=training)
+                value = self._loss(model, x, y, y_pred, loss, sw, training)
+            self._missing(refs, sink)
+            targets = [v.value for v in variables] if weights else [sink[r.info.name] for r in refs]
+            raw = torch.autograd.grad(value, targets, allow_unused=True)
+            grads = [
+                torch.zeros_like(t) if g is None else g for g, t in zip(raw, targets, strict=True)
+            ]
+        arrays = [self._numpy(g) for g in grads]
+        yield from _results(refs, variables, arrays, weights)
+
+
+def _results(
+    refs: Sequence[LayerRef], variables: list[Any], arrays: list[np.ndarray], weights: bool
+) -> Iterator[tuple[str, Any]]:
+    if not weights:
+        yield from ((r.info.name, a) for r, a in zip(refs, arrays, strict=True))
+        return
+    from . import records_from
+
+    values = {id(v): a for v, a in zip(variables, arrays, strict=True)}
+    for r in refs:
+        yield r.info.name, records_from(r, values)

@@ -1,0 +1,112 @@
+"""Gradients of Keras 3 models on the JAX backend, through ``stateless_call`` and ``jax.grad``.
+
+The loss is a pure function of the trainable variables' values and of one zero probe per chosen
+output (added to that output inside the patched ``call``). Its gradient with respect to a probe is
+the gradient with respect to the output. The function is compiled with ``jax.jit`` once per model
+and set of choices, and kept in a cache that holds the model weakly.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._adapters import LayerRef
+
+if TYPE_CHECKING:
+    from ._keras import KerasCapture
+
+__all__ = ["jax_gradients"]
+
+_MAX_PER_MODEL = 8
+_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Callable[..., Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _training(model: Any, training: bool) -> dict[str, bool]:
+    """``training=`` for stateless_call, unless the model's ``call`` takes no such argument."""
+    return {"training": training} if getattr(model, "_call_has_training_arg", True) else {}
+
+
+def _loss_fn(
+    cap: KerasCapture,
+    model_ref: weakref.ref[Any],
+    refs: Sequence[LayerRef],
+    loss: Any,
+    training: bool,
+) -> Callable[..., Any]:
+    def fn(
+        tv: list[Any],
+        probes: dict[str, Any],
+        ntv: list[Any],
+        mv: list[Any],
+        x: Any,
+        y: Any,
+        sw: Any,
+    ) -> Any:
+        model = model_ref()
+        assert model is not None, "the model was garbage-collected"
+        sink: dict[str, Any] = {}
+        with cap.patched(refs, sink, probes):
+            y_pred, _ = model.stateless_call(tv, ntv, x, **_training(model, training))
+        if loss is None and getattr(model, "loss", None) is not None:
+            value, _ = model.stateless_compute_loss(
+                tv, ntv, mv, x=x, y=y, y_pred=y_pred, sample_weight=sw, training=training
+            )
+            return value
+        return cap._loss(model, x, y, y_pred, loss, sw, training)
+
+    return fn
+
+
+def jax_gradients(
+    cap: KerasCapture,
+    model: Any,
+    x: Any,
+    y: Any,
+    refs: Sequence[LayerRef],
+    weights: bool,
+    loss: Any,
+    sw: Any,
+    training: bool,
+) -> Iterator[tuple[str, Any]]:
+    import jax
+
+    from ._keras import _results
+
+    if loss is None and getattr(model, "loss", None) is None:
+        cap._loss(model, x, y, None, None, sw, training)  # raises the no-compiled-loss error
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+    mv = [v.value for v in model.metrics_variables]
+    probes: dict[str, Any] = {}
+    if not weights:  # shapes of the chosen outputs, from an abstract pass (no computation)
+        sink: dict[str, Any] = {}
+
+        def shapes(tv: list[Any]) -> Any:
+            with cap.patched(refs, sink):
+                return model.stateless_call(tv, ntv, x, **_training(model, training))
+
+        jax.eval_shape(shapes, tv)
+        cap._missing(refs, sink)
+        probes = {n: jax.numpy.zeros(t.shape, t.dtype) for n, t in sink.items()}
+    key = (tuple(r.info.name for r in refs), weights, training, id(loss), sw is None)
+    per_model = _CACHE.setdefault(model, {})
+    if key not in per_model:
+        if len(per_model) >= _MAX_PER_MODEL:  # e.g. a new loss lambda on every call
+            per_model.pop(next(iter(per_model)))
+        fn = _loss_fn(cap, weakref.ref(model), refs, loss, training)
+        per_model[key] = jax.jit(jax.grad(fn, argnums=(0, 1)))
+    g_tv, g_probes = per_model[key](tv, probes, ntv, mv, x, y, sw)  # patches while it traces
+    if weights:
+        index = {id(v): k for k, v in enumerate(model.trainable_variables)}
+        variables = list({id(v): v for r in refs for v in r.variables}.values())
+        arrays = [  # non-trainable variables (batch-norm statistics) get zeros
+            cap._numpy(g_tv[index[id(v)]] if id(v) in index else jax.numpy.zeros(v.shape))
+            for v in variables
+        ]
+        yield from _results(refs, variables, arrays, True)
+    else:
+        yield from _results(refs, [], [cap._numpy(g_probes[r.info.name]) for r in refs], False)

@@ -1,0 +1,289 @@
+"""Keras 3 activations and gradients, checked by central finite differences in float64, on
+whichever backend KERAS_BACKEND selects (the suite runs all three)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import rnnscope
+from rnnscope._api import resolve
+
+pytestmark = pytest.mark.keras_backend
+
+B, T, F = 3, 4, 2
+keras = pytest.importorskip("keras")
+# Keras's eager float64 forward on JAX does not converge under central differences (not even a
+# single layer's output as the step shrinks), so on JAX the finite differences are taken of
+# rnnscope's own float64 numpy forward of the same model (the reference cells, proven equal to
+# every framework's outputs), chained layer by layer.
+JAX = keras.backend.backend() == "jax"
+EPS = 1e-6
+RTOL = 1e-5
+
+
+@pytest.fixture
+def f64():
+    old = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    if keras.backend.backend() == "jax":  # JAX computes in float32 unless x64 is enabled
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    yield
+    keras.config.set_floatx(old)
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", False)
+
+
+def _np(t):
+    return np.asarray(keras.ops.convert_to_numpy(t))
+
+
+def _model(seed=0):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((T, F))
+    h = keras.layers.LSTM(3, return_sequences=True, name="lstm")(inp)
+    h = keras.layers.Bidirectional(keras.layers.GRU(2, return_sequences=True), name="bigru")(h)
+    if keras.backend.backend() in ("torch", "jax"):
+        # Keras computes Dense and SimpleRNN matmuls in float32 on these backends even with
+        # float64 weights (outputs move in steps of 6e-8), too coarse for float64 differences:
+        # the model ends in recurrent layers there.
+        h = keras.layers.GRU(2, return_sequences=True, name="srnn")(h)
+        out = keras.layers.GRU(1, name="head")(h)
+    else:
+        h = keras.layers.SimpleRNN(2, name="srnn")(h)
+        out = keras.layers.Dense(1, name="head")(h)
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(seed)
+    for v in model.trainable_variables:
+        v.assign(rng.normal(scale=0.5, size=v.shape))
+    model.compile(loss="mse")
+    return model
+
+
+def _data(rng):
+    return rng.normal(size=(B, T, F)), rng.normal(size=(B, 1))
+
+
+def _mse(y_true, y_pred):
+    # A plain per-sample loss: Keras's Loss objects and compiled loss return float32 on the
+    # torch and JAX backends even for float64 models, which float64 differences see as noise.
+    return keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+
+
+def _forward(model, x):
+    return _np(model(x))
+
+
+def _loss(model, x, y, sw=None):
+    """The reference loss, in numpy: sum_i w_i * mean_j (y - y_pred)^2 / batch."""
+    per = ((y - _forward(model, x)) ** 2).reshape(len(y), -1).mean(axis=1)
+    return float(np.mean(per if sw is None else per * sw))
+
+
+def _fd_weights(model, x, y, sw=None, per_variable=4):
+    """d loss / d a few sampled entries of every trainable variable (NaN elsewhere)."""
+    out = {}
+    pick = np.random.default_rng(9)
+    for v in model.trainable_variables:
+        base = _np(v).copy()
+        g = np.full_like(base, np.nan)
+        flat = pick.choice(base.size, size=min(per_variable, base.size), replace=False)
+        for idx in (np.unravel_index(i, base.shape) for i in flat):
+            g[idx] = 0.0
+            for sign in (1, -1):
+                w = base.copy()
+                w[idx] += sign * EPS
+                v.assign(w)
+                g[idx] += sign * _loss(model, x, y, sw) / (2 * EPS)
+        v.assign(base)
+        out[id(v)] = g
+    return out
+
+
+def _chain_loss(model, records, x, y, sw=None, probe=None):
+    """The model's loss from rnnscope's numpy forward (all-recurrent models: the JAX variant)."""
+    h = x
+    for layer in model.layers:
+        if layer.name not in records:
+            continue
+        h = rnnscope.trace(records[layer.name], h).output(sequences=layer.return_sequences)
+        if probe is not None and probe[0] == layer.name:
+            h = h + probe[1]
+    per = ((y - h) ** 2).reshape(len(y), -1).mean(axis=1)
+    return float(np.mean(per if sw is None else per * sw))
+
+
+def _fd_records(model, x, y, sw):
+    """FD of the numpy forward w.r.t. sampled canonical entries, as {layer: {(d, part): grad}}."""
+    records = {r.info.name: rnnscope.rnn_weights(model, r.info.name) for r in resolve(model).refs}
+    pick = np.random.default_rng(9)
+    out = {}
+    for name, rec in records.items():
+        for (part, d), arr in rec.arrays.items():
+            g = np.full(arr.shape, np.nan)
+            for i in pick.choice(arr.size, size=min(4, arr.size), replace=False):
+                idx = np.unravel_index(i, arr.shape)
+                vals = []
+                for sign in (1, -1):
+                    a = arr.astype(np.float64).copy()
+                    a[idx] += sign * EPS
+                    arrays = {**rec.arrays, (part, d): a}
+                    moved = {**records, name: dataclasses.replace(rec, arrays=arrays)}
+                    vals.append(_chain_loss(model, moved, x, y, sw))
+                g[idx] = (vals[0] - vals[1]) / (2 * EPS)
+            out.setdefault(name, {})[(d, part)] = g
+    return out
+
+
+def test_weight_gradients_match_finite_differences(f64, rng):
+    model = _model()
+    x, y = _data(rng)
+    sw = np.array([1.0, 0.5, 2.0])
+    got = rnnscope.gradients(model, x, y, wrt="weights", sample_weight=sw, loss=_mse)
+    if JAX:
+        for name, blocks in _fd_records(model, x, y, sw).items():
+            for (d, part), fd_block in blocks.items():
+                mask = ~np.isnan(fd_block)
+                np.testing.assert_allclose(
+                    got[name].array(part, direction=d)[mask],
+                    fd_block[mask],
+                    rtol=RTOL,
+                    atol=1e-8,
+                    err_msg=f"{name} {d} {part}",
+                )
+        return
+    fd = _fd_weights(model, x, y, sw)
+    for ref in resolve(model).refs:
+        want = ref.build(lambda v: fd[id(v)])  # the FD gradients in the canonical layout
+        g = got[ref.info.name]
+        pairs = (
+            [(g.array(p, gt or None, d), blk, f"{d} {p} {gt}") for d, p, gt, blk in want.items()]
+            if isinstance(g, rnnscope.RNNWeights)
+            else [(g.array(n), a, n) for n, a in want.items()]
+        )
+        checked = 0
+        for ours, fd_block, what in pairs:
+            mask = ~np.isnan(fd_block)
+            np.testing.assert_allclose(
+                ours[mask], fd_block[mask], rtol=RTOL, atol=1e-8, err_msg=f"{ref.info.name} {what}"
+            )
+            checked += int(mask.sum())
+        assert checked > 0, ref.info.name
+
+
+def test_output_gradients_match_finite_differences(f64, rng):
+    from rnnscope._capture._keras import KerasCapture
+
+    model = _model(1)
+    x, y = _data(rng)
+    got = rnnscope.gradients(model, x, y, layers=["lstm", "bigru", "srnn"], loss=_mse)
+    assert got["lstm"].shape == (B, T, 3) and got["bigru"].shape == (B, T, 4)
+    assert got["srnn"].shape[0] == B
+    cap = KerasCapture("keras")
+    refs = {r.info.name: r for r in resolve(model).refs}
+    records = {n: rnnscope.rnn_weights(model, n) for n in refs} if JAX else {}
+    for name in ("lstm", "bigru", "srnn"):
+        shape = got[name].shape
+        for idx in [(0, 0, 0), (1, T - 1, 1), (2, 1, shape[-1] - 1)][
+            : 3 if len(shape) == 3 else 0
+        ] or [(0, 0), (2, 1)]:
+            vals = []
+            for sign in (1, -1):
+                probe = np.zeros(shape)
+                probe[idx] = sign * EPS
+                if JAX:
+                    vals.append(_chain_loss(model, records, x, y, probe=(name, probe)))
+                    continue
+                with cap.patched([refs[name]], {}, {name: keras.ops.convert_to_tensor(probe)}):
+                    vals.append(_loss(model, x, y))
+            fd = (vals[0] - vals[1]) / (2 * EPS)
+            np.testing.assert_allclose(
+                got[name][idx], fd, rtol=RTOL, atol=1e-9, err_msg=f"{name} {idx}"
+            )
+
+
+def test_sample_weight_is_honoured(rng):
+    model = _model(2)
+    x, y = _data(rng)
+    x, y = x.astype("float32"), y.astype("float32")
+    g_w = rnnscope.gradients(model, x, y, wrt="weights", sample_weight=np.array([1.0, 0, 0]))
+    g_1 = rnnscope.gradients(model, x[:1], y[:1], wrt="weights")
+    # sum(w * loss) / batch with w = (1, 0, 0) is a third of sample 0's loss
+    for name in ("lstm", "head"):
+        ka, kb = g_w[name].array("kernel"), g_1[name].array("kernel")  # RNN or Dense alike
+        np.testing.assert_allclose(ka, kb / 3, rtol=1e-4, atol=1e-7)
+
+
+def test_activations_and_leaving_nothing_behind(rng):
+    model = _model(3)
+    x, y = (a.astype("float32") for a in _data(rng))
+    before = _np(model(x))
+    weights = [_np(v).copy() for v in model.weights]
+    acts = rnnscope.activations(model, x)
+    assert set(acts) == {"lstm", "bigru", "srnn", "head"}
+    np.testing.assert_allclose(acts["head"], before, rtol=1e-6)
+    t = rnnscope.trace(model, x, layer="lstm")
+    np.testing.assert_allclose(acts["lstm"], t.output(), atol=1e-5)
+    rnnscope.gradients(model, x, y)
+    rnnscope.gradients(model, x, y, wrt="weights", loss="mae")
+    assert not any("call" in layer.__dict__ for layer in model.layers)
+    np.testing.assert_array_equal(_np(model(x)), before)
+    for v, w in zip(model.weights, weights, strict=True):
+        np.testing.assert_array_equal(_np(v), w)
+
+
+def test_errors_name_the_problem(rng):
+    model = _model(4)
+    x, y = (a.astype("float32") for a in _data(rng))
+    uncompiled = keras.Model(model.inputs, model.outputs)
+    with pytest.raises(rnnscope.InputError, match="has no compiled loss"):
+        rnnscope.gradients(uncompiled, x, y)
+    with pytest.raises(rnnscope.InputError, match="wrt must be one of outputs, weights"):
+        rnnscope.gradients(model, x, y, wrt="inputs")
+    with pytest.raises(rnnscope.LayerError, match="'nope' not found"):
+        rnnscope.activations(model, x, layers="nope")
+    with pytest.raises(rnnscope.UnsupportedError, match="need a Keras 3, tf-keras or torch model"):
+        rnnscope.activations(rnnscope.rnn_weights(model, "lstm"), x)
+
+
+def test_multi_io_nested_and_subclassed(rng):
+    keras.utils.set_random_seed(5)
+    inner = keras.Sequential(
+        [keras.Input((T, F)), keras.layers.GRU(3, return_sequences=True, name="g")], name="inner"
+    )
+    a, b = keras.Input((T, F), name="a"), keras.Input((T, F), name="b")
+    h = keras.layers.Concatenate()(
+        [inner(a), keras.layers.LSTM(2, return_sequences=True, name="l")(b)]
+    )
+    o1 = keras.layers.Dense(1, name="o1")(keras.layers.SimpleRNN(2, name="s")(h))
+    o2 = keras.layers.Dense(2, name="o2")(h)
+    model = keras.Model([a, b], [o1, o2])
+    model.compile(loss=["mse", "mse"])
+    xa, xb = (rng.normal(size=(B, T, F)).astype("float32") for _ in range(2))
+    ys = [rng.normal(size=(B, 1)).astype("float32"), rng.normal(size=(B, T, 2)).astype("float32")]
+    g = rnnscope.gradients(model, [xa, xb], ys, layers=["inner/g", "l", "s"])
+    assert g["inner/g"].shape == (B, T, 3) and g["l"].shape == (B, T, 2)
+    assert np.abs(g["inner/g"]).sum() > 0
+
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.rnn = keras.layers.LSTM(3, return_sequences=True)
+            self.out = keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.out(self.rnn(x))
+
+    sub = Sub()
+    sub.compile(loss="mse")
+    x = rng.normal(size=(B, T, F)).astype("float32")
+    sub(x)
+    name = rnnscope.layers(sub)[0].name
+    g = rnnscope.gradients(sub, x, rng.normal(size=(B, T, 1)).astype("float32"))
+    assert g[name].shape == (B, T, 3)
