@@ -82,8 +82,13 @@ def select(refs: list[LayerRef], layer: LayerKey, source: str, *, recurrent: boo
             )
         return refs[layer]
     exact = [r for r in refs if r.info.name == layer]
-    if exact:
+    if len(exact) == 1:
         return exact[0]
+    if exact:
+        raise LayerError(
+            f"layer name '{layer}' is ambiguous in {source}: {len(exact)} layers carry it; "
+            f"choose one by index: {_describe(refs)}"
+        )
     found = [r for r in refs if layer in r.info.name]
     if len(found) == 1:
         return found[0]

@@ -46,6 +46,8 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     """A read-only array the record can own: a read-only input is adopted as it is (readers and
     adapters hand over fresh read-only arrays), a writeable one is copied, so that nobody else
     holding it can change the record."""
+    if a.dtype.kind not in "fiub":
+        raise UnsupportedError(f"weights must be real numbers; got an array of {a.dtype}")
     if not a.flags.writeable:
         return a
     out = np.array(a, copy=True)

@@ -29,8 +29,9 @@ def to_numpy(x: Any, *, what: str = "x") -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     detach = getattr(x, "detach", None)
-    if callable(detach):  # torch.Tensor
-        return np.asarray(detach().cpu().numpy())
+    if callable(detach):  # torch.Tensor (bfloat16, which numpy lacks, widened to float32)
+        t = detach().cpu()
+        return np.asarray((t.float() if str(t.dtype) == "torch.bfloat16" else t).numpy())
     as_numpy = getattr(x, "numpy", None)
     if callable(as_numpy):  # tf.Tensor, keras Variable
         return np.asarray(as_numpy())
@@ -119,11 +120,26 @@ def _initial_states(
     w: RNNWeights, initial_state: Any, batch: int, dtype: np.dtype
 ) -> dict[str, list[np.ndarray]]:
     sizes = [w.hidden, w.units] if w.cell == "LSTM" else [w.units]
-    per_dir: dict[str, Sequence[Any]]
+    per_dir: dict[str, Any]
     if initial_state is None:
         return {d: [np.zeros((batch, n), dtype) for n in sizes] for d in w.directions}
     if isinstance(initial_state, Mapping):
+        unknown = [k for k in initial_state if k not in w.directions]
+        if unknown:
+            raise InputError(
+                f"initial_state for layer '{w.name}': unknown direction(s) {unknown}; "
+                f"expected keys among {list(w.directions)}"
+            )
         per_dir = {d: initial_state[d] for d in w.directions if d in initial_state}
+        for d, states_d in per_dir.items():
+            n_given = len(states_d) if isinstance(states_d, (list, tuple)) else 1
+            if n_given != len(sizes):
+                raise InputError(
+                    f"initial_state['{d}'] for layer '{w.name}' ({w.cell}): expected "
+                    f"{len(sizes)} array(s) ({'h, c' if w.cell == 'LSTM' else 'h'}), got {n_given}"
+                )
+            if not isinstance(states_d, (list, tuple)):
+                per_dir[d] = [states_d]
     else:
         flat = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
         if len(flat) != len(sizes) * len(w.directions):
@@ -136,7 +152,7 @@ def _initial_states(
         per_dir = {d: flat[k * n : (k + 1) * n] for k, d in enumerate(w.directions)}
     out: dict[str, list[np.ndarray]] = {}
     for d in w.directions:
-        given = per_dir.get(d)
+        given: Sequence[Any] | None = per_dir.get(d)
         states = [np.zeros((batch, s), dtype) for s in sizes] if given is None else list(given)
         arrays = [to_numpy(s, what="initial_state").astype(dtype) for s in states]
         for a, s in zip(arrays, sizes, strict=False):
@@ -151,7 +167,11 @@ def _initial_states(
 
 def run_trace(w: RNNWeights, x: Any, initial_state: Any = None) -> Trace:
     """Trace ``w`` over ``x`` of shape ``(batch, time, input_dim)``."""
+    if isinstance(x, (str, bytes)):
+        raise InputError(f"x for layer '{w.name}': expected an array, got {type(x).__name__}")
     xa = to_numpy(x)
+    if xa.ndim == 3 and xa.shape[1] == 0:
+        raise InputError(f"x for layer '{w.name}' has no timesteps (shape {xa.shape})")
     if xa.ndim != 3 or xa.shape[2] != w.input_dim:
         raise InputError(
             f"x for layer '{w.name}': expected shape (batch, time, {w.input_dim}), got {xa.shape}"

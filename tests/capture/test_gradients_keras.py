@@ -26,14 +26,16 @@ RTOL = 1e-5
 
 @pytest.fixture
 def f64():
-    old = keras.config.floatx()
+    old, old_policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")  # the global policy is cached once layers exist
     if keras.backend.backend() == "jax":  # JAX computes in float32 unless x64 is enabled
         import jax
 
         jax.config.update("jax_enable_x64", True)
     yield
     keras.config.set_floatx(old)
+    keras.config.set_dtype_policy(old_policy)
     if keras.backend.backend() == "jax":
         import jax
 

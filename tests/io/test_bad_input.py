@@ -231,7 +231,7 @@ def test_fuzz_every_format():
                     b[pos:pos] = rng.bytes(int(rng.integers(1, 32)))
                 p = tmp / f"case{k}{''.join(src.suffixes)}"
                 p.write_bytes(bytes(b))
-                signal.alarm(20)
+                signal.alarm(30)  # above the reader's own 10 s guard
                 try:
                     _read_all(p)
                     outcomes["loaded"] += 1

@@ -53,18 +53,28 @@ def test_file_layers_trace_to_the_framework_output(path):
         assert len(w.directions) == layer["directions"]
         if layer.get("proj_size"):
             assert w.proj_size == layer["proj_size"]
-        inferred = any(f"'{name}'" in n for n in ckpt.notes)
-        if not inferred:  # a config was read: every setting must match
-            assert w.merge_mode == layer["merge_mode"]
-            assert w.activation == _keras2(layer["activation"], ckpt)
-        if w.activation != layer["activation"] and layer["activation"] == "relu":
-            # A torch state dict cannot tell relu from tanh: the note says tanh was assumed,
-            # and the user sets it as here.
-            assert any("nonlinearity assumed tanh" in n for n in ckpt.notes)
-            w = dataclasses.replace(w, activation="relu")
+        settings = {
+            "activation": _keras2(layer["activation"], ckpt),
+            "recurrent_activation": _keras2(layer["recurrent_activation"], ckpt)
+            if w.cell != "SimpleRNN"
+            else None,
+            "merge_mode": layer["merge_mode"],
+            "go_backwards": bool(layer.get("go_backwards", False)),
+        }
+        if w.cell == "GRU" and layer.get("reset_after") is not None:
+            settings["reset_after"] = layer["reset_after"]
+        found = {k: getattr(w, k) for k in settings}
+        if any(f"'{name}'" in n for n in ckpt.notes):
+            # No config (weights-only file, torch state dict): what differs must be stated as
+            # assumed in the notes; the user then sets it, as here.
+            if found != settings:
+                assert any("assumed" in n and f"'{name}'" in n for n in ckpt.notes), ckpt.notes
+            w = dataclasses.replace(w, **settings)
+        else:  # a config was read: every setting must match
+            assert found == settings, (path.name, name)
         x, y = ref[f"{name}/x"], ref[f"{name}/y"]
         t = rnnscope.trace(w, x)
-        got = t.output(merge_mode=layer["merge_mode"], sequences=y.ndim == 3)
+        got = t.output(sequences=y.ndim == 3)
         np.testing.assert_allclose(got, y, atol=ATOL, err_msg=f"{path.name}: {name}")
 
 

@@ -36,6 +36,16 @@ def _cell_kind(cell: Any) -> str | None:
     return None
 
 
+def _same_directions(layer: Any) -> bool:
+    """True when a Bidirectional's two directions are the same kind of cell, same settings."""
+    f, b = layer.forward_layer, layer.backward_layer
+    fc, bc = getattr(f, "cell", f), getattr(b, "cell", b)
+    if type(fc) is not type(bc):
+        return False
+    keys = ("units", "activation", "recurrent_activation", "use_bias", "reset_after")
+    return all(getattr(fc, k, None) == getattr(bc, k, None) for k in keys)
+
+
 def _short(v: Any) -> str:
     """A variable's own name: ``kernel`` from tf-keras's ``lstm/lstm_cell/kernel:0``."""
     return str(v.name).rsplit("/", 1)[-1].split(":", 1)[0]
@@ -75,6 +85,10 @@ class KerasAdapter:
     def _walk(self, layer: Any, prefix: str, refs: list[LayerRef], top: bool = False) -> None:
         names = _class_names(layer)
         path = f"{prefix}{layer.name}"
+        if "Bidirectional" in names and not _same_directions(layer):
+            kind = "Bidirectional (directions differ)"
+            refs.append(self._generic_ref(layer, path, list(layer.weights), kind))
+            return
         if (
             "Bidirectional" in names
             or any(n in _CUDNN for n in names)
@@ -96,7 +110,7 @@ class KerasAdapter:
     def _numpy(self, v: Any) -> np.ndarray:
         return readonly(np.array(v.numpy(), copy=True))
 
-    def _generic_ref(self, layer: Any, path: str, variables: list[Any]) -> LayerRef:
+    def _generic_ref(self, layer: Any, path: str, variables: list[Any], kind: str = "") -> LayerRef:
         keys: list[str] = []
         for v in variables:
             k, n = _short(v), 1
@@ -105,8 +119,8 @@ class KerasAdapter:
                 k = f"{_short(v)}_{n}"
             keys.append(k)
         shapes = {k: tuple(int(d) for d in v.shape) for k, v in zip(keys, variables, strict=True)}
-        kind = type(layer).__name__
-        if "RNN" in _class_names(layer):
+        kind = kind or type(layer).__name__
+        if not kind.startswith("Bidirectional") and "RNN" in _class_names(layer):
             kind = f"{kind}({type(getattr(layer, 'cell', None)).__name__})"
         info = LayerInfo(path, kind, shapes, recurrent=False)
 

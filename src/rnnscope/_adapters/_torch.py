@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import UnsupportedError
 from .._layouts import canonical_from_torch
 from .._model import LayerInfo, LayerWeights, RNNWeights, readonly
 from . import LayerRef, ValueFn
@@ -25,7 +26,10 @@ _CELL_CLASSES = {"LSTMCell": "LSTM", "GRUCell": "GRU", "RNNCell": "SimpleRNN"}
 
 
 def _numpy(t: Any) -> np.ndarray:
-    return readonly(np.array(t.detach().cpu().numpy(), copy=True))
+    t = t.detach().cpu()
+    if str(t.dtype) == "torch.bfloat16":  # numpy has no bfloat16: widened, exactly
+        t = t.float()
+    return readonly(np.array(t.numpy(), copy=True))
 
 
 def _join(path: str, name: str) -> str:
@@ -88,6 +92,9 @@ class TorchAdapter:
                 for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
             ]
             params = {key: getattr(module, key) for key in keys if hasattr(module, key)}
+            if f"weight_ih_l{k}" not in params:  # e.g. dynamically quantized: packed weights
+                refs.append(self._unreadable(module, name))
+                continue
             shapes = {key: tuple(p.shape) for key, p in params.items()}
             info = LayerInfo(name, type(module).__name__, shapes, recurrent=True)
             build = self._builder(module, name, cell, k, suffixes)
@@ -95,6 +102,17 @@ class TorchAdapter:
                 LayerRef(info, partial(build, _numpy), (module, k), tuple(params.values()), build)
             )
         return refs
+
+    def _unreadable(self, module: Any, name: str) -> LayerRef:
+        kind = f"{type(module).__module__.rsplit('.', 1)[-1]}.{type(module).__name__}"
+
+        def extract() -> RNNWeights:
+            raise UnsupportedError(
+                f"layer '{name}' ({kind}) keeps no weight_ih/weight_hh tensors (quantized or "
+                "packed weights); rnnscope reads float torch RNN modules"
+            )
+
+        return LayerRef(LayerInfo(name, kind, {}, recurrent=False), extract)
 
     def _builder(
         self, module: Any, name: str, cell: str, k: int, suffixes: list[str]

@@ -116,6 +116,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             "model.weights.h5) nor a torch checkpoint (data.pkl)"
         )
     ext = p.lower()
+    if head.startswith(b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"):
+        return "torch"  # torch.save's legacy (non-zip) format: a pickled magic number first
     if head[8:9] == b"{" or ext.endswith(".safetensors"):
         return "safetensors"  # its reader checks the declared header size against the file
     if ext.endswith((".pt", ".pth", ".bin")) and head[:1] == b"\x80":

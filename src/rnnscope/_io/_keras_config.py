@@ -96,13 +96,24 @@ def _activation_name(value: Any, keras2: bool) -> str:
     return canonical_name(name)
 
 
+def _same_directions(forward: dict[str, Any], backward: Any) -> bool:
+    """An explicit ``backward_layer`` must be the same kind of layer with the same settings."""
+    if not isinstance(backward, dict):
+        return True  # none given: Keras copies the forward layer
+    f, b = forward.get("config") or {}, backward.get("config") or {}
+    keys = ("units", "activation", "recurrent_activation", "use_bias", "reset_after")
+    return forward.get("class_name") == backward.get("class_name") and all(
+        f.get(k) == b.get(k) for k in keys
+    )
+
+
 def rnn_spec(spec: LayerSpec, keras2: bool) -> RNNSpec | None:
     """Recurrent settings of a layer spec; None if it is not a recurrent layer rnnscope reads."""
     cls, cfg = spec.class_name, spec.config
     bidirectional, merge_mode = False, None
     if cls == "Bidirectional":
         inner = cfg.get("layer", {})
-        if not isinstance(inner, dict):
+        if not isinstance(inner, dict) or not _same_directions(inner, cfg.get("backward_layer")):
             return None
         bidirectional, merge_mode = True, cfg.get("merge_mode", "concat")
         cls, cfg = str(inner.get("class_name", "")), inner.get("config", {}) or {}

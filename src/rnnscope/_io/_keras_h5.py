@@ -15,6 +15,7 @@ has none, and its order is the order the groups were written in (their HDF5 obje
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ import numpy as np
 
 from .._errors import FormatError
 from .._model import readonly
+from ._guard import guarded
 from ._keras_config import LayerSpec, parse_model_config
 from ._keras_layers import build_refs
 from ._zipwindow import open_member
@@ -86,11 +88,49 @@ def _var_list(group: Any) -> list[tuple[str, str]]:
     return [(k, group[k].name) for k in keys]
 
 
+def snake_case(name: str) -> str:
+    """Keras's group key for a class name: ``SimpleRNN`` -> ``simple_rnn``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _config_keys(spec: LayerSpec) -> dict[str, str]:
+    """Group key -> layer name, by Keras's rule: snake-cased class name, numbered on repeats."""
+    seen: dict[str, int] = {}
+    out = {}
+    for child in spec.children:
+        base = snake_case(child.class_name)
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out[base if n == 0 else f"{base}_{n}"] = child.name
+    return out
+
+
+def _datasets(group: Any, skip: str = "layers") -> list[tuple[str, str]]:
+    """Every dataset below ``group`` except under ``skip``: (relative path, absolute path)."""
+    import h5py
+
+    found: list[tuple[str, str]] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and not name.startswith(f"{skip}/"):
+            found.append((name, obj.name))
+
+    group.visititems(visit)
+    return found
+
+
 def _walk_v3(group: Any, prefix: str, spec: LayerSpec | None, out: list[RawLayer]) -> None:
     if "layers" not in group:
         return
     subs = list(group["layers"].items())
-    names = {k: _text(g["vars"].attrs.get("name", k)) if "vars" in g else k for k, g in subs}
+    by_key = _config_keys(spec) if spec is not None else {}
+    names = {
+        k: _text(g["vars"].attrs["name"])
+        if "vars" in g and "name" in g["vars"].attrs
+        else by_key.get(k, k)  # tf-keras writes no name attribute: Keras's key rule
+        for k, g in subs
+    }
     if spec is not None and spec.children:
         rank = {c.name: i for i, c in enumerate(spec.children)}
         subs.sort(key=lambda kv: (rank.get(names[kv[0]], len(rank)), _addr(kv[1])))
@@ -110,21 +150,33 @@ def _walk_v3(group: Any, prefix: str, spec: LayerSpec | None, out: list[RawLayer
         elif "cell" in g and "vars" in g["cell"]:
             raw.variables[""] = _var_list(g["cell"]["vars"])
             raw.hints += (_text(g["cell"]["vars"].attrs.get("name", "")),)
-        elif "vars" in g:
+        elif "vars" in g and "layers" in g:
             raw.variables[""] = _var_list(g["vars"])
+        else:  # plain layers, and anything else (stacked cells...): every dataset, by its path
+            raw.variables[""] = _var_list(g["vars"]) if "vars" in g else []
+            if not raw.variables[""] or len(_datasets(g)) != len(raw.variables[""]):
+                raw.variables[""] = _datasets(g)
         if any(raw.variables.values()):
             out.append(raw)
         _walk_v3(g, f"{path}/", child, out)
 
 
 def _owner(parts: list[str], group_name: str) -> tuple[str, str, str]:
-    """(sub-layer path, direction, variable name) of a legacy weight name split on '/'."""
+    """(sub-layer path, direction, variable name) of a legacy weight name split on '/'.
+
+    The path always starts at the layer group: Keras 3 puts a Sequential model's name in front
+    (``seq/lstm/lstm_cell/kernel`` in group ``lstm``, dropped), while tf-keras leaves a nested
+    model's own name out (``lstm/lstm_cell/kernel:0`` in group ``inner``, prefixed). A
+    ``forward_``/``backward_`` part is a direction only below the layer's own name.
+    """
     var = parts[-1].split(":", 1)[0]
     body = parts[:-1]
-    if group_name in body:  # drop a model prefix such as 'sequential/' before the layer's name
+    if group_name in body:
         body = body[body.index(group_name) :]
+    else:
+        body = [group_name, *body]
     direction = ""
-    for i, p in enumerate(body):
+    for i, p in enumerate(body[1:], start=1):
         if p.startswith(("forward_", "backward_")):
             direction = "forward" if p.startswith("forward_") else "backward"
             body = body[:i]
@@ -132,17 +184,40 @@ def _owner(parts: list[str], group_name: str) -> tuple[str, str, str]:
         if p.endswith("_cell") or p == "cell":
             body = body[:i]
             break
-    return "/".join(body) or group_name, direction, var
+    return "/".join(body), direction, var
 
 
-def _walk_legacy(root: Any) -> list[RawLayer]:
+def _bidirectional_group(lname: str, names: list[str], group: Any) -> RawLayer:
+    """A Bidirectional layer group known from the config: the first sub-layer is the forward
+    direction and the second the backward one, whatever they are called (an explicit
+    ``backward_layer`` in Keras 3 is saved as e.g. ``lstm_2``, with no ``backward_`` prefix)."""
+    raw = RawLayer(lname, lname, hints=(lname,))
+    subs: list[str] = []
+    for wname in names:
+        parts = wname.split("/")
+        _, _, var = _owner(parts, lname)
+        rest = parts[parts.index(lname) + 1 :] if lname in parts else parts
+        sub = rest[0] if len(rest) > 1 else ""
+        if sub not in subs:
+            subs.append(sub)
+        direction = "forward" if subs.index(sub) == 0 else "backward"
+        raw.variables.setdefault(direction, []).append((var, group[wname].name))
+    return raw
+
+
+def _walk_legacy(root: Any, spec: LayerSpec | None) -> list[RawLayer]:
     out: list[RawLayer] = []
     for lname in list_attr(root, "layer_names"):
         if lname not in root:
             raise FormatError(f"layer '{lname}' is listed in layer_names but has no group")
         group = root[lname]
+        names = list_attr(group, "weight_names")
+        child = spec.find(lname) if spec is not None else None
+        if child is not None and child.class_name == "Bidirectional" and names:
+            out.append(_bidirectional_group(lname, names, group))
+            continue
         by_owner: dict[str, RawLayer] = {}
-        for wname in list_attr(group, "weight_names"):
+        for wname in names:
             owner, direction, var = _owner(wname.split("/"), lname)
             raw = by_owner.setdefault(owner, RawLayer(owner, lname, hints=(lname,)))
             raw.variables.setdefault(direction, []).append((var, group[wname].name))
@@ -196,48 +271,62 @@ def read_keras(path: str, fmt: str) -> Checkpoint:
             with h5py.File(path, "r") as f:
                 yield f
 
-    with opened() as f:
-        notes: list[str] = []
-        legacy = "model_weights" in f or any(k.startswith("layer_names") for k in f.attrs)
-        if "layers" in f and not legacy:
-            spec = parse_model_config(config)
-            raws: list[RawLayer] = []
-            _walk_v3(f, "", spec, raws)
-            if spec is None:
-                notes.append(
-                    "no model config in the file: layer order is the order the layers "
-                    "were written in"
-                )
-            version = version or "3"
-        else:
-            root = f["model_weights"] if "model_weights" in f else f
-            if "layer_names" not in root.attrs and not any(
-                k.startswith("layer_names") for k in root.attrs
-            ):
-                raise FormatError(
-                    f"'{path}' is an HDF5 file but not a Keras model or weights "
-                    "file (no 'layers' group and no 'layer_names' attribute)"
-                )
-            raw_cfg = f.attrs.get("model_config")
-            config = json.loads(_text(raw_cfg)) if raw_cfg is not None else None
-            spec = parse_model_config(config)
-            version = _text(f.attrs.get("keras_version", root.attrs.get("keras_version", "")))
-            raws = _walk_legacy(root)
-        shapes = {
-            p: tuple(int(s) for s in f[p].shape)
-            for r in raws
-            for vs in r.variables.values()
-            for _, p in vs
-        }
-        framework = f"tf_keras {version}" if version.startswith("2") else f"keras {version}"
-        keras2 = version.startswith(("1", "2"))
-        refs = build_refs(raws, spec, shapes, keras2, _reader(opened), notes, path)
+    def listing() -> tuple[list[RawLayer], LayerSpec | None, dict[str, Any], list[str], str]:
+        with opened() as f:
+            return _list(f, fmt, path, config, version)
+
+    raws, spec, shapes, notes, version = guarded(listing, path, "the HDF5 tree")
+    framework = f"tf_keras {version}" if version.startswith("2") else f"keras {version}"
+    keras2 = version.startswith(("1", "2"))
+    refs = build_refs(raws, spec, shapes, keras2, _reader(opened), notes, path)
     return Checkpoint(path, fmt, tuple(refs), tuple(notes), framework.strip())
+
+
+def _list(
+    f: Any, fmt: str, path: str, config: Any, version: str
+) -> tuple[list[RawLayer], LayerSpec | None, dict[str, Any], list[str], str]:
+    """Layers, config tree, dataset shapes, notes and Keras version of an open Keras HDF5 file."""
+    notes: list[str] = []
+    legacy = "model_weights" in f or any(k.startswith("layer_names") for k in f.attrs)
+    if fmt == "keras" or ("layers" in f and not legacy):
+        spec = parse_model_config(config)
+        raws: list[RawLayer] = []
+        _walk_v3(f, "", spec, raws)
+        if spec is None:
+            notes.append(
+                "no model config in the file: layer order is the order the layers were written in"
+            )
+        version = version or "3"
+    else:
+        root = f["model_weights"] if "model_weights" in f else f
+        if not any(k.startswith("layer_names") for k in root.attrs):
+            raise FormatError(
+                f"'{path}' is an HDF5 file but not a Keras model or weights "
+                "file (no 'layers' group and no 'layer_names' attribute)"
+            )
+        raw_cfg = f.attrs.get("model_config")
+        config = json.loads(_text(raw_cfg)) if raw_cfg is not None else None
+        spec = parse_model_config(config)
+        version = _text(f.attrs.get("keras_version", root.attrs.get("keras_version", "")))
+        raws = _walk_legacy(root, spec)
+    shapes = {
+        p: tuple(int(s) for s in f[p].shape)
+        for r in raws
+        for vs in r.variables.values()
+        for _, p in vs
+    }
+    return raws, spec, shapes, notes, version
 
 
 def _reader(opened: Callable[[], Any]) -> Callable[[list[str]], list[np.ndarray]]:
     def read(paths: list[str]) -> list[np.ndarray]:
         with opened() as f:
-            return [readonly(np.asarray(f[p][()])) for p in paths]
+            out = []
+            for p in paths:
+                ds = f[p]
+                if ds.dtype.kind not in "fiub":
+                    raise FormatError(f"dataset '{p}' holds {ds.dtype}, not numbers")
+                out.append(readonly(np.asarray(ds[()])))
+            return out
 
     return read

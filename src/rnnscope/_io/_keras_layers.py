@@ -77,7 +77,8 @@ def _infer(raw: RawLayer, shapes: dict[str, tuple[int, ...]]) -> tuple[RNNSpec |
     )
     why = (
         f"layer '{raw.path}': no config in the file; {kind} ({cell} cell) inferred from shapes "
-        f"(kernel {k}, recurrent kernel {r}, bias {b}); activations assumed tanh/sigmoid"
+        f"(kernel {k}, recurrent kernel {r}, bias {b}); activations assumed tanh/sigmoid, "
+        "go_backwards assumed False"
     )
     if cell == "GRU" and b is None:
         why += "; reset_after assumed True (no bias to tell)"
@@ -103,7 +104,10 @@ def _generic(
     names = [n for n, _ in pairs]
     if all(n.isdigit() for n in names):
         table = _GENERIC_NAMES.get(kind, ())
-        names = list(table) if len(table) == len(names) else [f"var{n}" for n in names]
+        # Keras creates these in order and leaves out the optional ones last (use_bias=False)
+        names = (
+            list(table[: len(names)]) if len(names) <= len(table) else [f"var{n}" for n in names]
+        )
     info = _info(raw, kind, shapes, names, False)
     paths = [p for _, p in pairs]
 
@@ -210,6 +214,12 @@ def build_refs(
         if layer_spec is not None:
             rs = rnn_spec(layer_spec, keras2)
             kind = layer_spec.class_name
+            if rs is None and kind == "Bidirectional":
+                kind = "Bidirectional (directions differ)"
+                notes.append(
+                    f"layer '{raw.path}': its forward and backward layers differ; "
+                    "listed with its named weights only"
+                )
         else:
             rs, why = _infer(raw, shapes)
             kind = rs.kind if rs else (raw.class_hint or "Layer")

@@ -78,8 +78,11 @@ def _rnn_ref(
     if cell == "SimpleRNN":
         note += "; nonlinearity assumed tanh (a state dict does not record relu)"
     notes.append(note)
-    info = LayerInfo(
-        name, _KINDS[cell], {k: shapes[k] for d in dirs for k in by_dir[d].values()}, True
+    info = LayerInfo(  # keys as the live module names them: weight_ih_l0, not enc.weight_ih_l0
+        name,
+        _KINDS[cell],
+        {k.rsplit(".", 1)[-1]: shapes[k] for d in dirs for k in by_dir[d].values()},
+        True,
     )
 
     def extract() -> RNNWeights:
