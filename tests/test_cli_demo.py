@@ -1,0 +1,62 @@
+"""The command line and the demo: real subprocesses, and a demo run with every framework blocked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from rnnscope._cli import main
+from rnnscope._demo import demo_paths, run_demo, sparkline
+
+BLOCK = (
+    "import sys\n"
+    "for name in ('torch', 'keras', 'tensorflow', 'tf_keras', 'jax'):\n"
+    "    sys.modules[name] = None  # importing any of them now fails\n"
+)
+
+
+def test_demo_runs_without_any_framework(tmp_path):
+    code = (
+        BLOCK
+        + f"from rnnscope._cli import main\nraise SystemExit(main(['demo', '-o', r'{tmp_path}']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "Keras 3 LSTM(16)" in text and "bidirectional GRU(8)" in text
+    assert "forward  forget" in text and "backward update" in text
+    assert "inferred from torch key shapes" in text  # the safetensors file's note
+    for name in ("lstm_summary.csv", "lstm_trace.npz", "bigru_summary.csv", "bigru_trace.npz"):
+        assert (tmp_path / name).stat().st_size > 0
+    traces = np.load(tmp_path / "bigru_trace.npz")
+    assert traces["update__backward"].shape == (4, 20, 8)
+
+
+def test_demo_traces_are_the_bundled_models(capsys):
+    traces = run_demo()
+    paths = demo_paths()
+    assert all(p.exists() for p in paths.values())
+    lstm = traces["lstm"]
+    assert lstm.get("forget").shape == (4, 20, 16)
+    assert 0 < lstm.get("forget").mean() < 1
+    assert "unit" in capsys.readouterr().out
+
+
+def test_sparkline_scales():
+    assert sparkline(np.array([0.0, 0.5, 1.0])) == "▁▅█"
+    assert sparkline(np.array([2.0, 2.0]), 2.0, 2.0) == "▁▁"
+
+
+def test_cli_errors_are_one_line_with_exit_code(tmp_path, capsys):
+    bad = tmp_path / "x.h5"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["summary", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rnnscope: error:") and "x.h5" in err and "\n" not in err
+    assert main(["layers", str(demo_paths()["bigru"])]) == 0
+    out = capsys.readouterr().out
+    assert "rnn.l0\tGRU" in out
+    assert main(["summary", str(demo_paths()["lstm"]), "--layer", "0"]) == 0
+    assert "forget" in capsys.readouterr().out
