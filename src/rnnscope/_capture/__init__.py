@@ -10,7 +10,7 @@ everything it does to the model (patched ``call`` methods, hooks, train/eval mod
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .._adapters import LayerRef, framework_of
@@ -18,7 +18,7 @@ from .._api import LayerKey, resolve, select
 from .._errors import InputError, UnsupportedError
 from .._model import LayerWeights, RNNWeights
 
-__all__ = ["Wrt", "activations", "gradients"]
+__all__ = ["Wrt", "activations", "gradients", "records_from", "results"]
 
 
 class Wrt(str, enum.Enum):
@@ -148,3 +148,16 @@ def records_from(ref: LayerRef, values: dict[int, Any]) -> RNNWeights | LayerWei
     """The record of ``ref`` built from per-variable arrays keyed by ``id(variable)``."""
     assert ref.build is not None
     return ref.build(lambda v: values[id(v)])
+
+
+def results(
+    refs: Sequence[LayerRef], variables: Sequence[Any], arrays: Sequence[Any], weights: bool
+) -> Iterator[tuple[str, Any]]:
+    """``(layer name, result)`` pairs: output-gradient arrays in ``refs`` order, or weight
+    records built from per-variable gradient arrays (``arrays`` aligned with ``variables``)."""
+    if not weights:
+        yield from ((r.info.name, a) for r, a in zip(refs, arrays, strict=True))
+        return
+    values = {id(v): a for v, a in zip(variables, arrays, strict=True)}
+    for r in refs:
+        yield r.info.name, records_from(r, values)

@@ -19,6 +19,7 @@ import numpy as np
 from .._adapters import LayerRef
 from .._errors import InputError, LayerError
 from .._model import readonly
+from . import results
 
 __all__ = ["KerasCapture"]
 
@@ -174,17 +175,4 @@ class KerasCapture:
                 torch.zeros_like(t) if g is None else g for g, t in zip(raw, targets, strict=True)
             ]
         arrays = [self._numpy(g) for g in grads]
-        yield from _results(refs, variables, arrays, weights)
-
-
-def _results(
-    refs: Sequence[LayerRef], variables: list[Any], arrays: list[np.ndarray], weights: bool
-) -> Iterator[tuple[str, Any]]:
-    if not weights:
-        yield from ((r.info.name, a) for r, a in zip(refs, arrays, strict=True))
-        return
-    from . import records_from
-
-    values = {id(v): a for v, a in zip(variables, arrays, strict=True)}
-    for r in refs:
-        yield r.info.name, records_from(r, values)
+        yield from results(refs, variables, arrays, weights)

@@ -74,7 +74,7 @@ def jax_gradients(
 ) -> Iterator[tuple[str, Any]]:
     import jax
 
-    from ._keras import _results
+    from . import results
 
     if loss is None and getattr(model, "loss", None) is None:
         cap._loss(model, x, y, None, None, sw, training)  # raises the no-compiled-loss error
@@ -107,6 +107,6 @@ def jax_gradients(
             cap._numpy(g_tv[index[id(v)]] if id(v) in index else jax.numpy.zeros(v.shape))
             for v in variables
         ]
-        yield from _results(refs, variables, arrays, True)
+        yield from results(refs, variables, arrays, True)
     else:
-        yield from _results(refs, [], [cap._numpy(g_probes[r.info.name]) for r in refs], False)
+        yield from results(refs, [], [cap._numpy(g_probes[r.info.name]) for r in refs], False)

@@ -21,6 +21,7 @@ import numpy as np
 from .._adapters import LayerRef
 from .._errors import InputError, LayerError
 from .._model import readonly
+from . import results
 
 __all__ = ["TorchCapture"]
 
@@ -187,18 +188,10 @@ class TorchCapture:
             self._check(refs, sink)
             targets = [sink[r.info.name] for r in refs]
         else:
-            variables = list({id(v): v for r in refs for v in r.variables}.values())
-            targets = variables
+            targets = list({id(v): v for r in refs for v in r.variables}.values())
         raw = torch.autograd.grad(value, targets, allow_unused=True)
         arrays = [
             self._numpy(torch.zeros_like(t) if g is None else g)
             for g, t in zip(raw, targets, strict=True)
         ]
-        if not weights:
-            yield from ((r.info.name, a) for r, a in zip(refs, arrays, strict=True))
-            return
-        from . import records_from
-
-        values = {id(v): a for v, a in zip(variables, arrays, strict=True)}
-        for r in refs:
-            yield r.info.name, records_from(r, values)
+        yield from results(refs, targets, arrays, weights)
