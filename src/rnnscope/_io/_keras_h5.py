@@ -147,7 +147,7 @@ def _walk_v3(group: Any, prefix: str, spec: LayerSpec | None, out: list[RawLayer
                 cell = sub["cell"] if "cell" in sub else sub
                 raw.variables[d] = _var_list(cell["vars"]) if "vars" in cell else []
                 raw.hints += (_text(cell["vars"].attrs.get("name", "")),) if "vars" in cell else ()
-        elif "cell" in g and "vars" in g["cell"]:
+        elif "cell" in g and "vars" in g["cell"] and _var_list(g["cell"]["vars"]):
             raw.variables[""] = _var_list(g["cell"]["vars"])
             raw.hints += (_text(g["cell"]["vars"].attrs.get("name", "")),)
         elif "vars" in g and "layers" in g:
