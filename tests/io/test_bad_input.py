@@ -8,6 +8,8 @@ import pickle
 import shutil
 import signal
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -248,3 +250,18 @@ def test_fuzz_every_format():
         shutil.rmtree(tmp, ignore_errors=True)
     assert cases >= 500
     print(f"fuzz: {cases} cases, {outcomes}")
+
+
+def test_pt_without_torch_names_the_extra():
+    path = next(FIXTURES.glob("*.pt"))
+    code = (
+        "import sys\nsys.modules['torch'] = None\n"
+        "import importlib.util\n_find = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, *a: None if n == 'torch' else _find(n, *a)\n"
+        "import rnnscope\n"
+        f"try:\n    rnnscope.load(r'{path}')\n"
+        "except rnnscope.MissingDependencyError as e:\n    print('MISSING', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "MISSING" in out.stdout, out.stderr
+    assert "pip install 'rnnscope[torch]'" in out.stdout and path.name in out.stdout
