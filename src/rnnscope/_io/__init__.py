@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .._adapters import LayerRef
@@ -149,26 +151,29 @@ _LOW_LEVEL = (
 )
 
 
-def _naming(err: FormatError, path: str) -> FormatError:
-    """``err`` itself if its message names the file, else a copy that does."""
-    return err if path in str(err) else FormatError(f"'{path}': {err}")
+@contextmanager
+def _reported(path: str, failure: str) -> Iterator[None]:
+    """Any read failure inside as a FormatError naming ``path``; ``failure`` prefixes the
+    low-level cause. A missing optional dependency passes through as it is."""
+    try:
+        yield
+    except FormatError as err:
+        if path in str(err):
+            raise
+        raise FormatError(f"'{path}': {err}") from err
+    except MissingDependencyError:
+        raise
+    except (RnnscopeError, *_LOW_LEVEL) as err:
+        raise FormatError(f"{failure}: {type(err).__name__}: {err}") from err
 
 
 def _guard_ref(path: str, ref: LayerRef) -> LayerRef:
     """The same layer, whose extraction reports any failure as a FormatError naming the file."""
 
     def extract() -> RNNWeights | LayerWeights:
-        try:
+        with _reported(path, f"'{path}': cannot read layer '{ref.info.name}' ({ref.info.kind})"):
             return ref.extract()
-        except FormatError as err:
-            raise _naming(err, path) from err
-        except MissingDependencyError:
-            raise
-        except (RnnscopeError, *_LOW_LEVEL) as err:
-            raise FormatError(
-                f"'{path}': cannot read layer '{ref.info.name}' ({ref.info.kind}): "
-                f"{type(err).__name__}: {err}"
-            ) from err
+        raise AssertionError("unreachable")  # for type checkers: _reported re-raises
 
     return LayerRef(ref.info, extract)
 
@@ -177,16 +182,8 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Open a checkpoint file and list its layers (arrays are read later, on demand)."""
     p = os.fspath(path)
     fmt = detect_format(p)
-    try:
+    with _reported(p, f"'{p}' looks like {FORMATS[fmt]} but cannot be read"):
         ckpt = _read(p, fmt)
-    except FormatError as err:
-        raise _naming(err, p) from err
-    except MissingDependencyError:
-        raise
-    except (RnnscopeError, *_LOW_LEVEL) as err:
-        raise FormatError(
-            f"'{p}' looks like {FORMATS[fmt]} but cannot be read: {type(err).__name__}: {err}"
-        ) from err
     refs = tuple(_guard_ref(p, r) for r in ckpt.refs)
     return Checkpoint(ckpt.path, ckpt.format, refs, ckpt.notes, ckpt.framework)
 
