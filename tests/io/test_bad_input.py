@@ -265,3 +265,20 @@ def test_pt_without_torch_names_the_extra():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "MISSING" in out.stdout, out.stderr
     assert "pip install 'rnnscope[torch]'" in out.stdout and path.name in out.stdout
+
+
+def test_float8_safetensors_and_torch_refusal_messages_are_plain(tmp_path):
+    p = tmp_path / "f8.safetensors"
+    p.write_bytes(
+        _safetensors(
+            {"l.weight": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}}, b"\0\0"
+        )
+    )
+    with pytest.raises(FormatError, match=r"'l.weight' is F8_E4M3 \(8-bit float\)"):
+        _read_all(p)
+    torch = pytest.importorskip("torch")
+    evil = tmp_path / "module.pt"
+    torch.save(torch.nn.Linear(2, 2), evil)  # a whole pickled module, not a state dict
+    with pytest.raises(FormatError) as info:
+        rnnscope.load(evil)
+    assert "\x1b[" not in str(info.value) and "refused to unpickle" in str(info.value)

@@ -119,6 +119,11 @@ def read_safetensors(path: str) -> Checkpoint:
         try:
             for k in keys:  # one mapping per tensor: its pages are released after the copy
                 meta = header[k]
+                if meta["dtype"].startswith("F8"):
+                    raise FormatError(
+                        f"'{path}': tensor '{k}' is {meta['dtype']} (8-bit float), which numpy "
+                        "cannot hold; rnnscope reads float64/32/16, bfloat16 and integer tensors"
+                    )
                 if meta["dtype"] == "BF16":
                     out.append(_bf16(path, data_start, meta))
                     continue

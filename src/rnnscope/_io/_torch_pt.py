@@ -6,6 +6,7 @@ containers, so a file crafted to run code is a FormatError, not an execution.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -52,7 +53,8 @@ def read_torch(path: str) -> Checkpoint:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()  # torch colours its advice
+        first = plain.splitlines()[0] if plain else type(err).__name__
         raise FormatError(
             f"'{path}': refused to unpickle: the file holds objects other than tensors, and "
             f"rnnscope only loads with weights_only=True ({first})"
