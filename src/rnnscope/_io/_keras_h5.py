@@ -48,9 +48,7 @@ class RawLayer:
     """
 
     path: str
-    key: str
     variables: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    hints: tuple[str, ...] = ()  # class-like names seen in the tree (group keys, cell names)
     class_hint: str = ""  # the layer class, where the tree tells it (Keras 3 group keys)
 
 
@@ -140,16 +138,14 @@ def _walk_v3(group: Any, prefix: str, spec: LayerSpec | None, out: list[RawLayer
         name = names[key]
         path = f"{prefix}{name}"
         child = spec.find(name) if spec is not None else None
-        raw = RawLayer(path, key, hints=(key,), class_hint=_class_from_key(key))
+        raw = RawLayer(path, class_hint=_class_from_key(key))
         if "forward_layer" in g and "backward_layer" in g:
             for d in ("forward", "backward"):
                 sub = g[f"{d}_layer"]
                 cell = sub["cell"] if "cell" in sub else sub
                 raw.variables[d] = _var_list(cell["vars"]) if "vars" in cell else []
-                raw.hints += (_text(cell["vars"].attrs.get("name", "")),) if "vars" in cell else ()
         elif "cell" in g and "vars" in g["cell"] and _var_list(g["cell"]["vars"]):
             raw.variables[""] = _var_list(g["cell"]["vars"])
-            raw.hints += (_text(g["cell"]["vars"].attrs.get("name", "")),)
         elif "vars" in g and "layers" in g:
             raw.variables[""] = _var_list(g["vars"])
         else:  # plain layers, and anything else (stacked cells...): every dataset, by its path
@@ -191,7 +187,7 @@ def _bidirectional_group(lname: str, names: list[str], group: Any) -> RawLayer:
     """A Bidirectional layer group known from the config: the first sub-layer is the forward
     direction and the second the backward one, whatever they are called (an explicit
     ``backward_layer`` in Keras 3 is saved as e.g. ``lstm_2``, with no ``backward_`` prefix)."""
-    raw = RawLayer(lname, lname, hints=(lname,))
+    raw = RawLayer(lname)
     subs: list[str] = []
     for wname in names:
         parts = wname.split("/")
@@ -219,9 +215,8 @@ def _walk_legacy(root: Any, spec: LayerSpec | None) -> list[RawLayer]:
         by_owner: dict[str, RawLayer] = {}
         for wname in names:
             owner, direction, var = _owner(wname.split("/"), lname)
-            raw = by_owner.setdefault(owner, RawLayer(owner, lname, hints=(lname,)))
+            raw = by_owner.setdefault(owner, RawLayer(owner))
             raw.variables.setdefault(direction, []).append((var, group[wname].name))
-            raw.hints += tuple(p for p in wname.split("/")[:-1] if p.endswith("_cell"))
         out.extend(r for r in by_owner.values() if any(r.variables.values()))
     return out
 
