@@ -13,13 +13,13 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from ._activations import apply_inplace, sigmoid
+from ._model import GATES
 
 __all__ = ["run_cell"]
 
 Fn = Callable[[np.ndarray], np.ndarray]
 Buffers = dict[str, np.ndarray]
 
-_N_GATES = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}
 _OUTPUTS = {
     "LSTM": ("input", "forget", "cell", "output", "c", "h"),
     "GRU": ("update", "reset", "new", "h"),
@@ -168,7 +168,7 @@ def run_cell(
     p = _lstm_prepare(params, fused) if cell == "LSTM" else params
     xp = _input_projection(x, p, fold_recurrent_bias=not (cell == "GRU" and reset_after))
     width, hidden = xp.shape[2], state[0].shape[1]
-    units = width // _N_GATES[cell]
+    units = width // len(GATES[cell])
     if cell == "LSTM":
         bufs = {
             "gates": np.empty((steps, batch, width), xp.dtype),

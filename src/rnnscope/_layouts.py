@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import UnsupportedError
+from ._model import GATES
 
 __all__ = [
     "canonical_from_cudnn",
@@ -117,7 +118,7 @@ def canonical_from_cudnn(
     conversion tf-keras applies when it loads CuDNN weights into a CPU layer.
     """
     kernel, recurrent_kernel, bias = (np.asarray(a) for a in (kernel, recurrent_kernel, bias))
-    n = {"LSTM": 4, "GRU": 3}.get(cell)
+    n = len(GATES[cell]) if cell in ("LSTM", "GRU") else None  # CuDNN has no SimpleRNN
     width = kernel.shape[1] if kernel.ndim == 2 else -1
     if n is None or kernel.ndim != 2 or width % n or bias.shape != (2 * width,):
         raise UnsupportedError(

@@ -23,7 +23,7 @@ import numpy as np
 
 from ._errors import LayerError, UnsupportedError
 
-__all__ = ["GATES", "PARTS", "LayerInfo", "LayerWeights", "RNNWeights"]
+__all__ = ["CELL_BY_GATES", "GATES", "PARTS", "LayerInfo", "LayerWeights", "RNNWeights"]
 
 GATES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -33,6 +33,9 @@ GATES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 """Gate names of each cell, in the canonical (Keras) order."""
+
+CELL_BY_GATES: Mapping[int, str] = MappingProxyType({len(g): c for c, g in GATES.items()})
+"""The cell with a given number of gate blocks: 4 LSTM, 3 GRU, 1 SimpleRNN."""
 
 PARTS: tuple[str, ...] = ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "projection")
 """Every part a recurrent layer can have, in display order."""
@@ -185,12 +188,26 @@ class RNNWeights:
         ``units`` and ``input_dim`` are read off the kernel; ``settings`` are the remaining fields
         (``activation``, ``proj_size``, ...).
         """
-        n = len(GATES[cell]) if cell in GATES else 1
-        kernel = np.asarray(forward["kernel"])
         arrays = {(p, "forward"): a for p, a in forward.items()}
-        directions: tuple[str, ...] = ("forward",)
         if backward is not None:
             arrays.update({(p, "backward"): a for p, a in backward.items()})
+        return cls.from_parts(name, cell, arrays, **settings)
+
+    @classmethod
+    def from_parts(
+        cls, name: str, cell: str, arrays: Mapping[tuple[str, str], np.ndarray], **settings: object
+    ) -> RNNWeights:
+        """Build a record from canonical arrays keyed by ``(part, direction)``.
+
+        ``units``, ``input_dim`` and ``directions`` are read off the arrays; a bidirectional
+        layer's ``merge_mode`` defaults to ``"concat"``.
+        """
+        if ("kernel", "forward") not in arrays:
+            raise UnsupportedError(f"layer '{name}': missing kernel (forward)")
+        kernel = np.asarray(arrays[("kernel", "forward")])
+        n = len(GATES[cell]) if cell in GATES else 1
+        directions: tuple[str, ...] = ("forward",)
+        if any(d == "backward" for _, d in arrays):
             directions = DIRECTIONS
             settings.setdefault("merge_mode", "concat")
         return cls(

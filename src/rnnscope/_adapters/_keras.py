@@ -180,15 +180,10 @@ class KerasAdapter:
                 else None
             )
         reset_after = True if cudnn else getattr(cell_obj, "reset_after", None)
-        kernel0 = arrays[("kernel", "forward")]
-        n_gates = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[cell]
-        return RNNWeights(
-            name=path,
-            cell=cell,
-            units=kernel0.shape[1] // n_gates,
-            input_dim=kernel0.shape[0],
-            directions=tuple(d for d, _ in pairs),
-            arrays=arrays,
+        return RNNWeights.from_parts(
+            path,
+            cell,
+            arrays,
             kind=type(layer).__name__,
             activation=act,
             recurrent_activation=ract,

@@ -131,7 +131,7 @@ class TorchAdapter:
                     cell, w_ih, w_hh, get("bias_ih"), get("bias_hh"), get("weight_hr")
                 )
                 arrays.update({(p, d): a for p, a in parts.items()})
-            return self._record(module, name, cell, arrays, len(suffixes) == 2)
+            return self._record(module, name, cell, arrays)
 
         return build
 
@@ -147,9 +147,7 @@ class TorchAdapter:
             w_ih, w_hh = get("weight_ih"), get("weight_hh")
             assert w_ih is not None and w_hh is not None
             parts = canonical_from_torch(cell, w_ih, w_hh, get("bias_ih"), get("bias_hh"))
-            return self._record(
-                module, path, cell, {(p, "forward"): a for p, a in parts.items()}, False
-            )
+            return self._record(module, path, cell, {(p, "forward"): a for p, a in parts.items()})
 
         return LayerRef(info, partial(build, _numpy), module, tuple(params.values()), build)
 
@@ -159,25 +157,18 @@ class TorchAdapter:
         name: str,
         cell: str,
         arrays: dict[tuple[str, str], np.ndarray],
-        bidir: bool,
     ) -> RNNWeights:
-        kernel = arrays[("kernel", "forward")]
-        n_gates = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[cell]
         nonlinearity = getattr(module, "nonlinearity", "tanh")
         if getattr(module, "mode", "") == "RNN_RELU":
             nonlinearity = "relu"
-        return RNNWeights(
-            name=name,
-            cell=cell,
-            units=kernel.shape[1] // n_gates,
-            input_dim=kernel.shape[0],
-            directions=("forward", "backward") if bidir else ("forward",),
-            arrays=arrays,
+        return RNNWeights.from_parts(
+            name,
+            cell,
+            arrays,
             kind=type(module).__name__,
             activation=nonlinearity if cell == "SimpleRNN" else "tanh",
             recurrent_activation="sigmoid",
             reset_after=True,
             proj_size=(getattr(module, "proj_size", 0) or None),
-            merge_mode="concat" if bidir else None,
             source="torch",
         )

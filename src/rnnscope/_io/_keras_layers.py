@@ -16,7 +16,7 @@ import numpy as np
 from .._adapters import LayerRef
 from .._errors import FormatError
 from .._layouts import canonical_from_cudnn, canonical_from_keras
-from .._model import LayerInfo, LayerWeights, RNNWeights
+from .._model import CELL_BY_GATES, GATES, LayerInfo, LayerWeights, RNNWeights
 from ._keras_config import LayerSpec, RNNSpec, rnn_spec
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ _GENERIC_NAMES = {
     "LayerNormalization": ("gamma", "beta"),
     "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
 }
-_GATES = {4: "LSTM", 3: "GRU", 1: "SimpleRNN"}
 
 
 def _roles(raw: RawLayer, direction: str) -> dict[str, str]:
@@ -54,9 +53,9 @@ def _infer(raw: RawLayer, shapes: dict[str, tuple[int, ...]]) -> tuple[RNNSpec |
     if len(k) != 2 or len(r) != 2 or k[1] != r[1] or r[0] == 0 or r[1] % r[0]:
         return None, ""
     g = r[1] // r[0]
-    if g not in _GATES:
+    if g not in CELL_BY_GATES:
         return None, ""
-    cell = _GATES[g]
+    cell = CELL_BY_GATES[g]
     b = shapes.get(roles.get("bias", ""), None)
     cudnn = b == (2 * k[1],) and cell != "SimpleRNN"
     reset_after = None
@@ -132,7 +131,7 @@ def _check(
                 f"{' or '.join(missing)}; found: {', '.join(rl) or 'nothing'}"
             )
         k, r = shapes[rl["kernel"]], shapes[rl["recurrent_kernel"]]
-        n = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[spec.cell]
+        n = len(GATES[spec.cell])
         if len(k) != 2 or len(r) != 2 or r[1] != n * r[0] or k[1] != r[1]:
             raise FormatError(
                 f"'{path}': {spec.kind} layer '{raw.path}': expected kernel "
@@ -177,15 +176,10 @@ def _rnn(
                     name=raw.path,
                 )
             arrays.update({(p, d or "forward"): a for p, a in parts.items()})
-        k = arrays[("kernel", "forward")]
-        n = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[spec.cell]
-        return RNNWeights(
-            name=raw.path,
-            cell=spec.cell,
-            units=k.shape[1] // n,
-            input_dim=k.shape[0],
-            directions=("forward", "backward") if spec.bidirectional else ("forward",),
-            arrays=arrays,
+        return RNNWeights.from_parts(
+            raw.path,
+            spec.cell,
+            arrays,
             kind=spec.kind,
             activation=spec.activation,
             recurrent_activation=spec.recurrent_activation,

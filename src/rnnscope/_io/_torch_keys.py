@@ -17,7 +17,7 @@ import numpy as np
 from .._adapters import LayerRef
 from .._errors import FormatError
 from .._layouts import canonical_from_torch
-from .._model import LayerInfo, LayerWeights, RNNWeights
+from .._model import CELL_BY_GATES, LayerInfo, LayerWeights, RNNWeights
 
 __all__ = ["build_torch_refs"]
 
@@ -27,7 +27,6 @@ _STACKED = re.compile(
     r"_l(?P<k>\d+)(?P<rev>_reverse)?$"
 )
 _CELL = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<w>weight_ih|weight_hh|bias_ih|bias_hh)$")
-_GATES = {4: "LSTM", 3: "GRU", 1: "SimpleRNN"}
 _KINDS = {"LSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}
 
 
@@ -49,12 +48,12 @@ def _cell_of(
             "are not (g*hidden, in) and (g*hidden, hidden) for g in 1, 3, 4"
         )
     g = hh[0] // hidden
-    if g not in _GATES or (hr and (len(hr) != 2 or hh[1] != hr[0])):
+    if g not in CELL_BY_GATES or (hr and (len(hr) != 2 or hh[1] != hr[0])):
         raise FormatError(
             f"'{path}': recurrent layer '{name}': {g} gate blocks in weight_hh {hh}; "
             "expected 4 (LSTM), 3 (GRU) or 1 (RNN)"
         )
-    return _GATES[g], hidden, (hr[0] if hr else None)
+    return CELL_BY_GATES[g], hidden, (hr[0] if hr else None)
 
 
 def _rnn_ref(
@@ -99,20 +98,15 @@ def _rnn_ref(
                 got.get("weight_hr"),
             )
             arrays.update({(p, d): a for p, a in parts.items()})
-        k = arrays[("kernel", "forward")]
-        return RNNWeights(
-            name=name,
-            cell=cell,
-            units=hidden,
-            input_dim=k.shape[0],
-            directions=tuple(dirs),
-            arrays=arrays,
+        return RNNWeights.from_parts(
+            name,
+            cell,
+            arrays,
             kind=_KINDS[cell],
             activation="tanh",
             recurrent_activation="sigmoid",
             reset_after=True,
             proj_size=proj,
-            merge_mode="concat" if len(dirs) == 2 else None,
             source=f"file:{path}",
         )
 
