@@ -18,7 +18,7 @@ from .._api import LayerKey, resolve, select
 from .._errors import InputError, UnsupportedError
 from .._model import LayerWeights, RNNWeights
 
-__all__ = ["Wrt", "activations", "gradients", "records_from", "results"]
+__all__ = ["Wrt", "activations", "gradients", "records_from", "results", "unique_variables"]
 
 
 class Wrt(str, enum.Enum):
@@ -142,6 +142,11 @@ def gradients(
         model, x, y, refs, mode == Wrt.WEIGHTS, loss, sample_weight, bool(training)
     )
     return dict(out)
+
+
+def unique_variables(refs: Sequence[LayerRef]) -> list[Any]:
+    """The framework variables behind ``refs``, each once, in order."""
+    return list({id(v): v for r in refs for v in r.variables}.values())
 
 
 def records_from(ref: LayerRef, values: dict[int, Any]) -> RNNWeights | LayerWeights:

@@ -19,7 +19,7 @@ import numpy as np
 from .._adapters import LayerRef
 from .._errors import InputError, LayerError
 from .._model import readonly
-from . import results
+from . import results, unique_variables
 
 __all__ = ["KerasCapture"]
 
@@ -94,15 +94,19 @@ class KerasCapture:
             )
 
     # -- loss ----------------------------------------------------------------------------------
+    def require_compiled_loss(self, model: Any) -> None:
+        """Raise InputError when ``model`` has no compiled loss to fall back on."""
+        if getattr(model, "loss", None) is None:
+            raise InputError(
+                f"model '{model.name}' has no compiled loss: compile it with a loss, or pass "
+                "loss= (a loss name, a keras Loss or a callable (y_true, y_pred))"
+            )
+
     def _loss(
         self, model: Any, x: Any, y: Any, y_pred: Any, loss: Any, sw: Any, training: bool
     ) -> Any:
         if loss is None:
-            if getattr(model, "loss", None) is None:
-                raise InputError(
-                    f"model '{model.name}' has no compiled loss: compile it with a loss, or pass "
-                    "loss= (a loss name, a keras Loss or a callable (y_true, y_pred))"
-                )
+            self.require_compiled_loss(model)
             kwargs = {"x": x, "y": y, "y_pred": y_pred, "sample_weight": sw}
             if self.framework == "keras":
                 kwargs["training"] = training
@@ -147,7 +151,7 @@ class KerasCapture:
             yield from jax_gradients(self, model, x, y, refs, weights, loss, sw, training)
             return
         sink: dict[str, Any] = {}
-        variables = list({id(v): v for r in refs for v in r.variables}.values())
+        variables = unique_variables(refs)
         if self.backend == "tensorflow":
             tf = importlib.import_module("tensorflow")
             with tf.GradientTape() as tape:

@@ -51,7 +51,7 @@ def _loss_fn(
         sink: dict[str, Any] = {}
         with cap.patched(refs, sink, probes):
             y_pred, _ = model.stateless_call(tv, ntv, x, **_training(model, training))
-        if loss is None and getattr(model, "loss", None) is not None:
+        if loss is None:  # the compiled loss, checked present by jax_gradients
             value, _ = model.stateless_compute_loss(
                 tv, ntv, mv, x=x, y=y, y_pred=y_pred, sample_weight=sw, training=training
             )
@@ -74,10 +74,10 @@ def jax_gradients(
 ) -> Iterator[tuple[str, Any]]:
     import jax
 
-    from . import results
+    from . import results, unique_variables
 
-    if loss is None and getattr(model, "loss", None) is None:
-        cap._loss(model, x, y, None, None, sw, training)  # raises the no-compiled-loss error
+    if loss is None:
+        cap.require_compiled_loss(model)
     tv = [v.value for v in model.trainable_variables]
     ntv = [v.value for v in model.non_trainable_variables]
     mv = [v.value for v in model.metrics_variables]
@@ -102,7 +102,7 @@ def jax_gradients(
     g_tv, g_probes = per_model[key](tv, probes, ntv, mv, x, y, sw)  # patches while it traces
     if weights:
         index = {id(v): k for k, v in enumerate(model.trainable_variables)}
-        variables = list({id(v): v for r in refs for v in r.variables}.values())
+        variables = unique_variables(refs)
         arrays = [  # non-trainable variables (batch-norm statistics) get zeros
             cap._numpy(g_tv[index[id(v)]] if id(v) in index else jax.numpy.zeros(v.shape))
             for v in variables

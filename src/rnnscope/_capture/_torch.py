@@ -21,7 +21,7 @@ import numpy as np
 from .._adapters import LayerRef
 from .._errors import InputError, LayerError
 from .._model import readonly
-from . import results
+from . import results, unique_variables
 
 __all__ = ["TorchCapture"]
 
@@ -188,7 +188,7 @@ class TorchCapture:
             self._check(refs, sink)
             targets = [sink[r.info.name] for r in refs]
         else:
-            targets = list({id(v): v for r in refs for v in r.variables}.values())
+            targets = unique_variables(refs)
         raw = torch.autograd.grad(value, targets, allow_unused=True)
         arrays = [
             self._numpy(torch.zeros_like(t) if g is None else g)
