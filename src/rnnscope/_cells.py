@@ -168,31 +168,19 @@ def run_cell(
     p = _lstm_prepare(params, fused) if cell == "LSTM" else params
     xp = _input_projection(x, p, fold_recurrent_bias=not (cell == "GRU" and reset_after))
     width, hidden = xp.shape[2], state[0].shape[1]
-    units = width // len(GATES[cell])
+    u = width // len(GATES[cell])
+    h = np.empty((steps, batch, hidden), xp.dtype)
     if cell == "LSTM":
-        bufs = {
-            "gates": np.empty((steps, batch, width), xp.dtype),
-            "c": np.empty((steps, batch, units), xp.dtype),
-        }
-    else:
-        bufs = {k: np.empty((steps, batch, units), xp.dtype) for k in _OUTPUTS[cell][:-1]}
-    bufs["h"] = np.empty((steps, batch, hidden), xp.dtype)
-
-    if cell == "LSTM":
-        _lstm(xp, p, activation, ract, fused, state, bufs)
-    elif cell == "GRU":
+        gates = np.empty((steps, batch, width), xp.dtype)  # columns (input, forget, output, cell)
+        c = np.empty((steps, batch, u), xp.dtype)
+        _lstm(xp, p, activation, ract, fused, state, {"gates": gates, "c": c, "h": h})
+        block = {n: k for k, n in enumerate(("input", "forget", "output", "cell"))}
+        views = {n: gates[:, :, block[n] * u : (block[n] + 1) * u] for n in GATES["LSTM"]}
+        return {**views, "c": c, "h": h}
+    bufs = {k: np.empty((steps, batch, u), xp.dtype) for k in _OUTPUTS[cell][:-1]}
+    bufs["h"] = h
+    if cell == "GRU":
         _gru(xp, p, activation, ract, bool(reset_after), state, bufs)
     else:
         _simple(xp, p, activation, state, bufs)
-    if cell != "LSTM":
-        return bufs
-    g = bufs["gates"]
-    u = units
-    rec = {
-        n: g[:, :, k * u : (k + 1) * u] for k, n in enumerate(("input", "forget", "output", "cell"))
-    }
-    return {
-        **{n: rec[n] for n in ("input", "forget", "cell", "output")},
-        "c": bufs["c"],
-        "h": bufs["h"],
-    }
+    return bufs

@@ -120,10 +120,10 @@ def _initial_states(
     w: RNNWeights, initial_state: Any, batch: int, dtype: np.dtype
 ) -> dict[str, list[np.ndarray]]:
     sizes = [w.hidden, w.units] if w.cell == "LSTM" else [w.units]
-    per_dir: dict[str, Any]
+    per_dir: dict[str, Any] = {}  # directions without states start from zeros, below
     if initial_state is None:
-        return {d: [np.zeros((batch, n), dtype) for n in sizes] for d in w.directions}
-    if isinstance(initial_state, Mapping):
+        pass
+    elif isinstance(initial_state, Mapping):
         unknown = [k for k in initial_state if k not in w.directions]
         if unknown:
             raise InputError(
@@ -155,7 +155,7 @@ def _initial_states(
         given: Sequence[Any] | None = per_dir.get(d)
         states = [np.zeros((batch, s), dtype) for s in sizes] if given is None else list(given)
         arrays = [to_numpy(s, what="initial_state").astype(dtype) for s in states]
-        for a, s in zip(arrays, sizes, strict=False):
+        for a, s in zip(arrays, sizes, strict=True):
             if a.shape != (batch, s):
                 raise InputError(
                     f"initial_state for layer '{w.name}' ({d}): expected shape {(batch, s)}, "

@@ -59,23 +59,6 @@ def read_torch(path: str) -> Checkpoint:
             f"'{path}': refused to unpickle: the file holds objects other than tensors, and "
             f"rnnscope only loads with weights_only=True ({first})"
         ) from err
-    except (
-        RuntimeError,
-        EOFError,
-        ValueError,
-        OSError,
-        KeyError,
-        AttributeError,
-        TypeError,
-        IndexError,
-        zipfile.BadZipFile,
-        UnicodeDecodeError,
-        OverflowError,
-        MemoryError,
-    ) as err:
-        raise FormatError(
-            f"'{path}' cannot be read as a torch checkpoint: {type(err).__name__}: {str(err)[:300]}"
-        ) from err
     notes: list[str] = []
     state = obj
     if not _is_state_dict(state, torch):
