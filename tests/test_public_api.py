@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -35,11 +36,33 @@ PUBLIC = {
 }
 
 
+SUBPACKAGES = {"compat", "plot"}
+
+
 def test_all_is_sorted_and_exact():
     assert rnnscope.__all__ == sorted(rnnscope.__all__, key=lambda n: (not n.isupper(), n))
     assert set(rnnscope.__all__) == PUBLIC
     public_attrs = {n for n in dir(rnnscope) if not n.startswith("_")}
-    assert public_attrs == PUBLIC
+    assert public_attrs - SUBPACKAGES == PUBLIC  # subpackages appear once something imports them
+
+
+def test_subpackages_load_on_first_use():
+    code = (
+        "import sys, rnnscope\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "fig = rnnscope.plot.features_0d([[1.0, 2.0]])\n"
+        "assert 'matplotlib' in sys.modules\n"
+        "assert rnnscope.compat.see_rnn.detect_nans([1.0]) is None\n"
+        "try:\n"
+        "    rnnscope.plots\n"
+        "except AttributeError as e:\n"
+        "    assert 'plots' in str(e)\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={**os.environ, "MPLBACKEND": "Agg"}
+    )
 
 
 def test_import_loads_no_framework_plotting_or_pandas():

@@ -28,6 +28,17 @@ from ._trace import Trace
 
 __version__ = "0.1.0"
 
+_SUBPACKAGES = ("compat", "plot")  # imported on first use: they import matplotlib
+
+
+def __getattr__(name: str) -> object:
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'rnnscope' has no attribute {name!r}")
+
+
 __all__ = [
     "ACTIVATIONS",
     "GATES",

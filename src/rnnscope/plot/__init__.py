@@ -1,0 +1,24 @@
+"""Figures of recurrent layers: per-gate heatmaps and histograms, feature plots, gate traces.
+
+Every function returns the matplotlib Figure (or one per direction), accepts ``fig=`` and
+``savepath=``, and never calls ``plt.show()``. New figures are pyplot figures, so ``plt.show()``
+and notebooks display them; close them with ``plt.close(fig)`` when drawing many.
+
+Example:
+    >>> from rnnscope import plot
+    >>> fig = plot.rnn_heatmap("model.keras", "lstm")  # doctest: +SKIP
+"""
+
+from ._features import features_0d, features_1d, features_2d, features_hist
+from ._rnn import rnn_heatmap, rnn_histogram
+from ._trace_plot import trace_plot
+
+__all__ = [
+    "features_0d",
+    "features_1d",
+    "features_2d",
+    "features_hist",
+    "rnn_heatmap",
+    "rnn_histogram",
+    "trace_plot",
+]
