@@ -32,6 +32,22 @@ def test_demo_runs_without_any_framework(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     traces = np.load(tmp_path / "bigru_trace.npz")
     assert traces["update__backward"].shape == (4, 20, 8)
+    figures = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert len(figures) == 12 and "bigru_heatmap_backward.png" in figures
+    assert all((tmp_path / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
+    assert "wrote 12 figures" in text
+
+
+def test_demo_without_matplotlib_says_how_to_get_figures(tmp_path):
+    code = (
+        BLOCK
+        + "sys.modules['matplotlib'] = None  # find_spec now says it is not there\n"
+        + f"from rnnscope._cli import main\nraise SystemExit(main(['demo', '-o', r'{tmp_path}']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "figures skipped: they need matplotlib" in out.stdout
+    assert not list(tmp_path.glob("*.png")) and (tmp_path / "lstm_summary.csv").exists()
 
 
 def test_demo_traces_are_the_bundled_models(capsys):

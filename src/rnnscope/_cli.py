@@ -26,7 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="summarise and trace the bundled LSTM and bidirectional GRU")
-    d.add_argument("-o", "--out", help="also write per-gate summaries and traces to this folder")
+    d.add_argument(
+        "-o",
+        "--out",
+        default="rnnscope-demo",
+        help="folder for the per-gate summaries, traces and figures (default: rnnscope-demo)",
+    )
     s = sub.add_parser("summary", help="per-layer, per-gate statistics of a checkpoint")
     s.add_argument("path")
     s.add_argument("--layer", help="one layer: name, unique name part or index")

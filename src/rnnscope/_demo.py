@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -16,7 +17,7 @@ from ._io import load
 from ._summary import summary
 from ._trace import Trace, run_trace
 
-__all__ = ["demo_paths", "run_demo", "sparkline"]
+__all__ = ["demo_figures", "demo_paths", "run_demo", "sparkline"]
 
 _BARS = "▁▂▃▄▅▆▇█"
 Say = Callable[[str], None]
@@ -92,6 +93,73 @@ def _show(key: str, title: str, path: Path, x: np.ndarray, out: Path | None, say
     return t
 
 
+def demo_figures(folder: Path, traces: dict[str, Trace] | None = None) -> list[Path]:
+    """Render every figure kind from the bundled models into ``folder``; return the paths.
+
+    Needs matplotlib (``pip install rnnscope[plot]``); no framework.
+    """
+    import matplotlib.pyplot as plt
+
+    from . import plot
+
+    paths = demo_paths()
+    inputs = np.load(paths["inputs"], allow_pickle=False)
+    lstm, bigru = load(paths["lstm"]), load(paths["bigru"])
+    if traces is None:
+        traces = {
+            "lstm": run_trace(rnn_weights(lstm), inputs["lstm"]),
+            "bigru": run_trace(rnn_weights(bigru), inputs["bigru"]),
+        }
+    gru_out = traces["bigru"].output("concat")  # (batch, time, 2 x units)
+    lstm_h = traces["lstm"].get("h")
+    lstm_w = rnn_weights(lstm)
+    kernels = np.stack([lstm_w.array("recurrent_kernel", g) for g in lstm_w.gates])
+    jobs: list[tuple[str, Callable[[Path], object]]] = [
+        ("lstm_heatmap.png", lambda p: plot.rnn_heatmap(lstm, savepath=p)),
+        ("lstm_histogram.png", lambda p: plot.rnn_histogram(lstm, savepath=p)),
+        ("bigru_heatmap.png", lambda p: plot.rnn_heatmap(bigru, savepath=p)),
+        ("bigru_histogram.png", lambda p: plot.rnn_histogram(bigru, equate_axes=2, savepath=p)),
+        ("lstm_trace.png", lambda p: plot.trace_plot(traces["lstm"], savepath=p)),
+        ("bigru_trace.png", lambda p: plot.trace_plot(traces["bigru"], savepath=p)),
+        (
+            "bigru_features_2d.png",
+            lambda p: plot.features_2d(
+                gru_out, n_rows=1, reflect_half=True, label="GRU output", savepath=p
+            ),
+        ),
+        (
+            "lstm_features_1d.png",
+            lambda p: plot.features_1d(lstm_h[:2], n_rows=1, label="LSTM hidden state", savepath=p),
+        ),
+        (
+            "bigru_features_0d.png",
+            lambda p: plot.features_0d(
+                gru_out[:, -1], label="GRU output at the last step", savepath=p
+            ),
+        ),
+        (
+            "lstm_features_hist.png",
+            lambda p: plot.features_hist(
+                kernels,
+                n_rows=1,
+                annotations=[f"{g} gate" for g in lstm_w.gates],
+                label="recurrent kernel weight",
+                savepath=p,
+            ),
+        ),
+    ]
+    written = []
+    for name, draw in jobs:
+        before = set(plt.get_fignums())
+        draw(folder / name)
+        for num in set(plt.get_fignums()) - before:
+            plt.close(num)
+        stem, suffix = name.rsplit(".", 1)
+        pair = [folder / f"{stem}_{d}.{suffix}" for d in ("forward", "backward")]
+        written += pair if pair[0].exists() else [folder / name]
+    return written
+
+
 def run_demo(out: str | None = None, file: IO[str] | None = None) -> dict[str, Trace]:
     """Print the demo to ``file`` (stdout); with ``out``, also write tables and traces there.
 
@@ -112,4 +180,9 @@ def run_demo(out: str | None = None, file: IO[str] | None = None) -> dict[str, T
     traces = {k: _show(k, title, paths[k], inputs[k], folder, say) for k, title in _MODELS}
     if folder is not None:
         say(f"\nwrote per-gate summaries (CSV) and traces (npz) to {folder}")
+        if importlib.util.find_spec("matplotlib") is None:
+            say("figures skipped: they need matplotlib (pip install 'rnnscope[plot]')")
+        else:
+            figs = demo_figures(folder, traces)
+            say(f"wrote {len(figs)} figures to {folder}: " + ", ".join(p.name for p in figs))
     return traces

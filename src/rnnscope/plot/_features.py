@@ -109,6 +109,11 @@ def _grid(
     return fig, list(axes[:n])
 
 
+def _cap(text: str) -> str:
+    """First letter upper case, the rest untouched (``"GRU output"`` stays as is)."""
+    return text[:1].upper() + text[1:]
+
+
 def _finish(fig: Figure, title: str | None, default: str, show_title: bool) -> None:
     if show_title:
         fig.suptitle(title or default, fontsize=12)
@@ -205,7 +210,7 @@ def features_2d(
         fig.colorbar(image, ax=axes, fraction=0.04, pad=0.02).set_label(label)
     what = "channels (rows) x timesteps" if timesteps_xaxis else "timesteps (rows) x channels"
     half = ", backward half flipped in time" if reflect_half else ""
-    _finish(fig, title, f"{label.capitalize()} per sample: {what}{half}", show_title)
+    _finish(fig, title, f"{_cap(label)} per sample: {what}{half}", show_title)
     save(fig, savepath)
     return fig
 
@@ -278,7 +283,7 @@ def features_1d(
     _finish(
         fig,
         title,
-        f"{label.capitalize()} vs timestep, one panel per {per}, one line per {lines_are[:-1]}",
+        f"{_cap(label)} vs timestep, one panel per {per}, one line per {lines_are[:-1]}",
         show_title,
     )
     save(fig, savepath)
@@ -330,7 +335,7 @@ def features_0d(
     ax.set_ylabel(label)
     hide_ticks(ax, *_pair(show_xy_ticks, "show_xy_ticks"))
     _nonfinite_note(ax, a)
-    _finish(fig, title, f"{label.capitalize()} per channel, one colour per sample", show_title)
+    _finish(fig, title, f"{_cap(label)} per channel, one colour per sample", show_title)
     save(fig, savepath)
     return fig
 
