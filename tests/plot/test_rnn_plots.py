@@ -65,6 +65,8 @@ def test_heatmap_options(rng):
     img = _images(fig)[1].images[0]
     np.testing.assert_array_equal(img.get_array(), np.abs(w.array("recurrent_kernel")))
     assert img.get_clim()[0] == 0
+    assert {ln.get_color() for ln in _gate_lines(_images(fig)[0])} == {"white"}  # on dark 0
+    assert {ln.get_color() for ln in _gate_lines(_images(plot.rnn_heatmap(w))[0])} == {"black"}
 
 
 def test_heatmap_one_figure_per_direction_and_savepaths(rng, tmp_path):

@@ -87,13 +87,19 @@ def _result(figs: list[Figure]) -> Figure | list[Figure]:
 
 
 # -- heatmap ---------------------------------------------------------------------------------------
-def _gate_axis(ax: Axes, rec: RNNWeights, lines: bool) -> None:
+def _line_colour(image: Any, absolute: bool) -> str:
+    """Black separators on light backgrounds (``bwr``'s white 0), white ones on dark."""
+    r, g, b, _ = image.cmap(0.0 if absolute else 0.5)
+    return "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"
+
+
+def _gate_axis(ax: Axes, rec: RNNWeights, lines: bool, colour: str) -> None:
     u = rec.units
     ax.set_xticks([(k + 0.5) * u - 0.5 for k in range(rec.n_gates)], list(rec.gates))
     ax.tick_params(axis="x", length=0)
     if lines:
         for k in range(1, rec.n_gates):
-            ax.axvline(k * u - 0.5, color="black", linewidth=1.4, gid="gate-line")
+            ax.axvline(k * u - 0.5, color=colour, linewidth=1.4, gid="gate-line")
 
 
 def _mark(ax: Axes, a: np.ndarray) -> None:
@@ -188,7 +194,7 @@ def _heat_one(
             ax.set_xlabel("projection output")
             ax.set_ylabel(f"projection\n({rec.units} units)")
         else:
-            _gate_axis(ax, rec, gate_lines)
+            _gate_axis(ax, rec, gate_lines, _line_colour(image, absolute))
             if label == "biases":
                 ax.set_yticks(range(len(parts)), [_LABEL[p] for p in parts], fontsize=9)
             else:
