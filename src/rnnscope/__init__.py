@@ -24,6 +24,7 @@ from ._errors import (
 from ._io import Checkpoint, load
 from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
 from ._summary import Summary, SummaryRow, summary
+from ._tables import compare, stats
 from ._trace import Trace
 
 __version__ = "0.1.0"
@@ -57,10 +58,12 @@ __all__ = [
     "Trace",
     "UnsupportedError",
     "activations",
+    "compare",
     "gradients",
     "layers",
     "load",
     "rnn_weights",
+    "stats",
     "summary",
     "trace",
     "weights",
