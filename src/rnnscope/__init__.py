@@ -21,8 +21,10 @@ from ._errors import (
     RnnscopeError,
     UnsupportedError,
 )
+from ._flags import Thresholds
 from ._io import Checkpoint, load
 from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
+from ._report import report
 from ._summary import Summary, SummaryRow, summary
 from ._tables import compare, stats
 from ._trace import Trace
@@ -55,6 +57,7 @@ __all__ = [
     "RnnscopeError",
     "Summary",
     "SummaryRow",
+    "Thresholds",
     "Trace",
     "UnsupportedError",
     "activations",
@@ -62,6 +65,7 @@ __all__ = [
     "gradients",
     "layers",
     "load",
+    "report",
     "rnn_weights",
     "stats",
     "summary",

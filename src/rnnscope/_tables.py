@@ -293,10 +293,15 @@ def compare(
         >>> rk = df[df.part == "recurrent_kernel"]  # doctest: +SKIP
         >>> rk[["model", "gate", "l2_norm_rel_change"]]  # doctest: +SKIP
     """
+    table = stats(sources, names, tol=tol, executor=executor, jobs=jobs, progress=progress)
+    return compare_table(table, baseline)
+
+
+def compare_table(table: pd.DataFrame, baseline: int | str = 0) -> pd.DataFrame:
+    """:func:`compare` of an existing :func:`stats` frame."""
     import numpy as np
     import pandas as pd
 
-    table = stats(sources, names, tol=tol, executor=executor, jobs=jobs, progress=progress)
     models = list(dict.fromkeys(table["model"]))
     if isinstance(baseline, int) and not isinstance(baseline, bool):
         if not -len(models) <= baseline < len(models):

@@ -6,10 +6,12 @@ this package.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "QUIET",
     "NonFinite",
     "PlotMode",
     "color_limits",
@@ -33,10 +36,27 @@ __all__ = [
     "integer_ticks",
     "new_figure",
     "nonfinite_counts",
+    "offscreen",
     "rnn_record",
     "save",
     "savepaths",
 ]
+
+_PYPLOT: ContextVar[bool] = ContextVar("rnnscope_pyplot", default=True)
+QUIET: ContextVar[bool] = ContextVar("rnnscope_quiet", default=False)
+
+
+@contextlib.contextmanager
+def offscreen() -> Iterator[None]:
+    """Inside: new figures are plain ``Figure`` objects unknown to pyplot (safe in threads,
+    nothing to close) and nothing is printed; for reports and batch jobs."""
+    tokens = _PYPLOT.set(False), QUIET.set(True)
+    try:
+        yield
+    finally:
+        _PYPLOT.reset(tokens[0])
+        QUIET.reset(tokens[1])
+
 
 # (direction, part, gate) -> {"nan": n, "inf": m}; only entries with a non-finite value.
 NonFinite = dict[tuple[str, str, str], dict[str, int]]
@@ -187,9 +207,14 @@ def new_figure(
         if constrained:
             fig.set_layout_engine("constrained")
         return fig
+    layout: Any = "constrained" if constrained else None
+    if not _PYPLOT.get():
+        from matplotlib.figure import Figure
+
+        return Figure(figsize=figsize, dpi=dpi, layout=layout)
     import matplotlib.pyplot as plt
 
-    return plt.figure(figsize=figsize, dpi=dpi, layout="constrained" if constrained else None)
+    return plt.figure(figsize=figsize, dpi=dpi, layout=layout)
 
 
 def savepaths(

@@ -10,6 +10,7 @@ import numpy as np
 from .._errors import InputError, LayerError
 from .._model import RNNWeights
 from ._common import (
+    QUIET,
     NonFinite,
     PlotMode,
     color_limits,
@@ -60,7 +61,7 @@ def _title(rec: RNNWeights, mode: PlotMode, direction: str, what: str) -> str:
 
 
 def _report(fn: str, rec: RNNWeights, counts: NonFinite) -> None:
-    if counts:
+    if counts and not QUIET.get():
         by_dir: dict[str, NonFinite] = {}
         for k, v in counts.items():
             by_dir.setdefault(k[0], {})[k] = v

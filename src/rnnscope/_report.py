@@ -1,0 +1,282 @@
+"""``rnnscope.report``: one self-contained HTML file per set of models.
+
+Built from a Jinja2 template with autoescape on: every string that comes from a file or a model
+(file, layer and model names, notes) is escaped. Figures are embedded as PNG data; the page
+loads nothing from anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures as cf
+import datetime as dt
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import InputError, require
+from ._flags import Flag, Thresholds, change_flags, flags_for
+from ._model import RNNWeights
+from ._stats import record_rows
+from ._tables import Progress, compare_table, expand_sources, run_per_source
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["model_section", "report"]
+
+_DPI = 72
+_STAT_COLUMNS = [
+    ("layer", "layer"),
+    ("part", "part"),
+    ("gate", "gate"),
+    ("direction", "direction"),
+    ("shape", "shape"),
+    ("mean", "mean"),
+    ("std", "std"),
+    ("abs_max", "|w| max"),
+    ("l2_norm", "L2"),
+    ("frac_near_zero", "near 0"),
+    ("nan", "NaN"),
+    ("inf", "Inf"),
+    ("dead_units", "dead"),
+    ("spectral_norm", "\N{GREEK SMALL LETTER SIGMA} max"),
+    ("stable_rank", "stable rank"),
+    ("alpha", "\N{GREEK SMALL LETTER ALPHA}"),
+    ("matrix_spectral_norm", "\N{GREEK SMALL LETTER SIGMA} max (all gates)"),
+]
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, pil_kwargs={"compress_level": 6})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _layer_figures(rec: RNNWeights) -> list[dict[str, str]]:
+    from .plot import rnn_heatmap, rnn_histogram
+
+    out = []
+    for kind, draw in (("heatmap", rnn_heatmap), ("histograms", rnn_histogram)):
+        figs = draw(rec)
+        figs = figs if isinstance(figs, list) else [figs]
+        for d, fig in zip(rec.directions, figs, strict=True):
+            side = f", {d}" if rec.bidirectional else ""
+            out.append({"caption": f"{rec.name}: {kind}{side}", "src": _png(fig)})
+    return out
+
+
+def model_section(source: Any, name: str, tol: float, figures: bool = True) -> dict[str, Any]:
+    """Everything the report shows of one model (runs in workers; returns plain data)."""
+    from ._api import resolve
+    from ._io import Checkpoint, open_checkpoint
+    from .plot._common import offscreen
+
+    src_obj = open_checkpoint(source) if isinstance(source, (str, os.PathLike)) else source
+    src = resolve(src_obj)
+    info: dict[str, Any] = {"name": name, "source": src.name, "notes": list(src.notes)}
+    if isinstance(src_obj, Checkpoint):
+        info.update(path=src_obj.path, format=src_obj.format, framework=src_obj.framework)
+    layers, rows, figs = [], [], []
+    with offscreen():
+        for ref in src.refs:
+            shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in ref.info.shapes.items())
+            layers.append(
+                {
+                    "name": ref.info.name,
+                    "kind": ref.info.kind,
+                    "params": ref.info.n_params,
+                    "shapes": shapes,
+                }
+            )
+            rec = ref.extract()
+            rows += [{"model": name, **r, "tol": tol} for r in record_rows(rec, tol)]
+            if figures and isinstance(rec, RNNWeights):
+                figs += _layer_figures(rec)
+    return {**info, "layers": layers, "rows": rows, "figures": figs}
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else ""
+    if isinstance(v, int) or (
+        hasattr(v, "is_integer")
+        and float(v).is_integer()
+        and abs(v) < 1e6
+        and not isinstance(v, float)
+    ):
+        return str(int(v))
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if f == 0:
+        return "0"
+    return f"{f:.4g}"
+
+
+def _overlay(table: Any) -> list[dict[str, str]]:
+    """Per-gate L2 norms (and recurrent largest singular values) across the models."""
+    from matplotlib.figure import Figure
+
+    models = list(dict.fromkeys(table["model"]))
+    figs = []
+    matrices = table[table["gate"] != ""]
+    for layer, block in matrices.groupby("layer", sort=False):
+        parts = list(dict.fromkeys(block["part"]))
+        fig = Figure(figsize=(3.3 * len(parts) + 0.6, 3.2), layout="constrained")
+        axes = fig.subplots(1, len(parts), squeeze=False)[0]
+        for ax, part in zip(axes, parts, strict=True):
+            sub = block[block["part"] == part]
+            for (gate, direction), line in sub.groupby(["gate", "direction"], sort=False):
+                y = line.set_index("model").reindex(models)["l2_norm"].to_numpy(float)
+                style = "--" if direction == "backward" else "-"
+                label = gate + (" (backward)" if direction == "backward" else "")
+                ax.plot(range(len(models)), y, style, marker="o", markersize=3, label=label)
+            ax.set_title(part.replace("_", " "), fontsize=10)
+            ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
+            ax.set_ylabel("L2 norm", fontsize=8)
+            ax.tick_params(axis="y", labelsize=7)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"Layer '{layer}': per-gate L2 norm across models", fontsize=11)
+        figs.append({"caption": f"{layer}: per-gate L2 norms across models", "src": _png(fig)})
+    rk = table[(table["part"] == "recurrent_kernel")].drop_duplicates(
+        ["model", "layer", "direction"]
+    )
+    if len(rk) and len(models) > 1:
+        fig = Figure(figsize=(6.0, 3.2), layout="constrained")
+        ax = fig.subplots()
+        for (layer, direction), line in rk.groupby(["layer", "direction"], sort=False):
+            y = line.set_index("model").reindex(models)["matrix_spectral_norm"].to_numpy(float)
+            ax.plot(
+                range(len(models)),
+                y,
+                marker="o",
+                markersize=3,
+                label=f"{layer}" + (f" ({direction})" if direction != "forward" else ""),
+            )
+        ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle=":")
+        ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel("largest singular value", fontsize=8)
+        ax.legend(fontsize=7)
+        fig.suptitle("Recurrent kernels (all gates): largest singular value", fontsize=11)
+        figs.append(
+            {"caption": "recurrent kernels: largest singular value across models", "src": _png(fig)}
+        )
+    return figs
+
+
+def _render(context: dict[str, Any]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("rnnscope", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["fmt"] = _fmt
+    return env.get_template("report.html").render(**context)
+
+
+def report(
+    sources: Any,
+    out: str | os.PathLike[str] = "report.html",
+    names: Sequence[str] | None = None,
+    *,
+    tol: float = 1e-3,
+    thresholds: Thresholds | None = None,
+    baseline: int | str = 0,
+    title: str = "rnnscope report",
+    figures: bool = True,
+    executor: cf.Executor | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Write ONE self-contained HTML report of one or several models; return its path.
+
+    Per model: source, layers, per-gate statistics, heatmaps and histograms of every recurrent
+    layer, and flags with a one-line explanation each. For several models: comparison tables
+    against ``baseline`` and figures of per-gate norms across them.
+
+    Args:
+        sources, names, tol, executor, jobs, progress: as in :func:`rnnscope.stats`.
+        out: the HTML file to write.
+        thresholds: when statistics become flags (:class:`rnnscope.Thresholds`).
+        baseline: the model the comparison is against (index or name).
+        title: the page title.
+        figures: embed figures (off: tables and flags only).
+
+    Example:
+        >>> rnnscope.report("checkpoints/", out="health.html", jobs=2)  # doctest: +SKIP
+    """
+    require("jinja2", "report", "rnnscope.report")
+    require("pandas", "report", "rnnscope.report")
+    if figures:
+        require("matplotlib", "report", "rnnscope.report figures")
+    import pandas as pd
+
+    from ._tables import COLUMNS, _tol
+
+    t = thresholds or Thresholds()
+    value = _tol(tol)
+    pairs = expand_sources(sources, names)
+    sections = run_per_source(model_section, pairs, (value, figures), executor, jobs, progress)
+    table = pd.DataFrame([r for s in sections for r in s["rows"]], columns=COLUMNS)
+    table.attrs["tol"] = value
+    all_flags: list[Flag] = []
+    for s in sections:
+        s["flags"] = flags_for(s["rows"], t)
+        all_flags += s["flags"]
+    comparison: dict[str, Any] | None = None
+    if len(sections) > 1:
+        cmp = compare_table(table, baseline)
+        growth = change_flags(cmp.to_dict("records"), t)
+        all_flags += growth
+        comparison = _comparison(cmp, growth, figures, table)
+    context = {
+        "title": title,
+        "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "version": _version(),
+        "tol": value,
+        "thresholds": t,
+        "models": sections,
+        "flags": all_flags,
+        "columns": _STAT_COLUMNS,
+        "comparison": comparison,
+    }
+    path = Path(out)
+    try:
+        path.write_text(_render(context), encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"out: cannot write the report to '{path}': {err}") from err
+    return path
+
+
+def _comparison(cmp: Any, growth: list[Flag], figures: bool, table: Any) -> dict[str, Any]:
+    models = cmp.attrs["models"]
+    rows = []
+    for key, block in cmp.groupby(["layer", "part", "gate", "direction"], sort=False):
+        by_model = block.set_index("model")
+        cells = [
+            {"value": by_model.at[m, "l2_norm"], "rel": by_model.at[m, "l2_norm_rel_change"]}
+            for m in models
+        ]
+        rows.append({"key": key, "cells": cells})
+    return {
+        "baseline": cmp.attrs["baseline"],
+        "models": models,
+        "rows": rows,
+        "flags": growth,
+        "figures": _overlay(table) if figures else [],
+    }
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

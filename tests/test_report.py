@@ -1,0 +1,134 @@
+"""rnnscope.report: one self-contained, escaped HTML file, checked as text and in a real
+headless Chromium with the network off."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+import rnnscope
+from rnnscope import InputError
+
+pytest.importorskip("jinja2")
+pytest.importorskip("matplotlib")
+safetensors_np = pytest.importorskip("safetensors.numpy")
+
+EVIL = '<img src=x onerror="alert(1)">'
+
+
+def _lstm_tensors(rng, hidden=6, prefix="rnn", scale=1.0):
+    return {
+        f"{prefix}.weight_ih_l0": rng.normal(size=(4 * hidden, 3)).astype("f4") * scale,
+        f"{prefix}.weight_hh_l0": rng.normal(size=(4 * hidden, hidden)).astype("f4") * scale,
+        f"{prefix}.bias_ih_l0": rng.normal(size=4 * hidden).astype("f4"),
+        f"{prefix}.bias_hh_l0": rng.normal(size=4 * hidden).astype("f4"),
+        "head.weight": rng.normal(size=(1, hidden)).astype("f4"),
+        "head.bias": np.zeros(1, "f4"),
+    }
+
+
+@pytest.fixture
+def checkpoints(tmp_path, rng):
+    good = tmp_path / "epoch1.safetensors"
+    safetensors_np.save_file(_lstm_tensors(rng), str(good))
+    grown = _lstm_tensors(rng, scale=3.0)
+    grown["rnn.weight_hh_l0"][6:11, :3] = np.nan  # in the forget gate (torch order i, f, g, o)
+    grown["rnn.weight_ih_l0"][:, 2] = 0.0
+    for g in range(4):  # unit 5: no incoming weight in any gate
+        grown["rnn.weight_ih_l0"][g * 6 + 5] = 0.0
+        grown["rnn.weight_hh_l0"][g * 6 + 5] = 0.0
+    bad = tmp_path / "epoch2.safetensors"
+    safetensors_np.save_file(grown, str(bad))
+    evil_dir = tmp_path / "evil"
+    evil_dir.mkdir()
+    evil = evil_dir / "<b>bold&<i>.safetensors"
+    safetensors_np.save_file(_lstm_tensors(rng, prefix=EVIL.replace(".", "")), str(evil))
+    return good, bad, evil
+
+
+def test_report_is_self_contained_and_flags_problems(checkpoints, tmp_path):
+    good, bad, _ = checkpoints
+    out = rnnscope.report([good, bad], out=tmp_path / "r.html")
+    html = out.read_text()
+    assert html.startswith("<!doctype html>")
+    # no resource from anywhere: every src is inline data, no external link or script
+    assert set(re.findall(r'src="([a-z]+):', html)) == {"data"}
+    assert not re.search(r"(href|src)=\"(https?:)?//", html)
+    assert "<script" not in html and "<link" not in html
+    # per model: heatmap and histograms of the LSTM (one direction), plus the comparison figures
+    assert html.count('<img src="data:image/png;base64,') == 2 * 2 + 2
+    assert "epoch1.safetensors" in html and "epoch2.safetensors" in html
+    flags = re.findall(r'<span class="sev (\w+)">', html)
+    assert "error" in flags and "warning" in flags
+    assert "15 NaN and 0 Inf of 36 values" in html  # forget gate of the recurrent kernel
+    assert "1 of 6 units have every incoming weight below 0.001" in html
+    assert "up " in html and "weights growing fast" in html  # scaled x3 against the baseline
+    assert "Comparison (baseline: epoch1.safetensors)" in html
+
+
+def test_names_from_files_and_models_are_escaped(checkpoints, tmp_path):
+    _, _, evil = checkpoints
+    html = rnnscope.report(evil, out=tmp_path / "e.html").read_text()
+    assert "<b>bold" not in html and "&lt;b&gt;bold&amp;&lt;i&gt;" in html
+    assert "onerror=" not in html.replace("onerror=&#34;", "").replace("onerror=&quot;", "")
+    assert "<img src=x" not in html and "&lt;img src=x" in html
+
+
+def test_report_options_and_errors(checkpoints, tmp_path):
+    good, _, _ = checkpoints
+    html = rnnscope.report(good, out=tmp_path / "n.html", figures=False, title="Run 7").read_text()
+    assert "<img" not in html and "<title>Run 7</title>" in html and "Comparison" not in html
+    strict = rnnscope.Thresholds(abs_max=0.5)
+    html = rnnscope.report(good, out=tmp_path / "s.html", thresholds=strict).read_text()
+    assert "largest |weight|" in html
+    with pytest.raises(InputError, match="cannot write the report"):
+        rnnscope.report(good, out=tmp_path / "missing" / "r.html")
+
+
+def test_report_renders_in_headless_chromium(checkpoints, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (scripts/test.sh installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    good, bad, evil = checkpoints
+    page_path = rnnscope.report([good, bad, evil], out=tmp_path / "r.html")
+    requests, problems = [], []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.on("request", lambda r: requests.append(r.url))
+        page.on(
+            "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
+        )
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(page_path.as_uri(), wait_until="load")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])"
+        )
+        dialogs = []
+        page.on("dialog", lambda d: dialogs.append(d.message))
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        title = page.title()
+        browser.close()
+    assert problems == []
+    assert title == "rnnscope report"
+    # 3 models x (heatmap, histograms); per-gate norms of 2 distinct LSTM layers; one of the
+    # recurrent kernels' largest singular values
+    assert len(images) == 3 * 2 + 2 + 1 and all(c and w > 0 and h > 0 for c, w, h in images)
+    assert all(u.startswith(("file:", "data:")) for u in requests), requests
+    assert dialogs == []  # the escaped onerror never ran
+    assert (tmp_path / "report.png").stat().st_size > 10_000
