@@ -20,6 +20,13 @@ if [[ -z "${RNNSCOPE_KEEP_VENV:-}" || ! -x "$venv/bin/python" ]]; then
   pipi "tensorflow-cpu==2.21.*" "keras>=3.15" "jax[cpu]" "torch==2.13.0"
   pipi --no-deps "tf-keras==2.21.*"
 fi
+if ! command -v chromium >/dev/null 2>&1; then
+  # the report test opens the HTML report in a real headless Chromium (Debian's package)
+  echo "== installing chromium (Debian package) for the report test"
+  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo -n"
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium; } \
+    >>"$log" 2>&1 || { cat "$log"; echo "could not install chromium"; exit 1; }
+fi
 echo "== installing rnnscope[test]"
 pipi -e ".[test]"
 "$venv/bin/python" -c "import tensorflow, keras, jax, torch, tf_keras; print('frameworks:', 'tensorflow', tensorflow.__version__, '| keras', keras.__version__, '| jax', jax.__version__, '| torch', torch.__version__, '| tf_keras', tf_keras.__version__)" 2>/dev/null

@@ -36,6 +36,9 @@ def test_demo_runs_without_any_framework(tmp_path):
     assert len(figures) == 12 and "bigru_heatmap_backward.png" in figures
     assert all((tmp_path / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
     assert "wrote 12 figures" in text
+    report = (tmp_path / "report.html").read_text()
+    assert "demo_lstm.keras" in report and "demo_bigru.safetensors" in report
+    assert report.count("data:image/png;base64,") >= 6
 
 
 def test_demo_without_matplotlib_says_how_to_get_figures(tmp_path):
@@ -47,6 +50,7 @@ def test_demo_without_matplotlib_says_how_to_get_figures(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "figures skipped: they need matplotlib" in out.stdout
+    assert "report skipped: it needs matplotlib" in out.stdout
     assert not list(tmp_path.glob("*.png")) and (tmp_path / "lstm_summary.csv").exists()
 
 

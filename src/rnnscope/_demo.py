@@ -160,8 +160,26 @@ def demo_figures(folder: Path, traces: dict[str, Trace] | None = None) -> list[P
     return written
 
 
-def run_demo(out: str | None = None, file: IO[str] | None = None) -> dict[str, Trace]:
-    """Print the demo to ``file`` (stdout); with ``out``, also write tables and traces there.
+def _demo_report(folder: Path, paths: dict[str, Path], say: Say) -> None:
+    missing = [m for m in ("pandas", "jinja2", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        say(f"report skipped: it needs {', '.join(missing)} (pip install 'rnnscope[report]')")
+        return
+    from ._report import report
+
+    out = report(
+        [paths["lstm"], paths["bigru"]],
+        out=folder / "report.html",
+        title="rnnscope demo: the bundled LSTM and bidirectional GRU",
+    )
+    say(f"wrote the HTML report: {out} (open it in a browser)")
+
+
+def run_demo(
+    out: str | None = None, file: IO[str] | None = None, report: bool = False
+) -> dict[str, Trace]:
+    """Print the demo to ``file`` (stdout); with ``out``, also write tables, traces and figures
+    there, and with ``report`` the HTML report of both models.
 
     Example:
         >>> traces = run_demo()  # doctest: +SKIP
@@ -185,4 +203,6 @@ def run_demo(out: str | None = None, file: IO[str] | None = None) -> dict[str, T
         else:
             figs = demo_figures(folder, traces)
             say(f"wrote {len(figs)} figures to {folder}: " + ", ".join(p.name for p in figs))
+        if report:
+            _demo_report(folder, paths, say)
     return traces
