@@ -159,6 +159,11 @@ def test_compare_aligns_models_and_shows_missing_layers(folder):
         (other - base) / base
     )
     assert rows.loc["epoch1.safetensors", "l2_norm_change"] == 0
+    steps = rows["l2_norm_step_rel_change"]
+    assert np.isnan(steps["epoch1.safetensors"])
+    assert steps["epoch2.safetensors"] == pytest.approx((other - base) / base)
+    third = rows.loc["epoch3.safetensors", "l2_norm"]
+    assert steps["epoch3.safetensors"] == pytest.approx((third - other) / other)
     by_name = rnnscope.compare(folder, baseline="epoch2.safetensors")
     assert by_name.attrs["baseline"] == "epoch2.safetensors"
     with pytest.raises(InputError, match="baseline 'nope' is not one of the models"):
@@ -191,6 +196,13 @@ def test_dask_local_cluster_executor(folder):
     pd.testing.assert_frame_equal(on_dask, rnnscope.stats(folder))
 
 
+def test_folders_sort_numbers_by_value(tmp_path, rng):
+    for epoch in (10, 2, 1):
+        _checkpoint(tmp_path / f"epoch{epoch}.safetensors", rng)
+    models = rnnscope.compare(tmp_path).attrs["models"]
+    assert models == ["epoch1.safetensors", "epoch2.safetensors", "epoch10.safetensors"]
+
+
 def test_bad_arguments(folder, tmp_path):
     with pytest.raises(InputError, match="names: 3 sources"):
         rnnscope.stats(folder, names=["a"])
@@ -204,3 +216,14 @@ def test_bad_arguments(folder, tmp_path):
         rnnscope.stats(empty)
     with pytest.raises(rnnscope.FormatError, match=r"notes\.txt"):
         rnnscope.stats(folder / "notes.txt")
+
+
+def test_jobs_from_an_unguarded_script_explains_itself(folder, tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"import rnnscope\nrnnscope.stats(r'{folder}', jobs=2)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "if __name__ == '__main__':" in out.stderr.splitlines()[-1]

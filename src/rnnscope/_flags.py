@@ -18,15 +18,15 @@ class Thresholds:
         abs_max: flag weights larger than this in magnitude.
         recurrent_high: flag a recurrent kernel whose largest singular value exceeds this.
         recurrent_low: note a recurrent kernel whose largest singular value is below this.
-        growth: flag a block whose L2 norm grew by more than this fraction against the
-            baseline model (comparisons only).
+        growth: flag a part whose L2 norm changed by more than this fraction since the
+            previous model (comparisons only).
     """
 
     near_zero_fraction: float = 0.5
     abs_max: float = 10.0
     recurrent_high: float = 1.0
     recurrent_low: float = 0.25
-    growth: float = 1.0
+    growth: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -149,18 +149,39 @@ def flags_for(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
 
 
 def change_flags(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
-    """Flags of a comparison: blocks whose L2 norm grew fast against the baseline."""
-    out = []
+    """Flags of a comparison: parts whose L2 norm moved fast since the previous model.
+
+    One flag per (model, layer, part, direction), naming the gate that moved most.
+    """
+    worst: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for r in rows:
-        rel = _num(r.get("l2_norm_rel_change"))
-        if r.get("present") and rel > t.growth:
-            out.append(
-                Flag(
-                    "warning",
-                    r["model"],
-                    _where(r),
-                    f"L2 norm {_num(r['l2_norm']):.3g}, up {rel:.0%} on the baseline: "
-                    "weights growing fast (learning rate too high, or no weight decay)",
-                )
+        step = _num(r.get("l2_norm_step_rel_change"))
+        if not r.get("present") or math.isnan(step) or abs(step) <= t.growth:
+            continue
+        key = (r["model"], r["layer"], r["part"], r["direction"])
+        if key not in worst or abs(step) > abs(_num(worst[key]["l2_norm_step_rel_change"])):
+            worst[key] = r
+    order = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in rows))}
+    out = []
+    for (model, layer, part, direction), r in sorted(worst.items(), key=lambda kv: order[kv[0][0]]):
+        step = _num(r["l2_norm_step_rel_change"])
+        gate = f" ({r['gate']} gate most)" if r.get("gate") else ""
+        where = " / ".join(
+            [layer, part] + ([direction] if direction not in ("", "forward") else [])
+        )
+        verb = "grew" if step > 0 else "shrank"
+        why = (
+            "learning rate too high, or no weight decay"
+            if step > 0
+            else "strong weight decay or regularisation, or a reset"
+        )
+        out.append(
+            Flag(
+                "warning",
+                model,
+                where,
+                f"L2 norm {verb} {abs(step):.0%} since the previous model{gate}: "
+                f"weights changing fast ({why})",
             )
+        )
     return out

@@ -10,12 +10,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import InputError
+from ._errors import InputError, UnsupportedError
 from ._model import LayerWeights, RNNWeights
 from ._stats import record_rows
 
@@ -81,9 +82,12 @@ def expand_sources(sources: Any, names: Sequence[str] | None = None) -> list[tup
     for s in items:
         if _is_path(s) and Path(s).is_dir():
             found = sorted(
-                p
-                for p in Path(s).iterdir()
-                if p.is_file() and p.name.lower().endswith(CHECKPOINT_SUFFIXES)
+                (
+                    p
+                    for p in Path(s).iterdir()
+                    if p.is_file() and p.name.lower().endswith(CHECKPOINT_SUFFIXES)
+                ),
+                key=_natural,
             )
             if not found:
                 raise InputError(
@@ -104,6 +108,11 @@ def expand_sources(sources: Any, names: Sequence[str] | None = None) -> list[tup
             raise InputError(f"names must be unique; got {names}")
         return list(zip(names, flat, strict=True))
     return list(zip(_default_names(flat), flat, strict=True))
+
+
+def _natural(p: Path) -> list[Any]:
+    """Sort key: numbers in names by value, so epoch2 comes before epoch10."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
 
 
 def _default_names(flat: list[Any]) -> list[str]:
@@ -174,12 +183,19 @@ def run_per_source(
 
     remote = [i for i, (_, s) in enumerate(pairs) if _is_path(s)]
     if executor is None and (jobs or 1) > 1 and len(remote) > 1:
+        # spawn, not fork: forked children inherit the parent's BLAS threads and ran ~5x
+        # slower here; spawned ones start clean with one BLAS thread each
         ctx = multiprocessing.get_context("spawn")
-        with (
-            _single_threaded_blas(),
-            cf.ProcessPoolExecutor(min(jobs or 1, len(remote)), mp_context=ctx) as pool,
-        ):
-            return _fan_out(fn, pairs, args, pool, remote, results, tick)
+        workers = min(jobs or 1, len(remote))
+        try:
+            with _single_threaded_blas(), cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                return _fan_out(fn, pairs, args, pool, remote, results, tick)
+        except cf.process.BrokenProcessPool as err:
+            raise UnsupportedError(
+                f"jobs={jobs}: a worker process died before finishing. Worker processes are "
+                "started fresh and import the calling script again: in a script, call rnnscope "
+                "under `if __name__ == '__main__':` (or use jobs=1)"
+            ) from err
     if executor is not None and remote:
         return _fan_out(fn, pairs, args, executor, remote, results, tick)
     for i, (name, s) in enumerate(pairs):
@@ -285,8 +301,10 @@ def compare(
     """The statistics of several models aligned by (layer, part, gate, direction).
 
     One row per key and model, in source order, with ``present`` (False where a model lacks the
-    key: its statistics are empty, not an error) and, for the main statistics, ``<stat>_change``
-    (minus the baseline model's value) and ``<stat>_rel_change`` (divided by ``|baseline|``).
+    key: its statistics are empty, not an error), for the main statistics ``<stat>_change``
+    (minus the baseline model's value) and ``<stat>_rel_change`` (divided by ``|baseline|``), and
+    ``l2_norm_step_rel_change``: the L2 norm's relative change since the previous model that
+    has the block (checkpoint to checkpoint: how fast the weights move).
 
     Example:
         >>> df = rnnscope.compare("checkpoints/", baseline=0)  # doctest: +SKIP
@@ -330,5 +348,10 @@ def compare_table(table: pd.DataFrame, baseline: int | str = 0) -> pd.DataFrame:
         ["_k", "model"], key=lambda s: s.map(order) if s.name == "model" else s, kind="stable"
     )
     out = out.drop(columns="_k").reset_index(drop=True)
+    # change against the previous model holding the same block: how fast weights move
+    prev = out[out["present"]].groupby(KEY, sort=False)["l2_norm"].shift(1).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = (out.loc[prev.index, "l2_norm"].astype(float) - prev) / prev.abs()
+    out["l2_norm_step_rel_change"] = step.reindex(out.index)
     out.attrs.update(tol=table.attrs["tol"], baseline=base, models=models)
     return out
