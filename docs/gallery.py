@@ -2,7 +2,9 @@
 
     python docs/gallery.py
 
-The figures shown in the README come from here. The weight figures need matplotlib only; the
+The figures shown in the README come from here, and screenshots of the demo's HTML report and
+of the worked example's report (``docs/example_run``, written by ``docs/training_example.py``),
+taken in headless Chromium. The weight figures need matplotlib only; the
 gradient figures load the bundled ``.keras`` file with Keras (any backend) and are skipped,
 with a message, when Keras is not installed.
 """
@@ -10,6 +12,9 @@ with a message, when Keras is not installed.
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +28,7 @@ from rnnscope import plot
 from rnnscope._demo import demo_figures, demo_paths
 
 OUT = Path(__file__).resolve().parent / "images" / "gallery"
+EXAMPLE = Path(__file__).resolve().parent / "example_run"
 
 
 def nan_example(out: Path) -> Path:
@@ -73,6 +79,60 @@ def gradient_examples(out: Path) -> list[Path]:
     return paths
 
 
+def screenshot(html: Path, png: Path, height: int = 1800) -> Path | None:
+    """A headless Chromium screenshot of a report page (skipped without chromium)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        print("chromium is not installed: report screenshots skipped")
+        return None
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                f"--window-size=1300,{height}",
+                f"--screenshot={png}",
+                html.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    return png
+
+
+def reports(out: Path) -> list[Path]:
+    """The demo report and the worked example's report, and screenshots of both."""
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = rnnscope.report(
+            [demo_paths()["lstm"], demo_paths()["bigru"]],
+            out=Path(tmp) / "demo.html",
+            title="rnnscope demo: the bundled LSTM and bidirectional GRU",
+        )
+        example = rnnscope.report(
+            EXAMPLE,
+            out=Path(tmp) / "example.html",
+            title="A small LSTM training run, checkpoint by checkpoint",
+        )
+        for html, name, height in (
+            (demo, "report_demo.png", 1500),
+            (example, "report_example.png", 2300),
+        ):
+            shot = screenshot(html, out.parent / name, height)
+            if shot is not None:
+                written.append(shot)
+    return written
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     written = demo_figures(OUT)
@@ -81,6 +141,7 @@ def main() -> None:
         written += gradient_examples(OUT)
     else:
         print("Keras is not installed: gradient figures skipped")
+    written += reports(OUT)
     for p in written:
         print(p.relative_to(OUT.parents[1]))
 

@@ -3,9 +3,10 @@
     python docs/training_example.py        # needs torch; writes docs/example_run/*.safetensors
 
 A torch LSTM(32) learns to recall channel 0 of timestep 12 at the end of 20 timesteps (a
-shorter-range version of the bundled demo LSTM's task), with Adam at 0.01 for 16 epochs. The initial weights and those after epochs 1, 2, 4, 8 and 16 are saved as
-.safetensors, the format most checkpoints on disk come in; then ``rnnscope compare`` and
-``rnnscope report`` read them without torch.
+shorter-range version of the bundled demo LSTM's task), with Adam at 0.01 for 16 epochs. The
+initial weights and those after epochs 1, 2, 4, 8 and 16 are saved as .safetensors, the format
+most checkpoints on disk come in; then ``rnnscope compare`` and ``rnnscope report`` read them
+without torch.
 """
 
 from __future__ import annotations

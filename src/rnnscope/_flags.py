@@ -8,6 +8,8 @@ from typing import Any
 
 __all__ = ["Flag", "Thresholds", "change_flags", "flags_for"]
 
+_MIN_MOVING = 8  # blocks smaller than this are not flagged for moving fast
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -157,6 +159,8 @@ def change_flags(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
     for r in rows:
         step = _num(r.get("l2_norm_step_rel_change"))
         if not r.get("present") or math.isnan(step) or abs(step) <= t.growth:
+            continue
+        if _num(r.get("size")) < _MIN_MOVING:  # a lone bias moves by large ratios for nothing
             continue
         key = (r["model"], r["layer"], r["part"], r["direction"])
         if key not in worst or abs(step) > abs(_num(worst[key]["l2_norm_step_rel_change"])):
