@@ -3,7 +3,7 @@
     python docs/gallery.py
 
 The figures shown in the README come from here, and screenshots of the demo's HTML report and
-of the worked example's report (``docs/example_run``, written by ``docs/training_example.py``),
+of the worked example's report (the bundled checkpoints of ``docs/training_example.py``),
 taken in headless Chromium. The weight figures need matplotlib only; the
 gradient figures load the bundled ``.keras`` file with Keras (any backend) and are skipped,
 with a message, when Keras is not installed.
@@ -28,7 +28,6 @@ from rnnscope import plot
 from rnnscope._demo import demo_figures, demo_paths
 
 OUT = Path(__file__).resolve().parent / "images" / "gallery"
-EXAMPLE = Path(__file__).resolve().parent / "example_run"
 
 
 def nan_example(out: Path) -> Path:
@@ -117,9 +116,10 @@ def reports(out: Path) -> list[Path]:
             [demo_paths()["lstm"], demo_paths()["bigru"]],
             out=Path(tmp) / "demo.html",
             title="rnnscope demo: the bundled LSTM and bidirectional GRU",
+            compare=False,
         )
         example = rnnscope.report(
-            EXAMPLE,
+            demo_paths()["run"],
             out=Path(tmp) / "example.html",
             title="A small LSTM training run, checkpoint by checkpoint",
         )

@@ -1,12 +1,12 @@
 """A real (small) training run whose checkpoints the README compares.
 
-    python docs/training_example.py        # needs torch; writes docs/example_run/*.safetensors
+    python docs/training_example.py   # needs torch; writes src/rnnscope/data/run/*.safetensors
 
 A torch LSTM(32) learns to recall channel 0 of timestep 12 at the end of 20 timesteps (a
 shorter-range version of the bundled demo LSTM's task), with Adam at 0.01 for 16 epochs. The
 initial weights and those after epochs 1, 2, 4, 8 and 16 are saved as .safetensors, the format
-most checkpoints on disk come in; then ``rnnscope compare`` and ``rnnscope report`` read them
-without torch.
+most checkpoints on disk come in, and bundled with rnnscope; then ``rnnscope compare`` and
+``rnnscope report`` read them without torch.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-OUT = Path(__file__).resolve().parent / "example_run"
+OUT = Path(__file__).resolve().parents[1] / "src" / "rnnscope" / "data" / "run"
 T, F, UNITS = 20, 4, 32
 RECALL = 12  # the step whose channel 0 is the target, 8 steps before the end
 

@@ -38,7 +38,10 @@ def test_demo_runs_without_any_framework(tmp_path):
     assert "wrote 12 figures" in text
     report = (tmp_path / "report.html").read_text()
     assert "demo_lstm.keras" in report and "demo_bigru.safetensors" in report
-    assert report.count("data:image/png;base64,") >= 6
+    assert report.count("data:image/png;base64,") == 2 + 2 * 2  # LSTM; GRU in two directions
+    assert "Comparison" not in report  # two unrelated models
+    run = (tmp_path / "run_report.html").read_text()
+    assert "epoch16.safetensors" in run and "Comparison (baseline: epoch0.safetensors)" in run
 
 
 def test_demo_without_matplotlib_says_how_to_get_figures(tmp_path):

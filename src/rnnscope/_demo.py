@@ -30,6 +30,7 @@ def demo_paths() -> dict[str, Path]:
         "lstm": "demo_lstm.keras",
         "bigru": "demo_bigru.safetensors",
         "inputs": "demo_inputs.npz",
+        "run": "run",
     }
     return {k: Path(str(root / v)) for k, v in names.items()}
 
@@ -171,8 +172,17 @@ def _demo_report(folder: Path, paths: dict[str, Path], say: Say) -> None:
         [paths["lstm"], paths["bigru"]],
         out=folder / "report.html",
         title="rnnscope demo: the bundled LSTM and bidirectional GRU",
+        compare=False,
     )
-    say(f"wrote the HTML report: {out} (open it in a browser)")
+    run = report(
+        paths["run"],
+        out=folder / "run_report.html",
+        title="rnnscope demo: six checkpoints of a small LSTM training run",
+    )
+    say(
+        f"wrote the HTML reports: {out} (the two models) and {run} (a training run, "
+        "checkpoint by checkpoint); open them in a browser"
+    )
 
 
 def run_demo(

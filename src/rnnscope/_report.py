@@ -193,6 +193,7 @@ def report(
     baseline: int | str = 0,
     title: str = "rnnscope report",
     figures: bool = True,
+    compare: bool | None = None,
     executor: cf.Executor | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
@@ -210,6 +211,8 @@ def report(
         baseline: the model the comparison is against (index or name).
         title: the page title.
         figures: embed figures (off: tables and flags only).
+        compare: compare the models (default: when there are several; False for unrelated
+            models).
 
     Example:
         >>> rnnscope.report("checkpoints/", out="health.html", jobs=2)  # doctest: +SKIP
@@ -233,7 +236,7 @@ def report(
         s["flags"] = flags_for(s["rows"], t)
         all_flags += s["flags"]
     comparison: dict[str, Any] | None = None
-    if len(sections) > 1:
+    if len(sections) > 1 and compare is not False:
         cmp = compare_table(table, baseline)
         growth = change_flags(cmp.to_dict("records"), t)
         all_flags += growth
