@@ -29,6 +29,7 @@ PUBLIC = {
     "activations",
     "compare",
     "gradients",
+    "history",
     "layers",
     "load",
     "report",
@@ -40,7 +41,7 @@ PUBLIC = {
 }
 
 
-SUBPACKAGES = {"compat", "plot"}
+SUBPACKAGES = {"compat", "keras", "plot", "torch"}
 
 
 def test_all_is_sorted_and_exact():

@@ -22,6 +22,7 @@ from ._errors import (
     UnsupportedError,
 )
 from ._flags import Thresholds
+from ._history import history
 from ._io import Checkpoint, load
 from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
 from ._report import report
@@ -31,7 +32,12 @@ from ._trace import Trace
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("compat", "plot")  # imported on first use: they import matplotlib
+_SUBPACKAGES = (
+    "compat",
+    "keras",
+    "plot",
+    "torch",
+)  # imported on first use (matplotlib, frameworks)
 
 
 def __getattr__(name: str) -> object:
@@ -63,6 +69,7 @@ __all__ = [
     "activations",
     "compare",
     "gradients",
+    "history",
     "layers",
     "load",
     "report",

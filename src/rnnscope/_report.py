@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import InputError, require
 from ._flags import Flag, Thresholds, change_flags, flags_for
+from ._history import is_database
 from ._model import RNNWeights
 from ._stats import record_rows
 from ._tables import Progress, compare_table, expand_sources, run_per_source
@@ -202,7 +203,9 @@ def report(
 
     Per model: source, layers, per-gate statistics, heatmaps and histograms of every recurrent
     layer, and flags with a one-line explanation each. For several models: comparison tables
-    against ``baseline`` and figures of per-gate norms across them.
+    against ``baseline`` and figures of per-gate norms across them. A training monitor's
+    database among the sources adds its run's history: per-gate norms over steps and events
+    such as the first NaN.
 
     Args:
         sources, names, tol, executor, jobs, progress: as in :func:`rnnscope.stats`.
@@ -227,7 +230,12 @@ def report(
 
     t = thresholds or Thresholds()
     value = _tol(tol)
-    pairs = expand_sources(sources, names)
+    items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    databases = [s for s in items if isinstance(s, (str, os.PathLike)) and is_database(s)]
+    rest = [s for s in items if not any(s is d for d in databases)]
+    if names is not None and databases:
+        raise InputError("names= names checkpoints; give it without monitor databases")
+    pairs = expand_sources(rest, names) if rest else []
     sections = run_per_source(model_section, pairs, (value, figures), executor, jobs, progress)
     table = pd.DataFrame([r for s in sections for r in s["rows"]], columns=COLUMNS)
     table.attrs["tol"] = value
@@ -251,6 +259,7 @@ def report(
         "flags": all_flags,
         "columns": _STAT_COLUMNS,
         "comparison": comparison,
+        "histories": [_history_section(Path(d), figures) for d in databases],
     }
     path = Path(out)
     try:
@@ -277,6 +286,50 @@ def _comparison(cmp: Any, growth: list[Flag], figures: bool, table: Any) -> dict
         "flags": growth,
         "figures": _overlay(table) if figures else [],
     }
+
+
+def _history_section(path: Path, figures: bool) -> dict[str, Any]:
+    """A monitored run: its figure of per-gate norms over steps, its events, its last step."""
+    from ._history import history
+    from .plot import history as draw
+    from .plot._common import offscreen
+
+    runs = history(path, "runs")
+    stats = history(path)
+    events = history(path, "events")
+    run = runs.iloc[-1].to_dict() if len(runs) else {}
+    section: dict[str, Any] = {
+        "name": path.name,
+        "run": run,
+        "events": events.to_dict("records"),
+        "figures": [],
+        "last": [],
+    }
+    if len(stats):
+        last = stats[stats["step"] == stats["step"].max()]
+        section["last"] = last.to_dict("records")
+        section["steps"] = int(stats["step"].max())
+        if figures:
+            with offscreen():
+                fig = draw(
+                    stats.assign(),
+                    what=[
+                        w
+                        for w in ("weight_norm", "grad_norm", "update_ratio")
+                        if stats[w].notna().any()
+                    ],
+                )
+                _mark_events(fig, events)
+            section["figures"].append(
+                {"caption": f"{path.name}: per-gate statistics over training", "src": _png(fig)}
+            )
+    return section
+
+
+def _mark_events(fig: Any, events: Any) -> None:
+    for step in sorted(set(events["step"])) if len(events) else []:
+        for ax in fig.axes:
+            ax.axvline(step, color="#b00020", linewidth=1)
 
 
 def _version() -> str:

@@ -10,6 +10,7 @@ Example:
 """
 
 from ._features import features_0d, features_1d, features_2d, features_hist
+from ._history import history
 from ._rnn import rnn_heatmap, rnn_histogram
 from ._trace_plot import trace_plot
 
@@ -18,6 +19,7 @@ __all__ = [
     "features_1d",
     "features_2d",
     "features_hist",
+    "history",
     "rnn_heatmap",
     "rnn_histogram",
     "trace_plot",

@@ -1,0 +1,88 @@
+"""``rnnscope.history``: read a training monitor's SQLite database, even while it is written."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import FormatError, InputError, require
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["TABLES", "history", "is_database"]
+
+TABLES = ("stats", "events", "timestep_grads", "runs")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def is_database(path: Any) -> bool:
+    """True if ``path`` is an SQLite file (by its first 16 bytes)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == SQLITE_MAGIC
+    except (OSError, TypeError):
+        return False
+
+
+def history(
+    path: str | os.PathLike[str], table: str = "stats", run: int | str | None = None
+) -> pd.DataFrame:
+    """A monitor database's rows as a DataFrame.
+
+    Args:
+        path: the database written by ``rnnscope.keras.Monitor`` or ``rnnscope.torch.Monitor``.
+        table: ``"stats"`` (per step, layer, part, gate, direction), ``"events"`` (first NaN/Inf
+            and the like), ``"timestep_grads"`` or ``"runs"``.
+        run: a run id, ``"all"``, or None for the latest run.
+
+    Example:
+        >>> h = rnnscope.history("run.db")  # doctest: +SKIP
+        >>> rk = h[h.part == "recurrent_kernel"]  # doctest: +SKIP
+        >>> rk.pivot_table("grad_norm", "step", "gate")  # doctest: +SKIP
+    """
+    require("pandas", "report", "rnnscope.history")
+    import pandas as pd
+
+    if table not in TABLES:
+        raise InputError(f"table must be one of {', '.join(TABLES)}; got {table!r}")
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"monitor database '{p}' does not exist")
+    if not is_database(p):
+        raise FormatError(f"'{p}' is not an SQLite database (written by rnnscope's monitor)")
+    try:
+        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as err:
+        raise FormatError(f"cannot open '{p}': {err}") from err
+    try:
+        runs = pd.read_sql_query("SELECT * FROM runs ORDER BY run_id", conn)
+        if table == "runs":
+            return runs
+        if runs.empty:
+            raise FormatError(f"'{p}' holds no monitored run")
+        if run is None:
+            chosen = [int(runs["run_id"].iloc[-1])]
+        elif run == "all":
+            chosen = [int(r) for r in runs["run_id"]]
+        elif int(run) in set(runs["run_id"]):
+            chosen = [int(run)]
+        else:
+            raise InputError(
+                f"run {run!r} is not in '{p}'; runs: {', '.join(map(str, runs['run_id']))}"
+            )
+        marks = ",".join("?" * len(chosen))
+        order = "step, rowid" if table != "runs" else "run_id"
+        df = pd.read_sql_query(
+            f"SELECT * FROM {table} WHERE run_id IN ({marks}) ORDER BY run_id, {order}",
+            conn,
+            params=chosen,
+        )
+    except (sqlite3.Error, pd.errors.DatabaseError) as err:
+        raise FormatError(f"'{p}' is not a monitor database: {err}") from err
+    finally:
+        conn.close()
+    df.attrs["runs"] = runs[runs["run_id"].isin(chosen)].to_dict("records")
+    return df

@@ -1,0 +1,215 @@
+"""Keras 3 training monitor and weight penalties.
+
+``Monitor`` is a ``keras.callbacks.Callback`` recording per-gate weight statistics (and, given a
+held batch, gradient statistics) every ``every`` batches into SQLite and, optionally, TensorBoard.
+``weight_penalties`` and ``weight_loss`` give each regularised weight's L1/L2 penalty, as See
+RNN's ``get_weight_penalties`` and ``weight_loss`` did.
+
+Example:
+    >>> held = (x_val[:64], y_val[:64])  # doctest: +SKIP
+    >>> mon = rnnscope.keras.Monitor("run.db", every=50, data=held)  # doctest: +SKIP
+    >>> model.fit(x, y, epochs=3, callbacks=[mon])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from ._api import LayerKey
+from ._errors import InputError
+from ._model import LayerWeights, RNNWeights
+from ._monitor import Recorder, chosen_refs
+
+__all__ = ["Monitor", "weight_loss", "weight_penalties"]
+
+
+def _chief() -> tuple[bool, int]:
+    """(writes?, process index) under Keras distribution: only process 0 writes."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        index = int(jax.process_index())
+        return index == 0, index
+    if backend == "torch":
+        import torch
+
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank() == 0, dist.get_rank()
+        return True, 0
+    task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
+    index = int(task.get("index", 0))
+    chief = task.get("type", "chief") in ("chief", "master") or (
+        task.get("type") == "worker" and index == 0
+    )
+    return chief, index
+
+
+class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
+    """Record per-gate statistics every ``every`` training batches (Keras 3, any backend).
+
+    Per (step, layer, part, gate, direction): weight norm, mean, std, abs max, near-zero
+    fraction, NaN/Inf counts, the update ratio ``||w_next - w|| / ||w||`` over the next batch,
+    and, with ``data=(x, y)``, the gradient norm of the compiled loss on that held batch (Keras
+    callbacks never see the training batch's gradients). Each batch's loss is checked: the
+    first non-finite loss is recorded at that step, with the weights, and warned about once.
+
+    Args:
+        path: the SQLite database; a new run is added to an existing one.
+        every: record every this many batches (the first batch included).
+        layers: layer keys to watch (default every layer with weights).
+        tol: the near-zero threshold.
+        tensorboard: a folder for TensorBoard event files (needs the tensorboard package).
+        data: a held ``(x, y)`` batch for gradient statistics.
+        timestep_layers: layers whose per-timestep output-gradient norms on ``data`` to
+            record (``return_sequences=True`` layers).
+
+    Under multi-process distribution only process 0 writes.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "rnnscope-run.db",
+        every: int = 50,
+        *,
+        layers: LayerKey | Sequence[LayerKey] = None,
+        tol: float = 1e-3,
+        tensorboard: str | os.PathLike[str] | None = None,
+        data: tuple[Any, Any] | None = None,
+        timestep_layers: LayerKey | Sequence[LayerKey] = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(every, int) or every < 1:
+            raise InputError(f"every must be a positive integer; got {every!r}")
+        if timestep_layers is not None and data is None:
+            raise InputError("timestep_layers needs data=(x, y)")
+        self.path, self.every, self.layer_keys, self.tol = path, every, layers, tol
+        self.tensorboard, self.data = tensorboard, data
+        self.timestep_layers = timestep_layers
+        self.steps = 0
+        self.epoch = 0
+        self.recorder: Recorder | None = None
+        self.refs: list[Any] = []
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.refs = chosen_refs(self.model, self.layer_keys)
+        writes, index = _chief()
+        meta = {
+            "framework": f"keras {keras.__version__} ({keras.backend.backend()})",
+            "model": self.model.name,
+            "every": self.every,
+            "tol": self.tol,
+            "process": index,
+            "layers": [r.info.name for r in self.refs],
+        }
+        self.recorder = Recorder(self.path, meta, self.tensorboard, enabled=writes)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = int(epoch)
+
+    def _weights(self) -> list[RNNWeights | LayerWeights]:
+        return [r.extract() for r in self.refs]
+
+    def _grads(self) -> list[RNNWeights | LayerWeights] | None:
+        if self.data is None:
+            return None
+        from ._capture import gradients
+
+        x, y = self.data
+        names = [r.info.name for r in self.refs]
+        found = gradients(self.model, x, y, layers=names, wrt="weights")
+        return [found[n] for n in names if n in found]
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        rec = self.recorder
+        if rec is None or not rec.enabled:
+            return
+        s = self.steps
+        self.steps += 1
+        if rec.pending is not None:
+            rec.update(self._weights())
+        loss = (logs or {}).get("loss")
+        bad_loss = loss is not None and not math.isfinite(float(loss))
+        due = s % self.every == 0
+        if bad_loss and "loss" not in rec.flagged:
+            rec.note(s, "loss", "loss", f"first non-finite loss at step {s} (epoch {self.epoch})")
+            due = True
+        if not due:
+            return
+        rec.record(s, self.epoch, self._weights(), self._grads())
+        if self.timestep_layers is not None and self.data is not None:
+            from ._capture import gradients
+
+            x, y = self.data
+            for name, g in gradients(self.model, x, y, layers=self.timestep_layers).items():
+                g = np.asarray(g, dtype=np.float64)
+                if g.ndim == 3:
+                    rec.timestep_grads(s, name, np.sqrt((g**2).sum(axis=(0, 2))))
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+
+
+_REGULARISED = (
+    ("kernel_regularizer", "kernel"),
+    ("recurrent_regularizer", "recurrent_kernel"),
+    ("bias_regularizer", "bias"),
+    ("embeddings_regularizer", "embeddings"),
+    ("depthwise_regularizer", "depthwise_kernel"),
+    ("pointwise_regularizer", "pointwise_kernel"),
+)
+
+
+def _walk(layer: Any, path: str, seen: set[int]) -> Iterator[tuple[str, Any]]:
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    yield path, layer
+    for sub in getattr(layer, "layers", []) or []:
+        yield from _walk(sub, f"{path}/{sub.name}" if path else sub.name, seen)
+    for attr in ("forward_layer", "backward_layer", "cell", "layer"):
+        sub = getattr(layer, attr, None)
+        if sub is not None and hasattr(sub, "weights"):
+            inner = path if attr == "cell" else (f"{path}/{attr}" if path else attr)
+            yield from _walk(sub, inner, seen)
+
+
+def weight_penalties(model: Any) -> list[dict[str, Any]]:
+    """Every regularised weight of a Keras model: its L1 and L2 factors and penalty value.
+
+    Returns ``[{"layer", "weight", "l1", "l2", "penalty"}]``; the penalties add up to the
+    model's regularisation loss (``sum(model.losses)`` after a forward pass).
+    """
+    out = []
+    for path, layer in _walk(model, "", set()):
+        for reg_attr, weight_attr in _REGULARISED:
+            reg = getattr(layer, reg_attr, None)
+            weight = getattr(layer, weight_attr, None)
+            if reg is None or weight is None:
+                continue
+            config = reg.get_config() if hasattr(reg, "get_config") else {}
+            value = float(keras.ops.convert_to_numpy(reg(weight)))
+            out.append(
+                {
+                    "layer": path or layer.name,
+                    "weight": weight_attr,
+                    "l1": float(config.get("l1", 0.0)),
+                    "l2": float(config.get("l2", 0.0)),
+                    "penalty": value,
+                }
+            )
+    return out
+
+
+def weight_loss(model: Any) -> float:
+    """The total regularisation penalty of a Keras model's weights (See RNN ``weight_loss``)."""
+    return float(sum(p["penalty"] for p in weight_penalties(model)))

@@ -1,0 +1,171 @@
+"""Training monitor for PyTorch: per-gate weight and gradient statistics during training.
+
+Example:
+    >>> mon = rnnscope.torch.Monitor(model, "run.db", every=50)  # doctest: +SKIP
+    >>> for x, y in data:  # doctest: +SKIP
+    ...     loss_fn(model(x), y).backward()
+    ...     mon.step()          # after backward(): gradients are there
+    ...     opt.step(); opt.zero_grad()
+    >>> mon.close()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._api import LayerKey
+from ._errors import InputError
+from ._model import LayerWeights, RNNWeights
+from ._monitor import Recorder, chosen_refs
+
+__all__ = ["Monitor"]
+
+
+def _numpy(t: Any) -> np.ndarray:
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        t = t.float()
+    return np.array(t.cpu().numpy(), copy=True)
+
+
+def _chief() -> tuple[bool, int]:
+    """(writes?, rank): under torch.distributed only rank 0 writes."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        rank = dist.get_rank()
+        return rank == 0, rank
+    return True, 0
+
+
+class Monitor:
+    """Record per-gate statistics of a torch model every ``every`` steps.
+
+    Call :meth:`step` once per training step, after ``loss.backward()`` (gradients present);
+    before or after ``optimizer.step()``, as long as it is the same place every time. Every
+    ``every`` steps it records, per (layer, part, gate, direction): weight norm, mean, std,
+    abs max, near-zero fraction, NaN/Inf counts, gradient norm, and the update ratio
+    ``||w_next - w|| / ||w||`` over the next single update. Every step it checks weights and
+    gradients for NaN/Inf, and records the step where they first appear (with a warning).
+
+    Args:
+        model: the ``nn.Module`` being trained (the inner module under DDP works too).
+        path: the SQLite database; a new run is added to an existing one.
+        every: record every this many steps (step 0 included).
+        layers: layer keys to watch (default every layer with weights).
+        tol: the near-zero threshold.
+        tensorboard: a folder for TensorBoard event files (needs the tensorboard package).
+        held: an ``(x, y)`` batch kept aside: at each recorded step, the gradient of ``loss``
+            with respect to the outputs of ``timestep_layers`` is computed on it, and its norm
+            per timestep recorded (does the gradient reach early timesteps?).
+        loss: the loss for ``held`` (e.g. ``nn.MSELoss()``).
+        timestep_layers: layers whose per-timestep output gradient norms to record.
+
+    Under ``torch.distributed`` only rank 0 writes; the others do nothing.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        path: str | os.PathLike[str] = "rnnscope-run.db",
+        every: int = 50,
+        *,
+        layers: LayerKey | Sequence[LayerKey] = None,
+        tol: float = 1e-3,
+        tensorboard: str | os.PathLike[str] | None = None,
+        held: tuple[Any, Any] | None = None,
+        loss: Any = None,
+        timestep_layers: LayerKey | Sequence[LayerKey] = None,
+    ) -> None:
+        if not isinstance(every, int) or every < 1:
+            raise InputError(f"every must be a positive integer; got {every!r}")
+        if timestep_layers is not None and (held is None or loss is None):
+            raise InputError("timestep_layers needs held=(x, y) and loss=")
+        self.model = model
+        self.every = every
+        self.refs = chosen_refs(model, layers)
+        self.params = [p for r in self.refs for p in r.variables]
+        self.held, self.loss = held, loss
+        self.timestep_layers = (
+            None
+            if timestep_layers is None
+            else [timestep_layers]
+            if isinstance(timestep_layers, (str, int))
+            else list(timestep_layers)
+        )
+        writes, rank = _chief()
+        meta = {
+            "framework": f"torch {torch.__version__}",
+            "model": type(model).__name__,
+            "every": every,
+            "tol": tol,
+            "rank": rank,
+            "layers": [r.info.name for r in self.refs],
+        }
+        self.recorder = Recorder(path, meta, tensorboard, enabled=writes)
+        self.steps = 0
+        self.epoch = 0
+
+    @property
+    def enabled(self) -> bool:
+        """False on non-chief ranks: nothing is computed or written there."""
+        return self.recorder.enabled
+
+    def _weights(self) -> list[RNNWeights | LayerWeights]:
+        return [r.build(_numpy) for r in self.refs if r.build is not None]
+
+    def _grads(self) -> list[RNNWeights | LayerWeights] | None:
+        if all(p.grad is None for p in self.params):
+            return None
+
+        def grad(p: Any) -> np.ndarray:
+            return _numpy(p.grad) if p.grad is not None else np.zeros(tuple(p.shape), "f4")
+
+        return [r.build(grad) for r in self.refs if r.build is not None]
+
+    def _all_finite(self) -> bool:
+        with torch.no_grad():
+            sums = [p.sum() for p in self.params]
+            sums += [p.grad.sum() for p in self.params if p.grad is not None]
+            return bool(torch.isfinite(torch.stack(sums)).all()) if sums else True
+
+    def step(self, epoch: int | None = None) -> None:
+        """One training step done (call after ``backward()``)."""
+        if not self.enabled:
+            return
+        if epoch is not None:
+            self.epoch = int(epoch)
+        s = self.steps
+        self.steps += 1
+        if self.recorder.pending is not None:
+            self.recorder.update(self._weights())
+        due = s % self.every == 0
+        if not due and (self._all_finite() or len(self.recorder.flagged) > 0):
+            return
+        self.recorder.record(s, self.epoch, self._weights(), self._grads())
+        if due and self.timestep_layers:
+            self._timesteps(s)
+
+    def _timesteps(self, step: int) -> None:
+        from ._capture import gradients
+
+        x, y = self.held  # type: ignore[misc]
+        grads = gradients(self.model, x, y, layers=self.timestep_layers, loss=self.loss)
+        for name, g in grads.items():
+            g = np.asarray(g, dtype=np.float64)
+            if g.ndim == 3:  # (batch, time, features): a norm per timestep
+                self.recorder.timestep_grads(step, name, np.sqrt((g**2).sum(axis=(0, 2))))
+
+    def close(self) -> None:
+        """Write what is pending and close the database (also on ``with`` exit)."""
+        self.recorder.close()
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
