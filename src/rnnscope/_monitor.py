@@ -370,9 +370,9 @@ class Recorder:
             warnings.warn(f"rnnscope monitor: {msg}", RuntimeWarning, stacklevel=4)
 
     def note(self, step: int, kind: str, where: str, message: str) -> None:
-        """An event row (e.g. a non-finite loss)."""
-        if self.enabled and f"{kind}:{where}" not in self.flagged:
-            self.flagged.add(f"{kind}:{where}")
+        """An event row (e.g. a non-finite loss), once per kind."""
+        if self.enabled and kind not in self.flagged:
+            self.flagged.add(kind)
             self.events.append((step, kind, where, message))
             warnings.warn(f"rnnscope monitor: {message}", RuntimeWarning, stacklevel=4)
 

@@ -116,6 +116,9 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         self.epoch = int(epoch)
 
     def _weights(self) -> list[RNNWeights | LayerWeights]:
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:  # JAX keeps the training state apart until asked for it
+            sync()
         return [r.extract() for r in self.refs]
 
     def _grads(self) -> list[RNNWeights | LayerWeights] | None:
