@@ -15,6 +15,7 @@ import importlib.util
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -133,6 +134,54 @@ def reports(out: Path) -> list[Path]:
     return written
 
 
+def monitored_run(out: Path) -> list[Path]:
+    """A short torch run under the monitor, with a NaN injected late: its history figure."""
+    import torch
+
+    from rnnscope.torch import Monitor
+
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = torch.nn.LSTM(4, 16, batch_first=True)
+            self.head = torch.nn.Linear(16, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.lstm(x)[0][:, -1])
+
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    x = torch.randn(2048, 20, 4)
+    y = x[:, 12, :1]
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "run.db"
+        with warnings.catch_warnings(), Monitor(net, db, every=10) as mon:
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for step in range(400):
+                i = step % 32
+                torch.nn.functional.mse_loss(
+                    net(x[i * 64 : (i + 1) * 64]), y[i * 64 : (i + 1) * 64]
+                ).backward()
+                mon.step()
+                opt.step()
+                opt.zero_grad()
+                if step == 345:  # a diverging run, in one line
+                    with torch.no_grad():
+                        net.lstm.weight_hh_l0[20, 3] = float("nan")
+        path = out / "history.png"
+        plt.close(
+            plot.history(
+                db,
+                savepath=path,
+                title="Monitored torch LSTM(16): per-gate statistics every 10 "
+                "steps (red: first NaN, injected)",
+            )
+        )
+    return [path]
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     written = demo_figures(OUT)
@@ -142,6 +191,8 @@ def main() -> None:
     else:
         print("Keras is not installed: gradient figures skipped")
     written += reports(OUT)
+    if importlib.util.find_spec("torch") is not None:
+        written += monitored_run(OUT)
     for p in written:
         print(p.relative_to(OUT.parents[1]))
 

@@ -203,7 +203,10 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     layer = _layer_key(args.layer)
     written = [args.out]
     with offscreen():
-        if args.kind in ("heatmap", "histogram"):
+        if args.kind == "history":
+            layers = None if args.layer is None else [args.layer]
+            plot.history(args.path, layers=layers, savepath=args.out)
+        elif args.kind in ("heatmap", "histogram"):
             draw = plot.rnn_heatmap if args.kind == "heatmap" else plot.rnn_histogram
             figs = draw(args.path, layer, direction=args.direction, savepath=args.out)
             if isinstance(figs, list):
@@ -334,10 +337,18 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-figures", action="store_true", help="tables and flags only")
     _jobs(r)
     r.set_defaults(run=_cmd_report)
-    pl = sub.add_parser("plot", help="one figure of one recurrent layer to an image file")
+    pl = sub.add_parser(
+        "plot",
+        help="one figure of one recurrent layer (or of a monitored run's history) to an image file",
+    )
     pl.add_argument("path")
     pl.add_argument("--layer", help="name, unique name part or index (default: the only one)")
-    pl.add_argument("--kind", choices=("heatmap", "histogram", "trace"), default="heatmap")
+    pl.add_argument(
+        "--kind",
+        choices=("heatmap", "histogram", "trace", "history"),
+        default="heatmap",
+        help="history: PATH is a training monitor's database",
+    )
     pl.add_argument("-o", "--out", required=True, help="image file (.png, .svg, .pdf)")
     pl.add_argument("--direction", choices=("forward", "backward"))
     pl.add_argument("--input", help="trace: a .npy/.npz array (batch, time, features)")

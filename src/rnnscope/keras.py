@@ -58,9 +58,11 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
 
     Per (step, layer, part, gate, direction): weight norm, mean, std, abs max, near-zero
     fraction, NaN/Inf counts, the update ratio ``||w_next - w|| / ||w||`` over the next batch,
-    and, with ``data=(x, y)``, the gradient norm of the compiled loss on that held batch (Keras
-    callbacks never see the training batch's gradients). Each batch's loss is checked: the
-    first non-finite loss is recorded at that step, with the weights, and warned about once.
+    and the gradient norm. Gradients are the training batch's own on the TensorFlow and torch
+    backends (the optimizer's apply step is tapped for the duration of ``fit``); on JAX, whose
+    train step is a pure compiled function, they come from the held batch ``data=(x, y)`` (the
+    compiled loss there), and are absent without it. Each batch's loss is checked: the first
+    non-finite loss is recorded at that step, with the weights, and warned about once.
 
     Args:
         path: the SQLite database; a new run is added to an existing one.
@@ -68,7 +70,8 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         layers: layer keys to watch (default every layer with weights).
         tol: the near-zero threshold.
         tensorboard: a folder for TensorBoard event files (needs the tensorboard package).
-        data: a held ``(x, y)`` batch for gradient statistics.
+        data: a held ``(x, y)`` batch: gradient statistics on JAX, and the per-timestep
+            output gradients of ``timestep_layers``.
         timestep_layers: layers whose per-timestep output-gradient norms on ``data`` to
             record (``return_sequences=True`` layers).
 
@@ -98,9 +101,11 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         self.epoch = 0
         self.recorder: Recorder | None = None
         self.refs: list[Any] = []
+        self._tap: _GradientTap | None = None
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.refs = chosen_refs(self.model, self.layer_keys)
+        self._tap = _GradientTap.install(self.model, self.refs)
         writes, index = _chief()
         meta = {
             "framework": f"keras {keras.__version__} ({keras.backend.backend()})",
@@ -122,6 +127,10 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
         return [r.extract() for r in self.refs]
 
     def _grads(self) -> list[RNNWeights | LayerWeights] | None:
+        if self._tap is not None:
+            values = self._tap.values()
+            if values is not None:
+                return [r.build(lambda v: values[id(v)]) for r in self.refs if r.build]
         if self.data is None:
             return None
         from ._capture import gradients
@@ -158,8 +167,100 @@ class Monitor(keras.callbacks.Callback):  # type: ignore[misc]
                     rec.timestep_grads(s, name, np.sqrt((g**2).sum(axis=(0, 2))))
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._tap is not None:
+            self._tap.remove()
+            self._tap = None
         if self.recorder is not None:
             self.recorder.close()
+
+
+class _GradientTap:
+    """Keeps the last training batch's gradients of the watched variables.
+
+    The optimizer's own ``apply_gradients`` (TensorFlow backend, inside the compiled train step:
+    each gradient is copied into a shadow variable) or ``apply`` (torch backend: the tensors
+    are kept) is wrapped on the instance for the duration of ``fit``. JAX's train step is a pure
+    function with no such hook: there the held batch (``data=``) gives the gradients.
+    """
+
+    def __init__(self, optimizer: Any, name: str, original: Any, keep: Any, read: Any) -> None:
+        self.optimizer, self.name, self.original = optimizer, name, original
+        self.keep, self.read = keep, read
+        self.model: Any = None
+
+    @classmethod
+    def install(cls, model: Any, refs: list[Any]) -> _GradientTap | None:
+        backend = keras.backend.backend()
+        optimizer = getattr(model, "optimizer", None)
+        watched = [v for r in refs for v in r.variables]
+        if optimizer is None or not watched or backend not in ("tensorflow", "torch"):
+            return None
+        by_id = {id(v): v for v in watched}
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            shadows = {
+                i: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
+                for i, v in by_id.items()
+            }
+            seen = tf.Variable(False, trainable=False)
+            original = optimizer.apply_gradients
+
+            def apply_gradients(grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
+                pairs = list(grads_and_vars)
+                for g, v in pairs:
+                    if g is not None and id(v) in shadows:
+                        shadows[id(v)].assign(tf.convert_to_tensor(g))
+                seen.assign(True)
+                return original(pairs, *args, **kwargs)
+
+            def read() -> dict[int, np.ndarray] | None:
+                if not bool(seen.numpy()):
+                    return None
+                return {i: np.array(s.numpy()) for i, s in shadows.items()}
+
+            optimizer.apply_gradients = apply_gradients
+            model.make_train_function(force=True)  # traced anew, with the tap, at the first batch
+            tap = cls(optimizer, "apply_gradients", original, shadows, read)
+            tap.model = model
+            return tap
+        latest: dict[int, Any] = {}
+        original = optimizer.apply
+
+        def apply(grads: Any, variables: Any = None, *args: Any, **kwargs: Any) -> Any:
+            for g, v in zip(grads, variables if variables is not None else [], strict=False):
+                if id(v) in by_id and g is not None:
+                    latest[id(v)] = g
+            return original(grads, variables, *args, **kwargs)
+
+        def read_torch() -> dict[int, np.ndarray] | None:
+            if not latest:
+                return None
+            out = {}
+            for i, v in by_id.items():
+                g = latest.get(i)
+                out[i] = (
+                    np.array(keras.ops.convert_to_numpy(g))
+                    if g is not None
+                    else np.zeros(tuple(v.shape), "f4")
+                )
+            return out
+
+        optimizer.apply = apply
+        return cls(optimizer, "apply", original, latest, read_torch)
+
+    def values(self) -> dict[int, np.ndarray] | None:
+        """The last batch's gradients by ``id(variable)``, or None before the first batch."""
+        return self.read()
+
+    def remove(self) -> None:
+        """Restore the optimizer's own method."""
+        try:
+            delattr(self.optimizer, self.name)  # the instance attribute shadows the class's
+        except AttributeError:
+            setattr(self.optimizer, self.name, self.original)
+        if self.model is not None:  # the next fit traces a train step without the tap
+            self.model.make_train_function(force=True)
 
 
 _REGULARISED = (

@@ -50,7 +50,8 @@ class Monitor:
     ``every`` steps it records, per (layer, part, gate, direction): weight norm, mean, std,
     abs max, near-zero fraction, NaN/Inf counts, gradient norm, and the update ratio
     ``||w_next - w|| / ||w||`` over the next single update. Every step it checks weights and
-    gradients for NaN/Inf, and records the step where they first appear (with a warning).
+    gradients for NaN/Inf (~40 us for a small LSTM), and records the step where they first
+    appear, with the weights, and warns once.
 
     Args:
         model: the ``nn.Module`` being trained (the inner module under DDP works too).
@@ -128,6 +129,10 @@ class Monitor:
         return [r.build(grad) for r in self.refs if r.build is not None]
 
     def _all_finite(self) -> bool:
+        """One reduction per weight and gradient tensor, one sync (~40 us for a small LSTM).
+
+        Weights too: an Inf weight behind a saturating gate can leave the loss and the
+        gradients finite."""
         with torch.no_grad():
             sums = [p.sum() for p in self.params]
             sums += [p.grad.sum() for p in self.params if p.grad is not None]

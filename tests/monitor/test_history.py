@@ -91,3 +91,12 @@ def test_report_shows_the_run(db, tmp_path):
     html = rnnscope.report(db, out=tmp_path / "r.html").read_text()
     assert "Training history: run.db" in html and "first non-finite weights at step 3" in html
     assert html.count("data:image/png;base64,") == 1
+
+
+def test_command_line_plots_and_reports_a_run(db, tmp_path, capsys):
+    from rnnscope._cli import main
+
+    assert main(["plot", str(db), "--kind", "history", "-o", str(tmp_path / "h.png")]) == 0
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["report", str(db), "-o", str(tmp_path / "r.html")]) == 0
+    assert "Training history" in (tmp_path / "r.html").read_text()

@@ -77,11 +77,17 @@ def test_records_keras_weights_update_ratios_and_gradients(tmp_path):
         assert rk.loc[step, "update_ratio"] == pytest.approx(
             np.linalg.norm(after - k) / np.linalg.norm(k), rel=1e-3
         )
-    # step 6's gradient: the held batch at the weights after batch 6
-    model.set_weights(snap.weights_at[6])
-    final = rnnscope.gradients(model, *held, layers="lstm", wrt="weights")["lstm"]
-    expected = np.linalg.norm(final.array("recurrent_kernel", "forget"))
+    if keras.backend.backend() == "jax":  # the held batch, at the weights after batch 6
+        model.set_weights(snap.weights_at[6])
+        batch = held
+    else:  # the training batch itself (epoch 1, batch 2), at the weights it was taken at
+        model.set_weights(snap.weights_at[5])
+        batch = (x[16:24], y[16:24])
+    found = rnnscope.gradients(model, *batch, layers="lstm", wrt="weights")["lstm"]
+    expected = np.linalg.norm(found.array("recurrent_kernel", "forget"))
     assert rk.loc[6, "grad_norm"] == pytest.approx(expected, rel=1e-4)
+    assert not {"apply", "apply_gradients"} & set(vars(model.optimizer))  # the tap is gone
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # and training without it works
     ts = rnnscope.history(db, "timestep_grads")
     assert sorted(set(ts["step"])) == [0, 2, 4, 6] and set(ts["timestep"]) == set(range(6))
     assert rnnscope.history(db, "runs").iloc[0]["framework"].startswith("keras")
@@ -131,3 +137,8 @@ def test_weight_penalties_add_up_to_the_regularisation_loss():
     assert found[("lstm", "kernel")]["penalty"] == pytest.approx(0.01 * (k**2).sum(), rel=1e-5)
     total = sum(float(keras.ops.convert_to_numpy(v)) for v in model.losses)
     assert weight_loss(model) == pytest.approx(total, rel=1e-5)
+    from rnnscope.compat import see_rnn
+
+    assert see_rnn.weight_loss(model) == pytest.approx(total, rel=1e-5)
+    names = [p[0] for p in see_rnn.get_weight_penalties(model)]
+    assert names == ["lstm/kernel", "gru/recurrent_kernel", "head/bias"]

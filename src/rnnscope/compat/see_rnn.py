@@ -43,6 +43,7 @@ __all__ = [
     "get_outputs",
     "get_rnn_gradients",
     "get_rnn_weights",
+    "get_weight_penalties",
     "get_weights",
     "rnn_heatmap",
     "rnn_histogram",
@@ -50,6 +51,7 @@ __all__ = [
     "show_features_0D",
     "show_features_1D",
     "show_features_2D",
+    "weight_loss",
     "weights_norm",
 ]
 
@@ -271,6 +273,25 @@ def weights_norm(
         for i, s in enumerate(per_weight):
             slot[i].append(s)
     return _dict
+
+
+def get_weight_penalties(model: Any, **kwargs: Any) -> list[tuple[str, float, float, float]]:
+    """Every regularised weight of a Keras model as ``(name, l1, l2, penalty)``."""
+    _options("get_weight_penalties", kwargs, {}, ("model",))
+    from ..keras import weight_penalties
+
+    return [
+        (f"{p['layer']}/{p['weight']}", p["l1"], p["l2"], p["penalty"])
+        for p in weight_penalties(model)
+    ]
+
+
+def weight_loss(model: Any, **kwargs: Any) -> float:
+    """The total regularisation penalty of a Keras model's weights."""
+    _options("weight_loss", kwargs, {}, ("model",))
+    from ..keras import weight_loss as total
+
+    return total(model)
 
 
 def rnn_summary(layer: Any, **kwargs: Any) -> Summary:
