@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import InputError, RnnscopeError
+from ._format import cell
 
 __all__ = ["main"]
 
@@ -49,23 +49,8 @@ def _has_rich() -> bool:
     return importlib.util.find_spec("rich") is not None
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        if math.isnan(v):
-            return ""
-        return "0" if v == 0 else f"{v:.4g}"
-    try:
-        if v != v:  # pandas NA and friends
-            return ""
-    except TypeError:
-        return ""
-    return str(v)
-
-
 def _print_table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
-    cells = [[_fmt(v) for v in r] for r in rows]
+    cells = [[cell(v) for v in r] for r in rows]
     if _has_rich():
         from rich.console import Console
         from rich.table import Table
@@ -164,10 +149,10 @@ def _cmd_compare(args: argparse.Namespace) -> None:
             v, rel = by.at[m, "l2_norm"], by.at[m, "l2_norm_rel_change"]
             if not by.at[m, "present"]:
                 cells.append("missing")
-            elif m == df.attrs["baseline"] or _fmt(rel) == "":
-                cells.append(_fmt(v))
+            elif m == df.attrs["baseline"] or cell(rel) == "":
+                cells.append(cell(v))
             else:
-                cells.append(f"{_fmt(v)} ({rel:+.0%})")
+                cells.append(f"{cell(v)} ({rel:+.0%})")
         rows.append(cells)
     _print_table(f"L2 norm per block; change against {df.attrs['baseline']}", headers, rows)
     for f in change_flags(df.to_dict("records"), Thresholds()):

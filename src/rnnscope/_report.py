@@ -11,7 +11,6 @@ import base64
 import concurrent.futures as cf
 import datetime as dt
 import io
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import InputError, require
 from ._flags import Flag, Thresholds, change_flags, flags_for
+from ._format import cell
 from ._history import is_database
 from ._model import RNNWeights
 from ._stats import record_rows
@@ -100,27 +100,6 @@ def model_section(source: Any, name: str, tol: float, figures: bool = True) -> d
     return {**info, "layers": layers, "rows": rows, "figures": figs}
 
 
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else ""
-    if isinstance(v, int) or (
-        hasattr(v, "is_integer")
-        and float(v).is_integer()
-        and abs(v) < 1e6
-        and not isinstance(v, float)
-    ):
-        return str(int(v))
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if f == 0:
-        return "0"
-    return f"{f:.4g}"
-
-
 def _overlay(table: Any) -> list[dict[str, str]]:
     """Per-gate L2 norms (and recurrent largest singular values) across the models."""
     from matplotlib.figure import Figure
@@ -180,7 +159,7 @@ def _render(context: dict[str, Any]) -> str:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters["fmt"] = _fmt
+    env.filters["fmt"] = cell
     return env.get_template("report.html").render(**context)
 
 

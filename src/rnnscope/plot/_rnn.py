@@ -268,14 +268,32 @@ def rnn_heatmap(
     rec, m = rnn_record(source, layer, mode, x, y, loss, sample_weight)
     dirs = _directions(rec, direction)
     drawn = {p for _, parts, _ in _heat_panels(rec, show_bias) for p in parts}
-    counts = {k: v for k, v in nonfinite_counts(rec, dirs).items() if k[1] in drawn}
-    _report("rnn_heatmap", rec, counts)
-    figs = []
-    for d, f, path in zip(dirs, _figures(fig, len(dirs)), savepaths(savepath, dirs), strict=True):
-        out = _heat_one(
+
+    def draw(d: str, f: Figure | None, counts: NonFinite) -> Figure:
+        return _heat_one(
             rec, m, d, f, counts, norm, cmap, absolute_value, show_bias, gate_lines, title, dpi
         )
-        out.nonfinite = {k: v for k, v in counts.items() if k[0] == d}  # type: ignore[attr-defined]
+
+    return _per_direction("rnn_heatmap", rec, dirs, drawn, fig, savepath, draw)
+
+
+def _per_direction(
+    fn: str,
+    rec: RNNWeights,
+    dirs: tuple[str, ...],
+    drawn: set[str],
+    fig: Any,
+    savepath: Any,
+    draw: Any,
+) -> Any:
+    """Count and report non-finite values of the drawn parts, then draw, annotate and save one
+    figure per direction."""
+    counts = {k: v for k, v in nonfinite_counts(rec, dirs).items() if k[1] in drawn}
+    _report(fn, rec, counts)
+    figs = []
+    for d, f, path in zip(dirs, _figures(fig, len(dirs)), savepaths(savepath, dirs), strict=True):
+        out = draw(d, f, counts)
+        out.nonfinite = {k: v for k, v in counts.items() if k[0] == d}
         save(out, path)
         figs.append(out)
     return _result(figs)
@@ -443,13 +461,10 @@ def rnn_histogram(
     if not isinstance(bins, int) or bins < 1:
         raise InputError(f"bins must be a positive integer; got {bins!r}")
     dirs = _directions(rec, direction)
-    rows = _hist_rows(rec, show_bias)
-    counts = {k: v for k, v in nonfinite_counts(rec, dirs).items() if k[1] in rows}
-    _report("rnn_histogram", rec, counts)
-    figs = []
-    for d, f, path in zip(dirs, _figures(fig, len(dirs)), savepaths(savepath, dirs), strict=True):
-        out = _hist_one(rec, m, d, f, counts, equate, show_bias, bins, title, dpi)
-        out.nonfinite = {k: v for k, v in counts.items() if k[0] == d}  # type: ignore[attr-defined]
-        save(out, path)
-        figs.append(out)
-    return _result(figs)
+
+    def draw(d: str, f: Figure | None, counts: NonFinite) -> Figure:
+        return _hist_one(rec, m, d, f, counts, equate, show_bias, bins, title, dpi)
+
+    return _per_direction(
+        "rnn_histogram", rec, dirs, set(_hist_rows(rec, show_bias)), fig, savepath, draw
+    )
