@@ -24,8 +24,9 @@ if ! command -v chromium >/dev/null 2>&1; then
   # the report test opens the HTML report in a real headless Chromium (Debian's package)
   echo "== installing chromium (Debian package) for the report test"
   sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo -n"
-  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium; } \
-    >>"$log" 2>&1 || { cat "$log"; echo "could not install chromium"; exit 1; }
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium; } >>"$log" 2>&1; then
+    echo "WARNING: could not install chromium (no root or no package access): the browser test will be skipped"
+  fi
 fi
 echo "== installing rnnscope[test]"
 pipi -e ".[test]"
