@@ -85,6 +85,12 @@ def test_features_0d_and_hist(data):
     (ax,) = fig.axes
     assert len(ax.collections) == 5
     np.testing.assert_array_equal(ax.collections[2].get_offsets()[:, 1], last[2])
+    import matplotlib.pyplot as plt
+
+    outer, (left, right) = plt.subplots(1, 2)
+    assert plot.features_0d(last, ax=right, title="last step") is outer
+    assert len(right.collections) == 5 and not left.collections
+    assert right.get_title() == "last step" and outer._suptitle is None
     fig = plot.features_hist(data, n_rows=1, bins=10)
     panels = _panels(fig)
     assert len(panels) == 5

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -304,10 +304,12 @@ def features_0d(
     title: str | None = None,
     dpi: float | None = None,
     fig: Figure | None = None,
+    ax: Axes | None = None,
     savepath: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """``(samples, channels)`` data, e.g. a ``return_sequences=False`` output or its gradient:
-    one point per channel, one colour per sample.
+    one point per channel, one colour per sample. ``ax=`` draws into existing axes (the
+    figure title is then left alone).
 
     Example:
         >>> fig = rnnscope.plot.features_0d(grads["lstm"])  # doctest: +SKIP
@@ -315,8 +317,12 @@ def features_0d(
     a = _array(data, (1, 2), "data")
     a = np.moveaxis(a, channel_axis, -1) if a.ndim == 2 else a[None]
     shown = finite_view(a)
-    fig = new_figure(fig, (8.0, 4.0), dpi, constrained=True)
-    ax = fig.subplots()
+    own = ax is None
+    if ax is None:
+        fig = new_figure(fig, (8.0, 4.0), dpi, constrained=True)
+        ax = fig.subplots()
+    else:  # one panel: draw into the caller's axes
+        fig = cast("Figure", ax.figure)
     import matplotlib as mpl
 
     colors = (
@@ -335,7 +341,10 @@ def features_0d(
     ax.set_ylabel(label)
     hide_ticks(ax, *_pair(show_xy_ticks, "show_xy_ticks"))
     _nonfinite_note(ax, a)
-    _finish(fig, title, f"{_cap(label)} per channel, one colour per sample", show_title)
+    if own:
+        _finish(fig, title, f"{_cap(label)} per channel, one colour per sample", show_title)
+    elif show_title and title:
+        ax.set_title(title)
     save(fig, savepath)
     return fig
 
