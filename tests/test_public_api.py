@@ -41,7 +41,7 @@ PUBLIC = {
 }
 
 
-SUBPACKAGES = {"compat", "keras", "plot", "torch"}
+SUBPACKAGES = {"compat", "keras", "plot", "tf_keras", "torch"}
 
 
 def test_all_is_sorted_and_exact():

@@ -36,6 +36,7 @@ _SUBPACKAGES = (
     "compat",
     "keras",
     "plot",
+    "tf_keras",
     "torch",
 )  # imported on first use (matplotlib, frameworks)
 
