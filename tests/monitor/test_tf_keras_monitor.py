@@ -59,3 +59,6 @@ def test_tf_keras_monitor_records_training_gradients(tmp_path):
     assert rnnscope.history(db, "runs").iloc[0]["framework"].startswith("tf_keras")
     model(x[:2])
     assert weight_loss(model) == pytest.approx(float(sum(model.losses)), rel=1e-5)
+    from rnnscope.compat import see_rnn
+
+    assert see_rnn.weight_loss(model) == pytest.approx(weight_loss(model))

@@ -278,7 +278,10 @@ def weights_norm(
 def get_weight_penalties(model: Any, **kwargs: Any) -> list[tuple[str, float, float, float]]:
     """Every regularised weight of a Keras model as ``(name, l1, l2, penalty)``."""
     _options("get_weight_penalties", kwargs, {}, ("model",))
-    from ..keras import weight_penalties
+    if framework_of(model) == "tf_keras":
+        from ..tf_keras import weight_penalties
+    else:
+        from ..keras import weight_penalties
 
     return [
         (f"{p['layer']}/{p['weight']}", p["l1"], p["l2"], p["penalty"])
@@ -289,9 +292,7 @@ def get_weight_penalties(model: Any, **kwargs: Any) -> list[tuple[str, float, fl
 def weight_loss(model: Any, **kwargs: Any) -> float:
     """The total regularisation penalty of a Keras model's weights."""
     _options("weight_loss", kwargs, {}, ("model",))
-    from ..keras import weight_loss as total
-
-    return total(model)
+    return float(sum(p[3] for p in get_weight_penalties(model)))
 
 
 def rnn_summary(layer: Any, **kwargs: Any) -> Summary:
