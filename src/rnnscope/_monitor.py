@@ -199,7 +199,7 @@ class _Sqlite:
 
 
 class _TensorBoard:
-    """Per-gate scalars and histograms in TensorBoard's event-file format."""
+    """Per-gate scalars, and weight and gradient histograms, in TensorBoard's event format."""
 
     def __init__(self, logdir: Path) -> None:
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
@@ -216,7 +216,9 @@ class _TensorBoard:
             Event(wall_time=time.time(), step=step, summary=Summary(value=values))
         )
 
-    def write(self, rows: list[Row], arrays: dict[tuple[str, str, str, str], np.ndarray]) -> None:
+    def write(
+        self, rows: list[Row], arrays: dict[tuple[str, str, str, str, str], np.ndarray]
+    ) -> None:
         from tensorboard.compat.proto.summary_pb2 import Summary
 
         by_step: dict[int, list[Any]] = {}
@@ -228,11 +230,12 @@ class _TensorBoard:
                     by_step.setdefault(r.step, []).append(
                         Summary.Value(tag=f"{tag}/{k}", simple_value=float(v))
                     )
-            a = arrays.get(r.key)
-            if a is not None:
-                by_step.setdefault(r.step, []).append(
-                    Summary.Value(tag=f"{tag}/weights", histo=_histogram(a))
-                )
+            for kind in ("weights", "gradients"):
+                a = arrays.get((kind, *r.key))
+                if a is not None:
+                    by_step.setdefault(r.step, []).append(
+                        Summary.Value(tag=f"{tag}/{kind}", histo=_histogram(a))
+                    )
         for step, values in by_step.items():
             self._event(step, values)
         self.writer.flush()
@@ -280,7 +283,7 @@ class Recorder:
         self.flagged: set[str] = set()
         self.db: _Sqlite | None = None
         self.tb: _TensorBoard | None = None
-        self._arrays: dict[tuple[str, str, str, str], np.ndarray] = {}
+        self._arrays: dict[tuple[str, str, str, str, str], np.ndarray] = {}
         if not enabled:
             return
         try:
@@ -323,8 +326,13 @@ class Recorder:
         self._flag_nonfinite(step, rows)
         self.flush()
         self.pending = (rows, weights)
-        if self.tb is not None:
-            self._arrays = {(rec.name, p, g, d): a for rec in weights for p, g, d, a in blocks(rec)}
+        if self.tb is not None:  # histograms of the weights and gradients of this step
+            self._arrays = {
+                (kind, rec.name, p, g, d): a
+                for kind, recs in (("weights", weights), ("gradients", grads or []))
+                for rec in recs
+                for p, g, d, a in blocks(rec)
+            }
         return rows
 
     def update(self, weights: list[Record]) -> None:

@@ -217,6 +217,8 @@ def test_tensorboard_files_read_back_by_tensorboard(tmp_path):
     assert "lstm.l0/recurrent_kernel/forget/forward/weights" in acc.Tags()["histograms"]
     histo = acc.Histograms("lstm.l0/recurrent_kernel/forget/forward/weights")[0]
     assert histo.histogram_value.num == H * H
+    grads = acc.Histograms("lstm.l0/recurrent_kernel/forget/forward/gradients")
+    assert [g.step for g in grads] == [0, 2, 4] and grads[0].histogram_value.num == H * H
 
 
 def test_held_batch_gives_per_timestep_gradient_norms(tmp_path):
