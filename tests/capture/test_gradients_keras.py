@@ -3,22 +3,22 @@ whichever backend KERAS_BACKEND selects (the suite runs all three)."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 import rnnscope
 from rnnscope._api import resolve
+from tests.oracles import raw
 
 pytestmark = pytest.mark.keras_backend
 
 B, T, F = 3, 4, 2
 keras = pytest.importorskip("keras")
-# Keras's eager float64 forward on JAX does not converge under central differences (not even a
-# single layer's output as the step shrinks), so on JAX the finite differences are taken of
-# rnnscope's own float64 numpy forward of the same model (the reference cells, proven equal to
-# every framework's outputs), chained layer by layer.
+# Keras's eager float64 forward on JAX does not converge under central differences (it computes
+# some matmuls and losses in float32), so on JAX the finite differences are taken of a float64
+# numpy forward written in this test from the model's raw variables (test_numpy_forward_is_the_
+# frameworks ties it to Keras's own forward); tests/oracles/test_grad_mapping_keras.py adds
+# jax.grad of the framework call itself.
 JAX = keras.backend.backend() == "jax"
 EPS = 1e-6
 RTOL = 1e-5
@@ -108,39 +108,105 @@ def _fd_weights(model, x, y, sw=None, per_variable=4):
     return out
 
 
-def _chain_loss(model, records, x, y, sw=None, probe=None):
-    """The model's loss from rnnscope's numpy forward (all-recurrent models: the JAX variant)."""
-    h = x
+def _cell_forward(rnn, values, h):
+    """One Keras recurrent layer in float64 numpy over its raw variables (values by id)."""
+    c = rnn.cell
+    k, rk = values[id(c.kernel)], values[id(c.recurrent_kernel)]
+    b = values[id(c.bias)] if c.use_bias else None
+    act = c.activation.__name__
+    if isinstance(rnn, keras.layers.LSTM):
+        return raw.keras_lstm(h, k, rk, b, act, c.recurrent_activation.__name__)["h"]
+    if isinstance(rnn, keras.layers.GRU):
+        ract = c.recurrent_activation.__name__
+        return raw.keras_gru(h, k, rk, b, c.reset_after, act, ract)["h"]
+    return raw.keras_simple(h, k, rk, b, act)["h"]
+
+
+def _numpy_forward(model, values, x, probe=None):
+    """The model in float64 numpy from its raw variables, written in this test (no rnnscope):
+    Keras's layouts, sliced as in ``tests/oracles/raw.py``. ``probe = (layer, array)`` is added
+    to that layer's output."""
+    h = np.asarray(x, np.float64)
     for layer in model.layers:
-        if layer.name not in records:
+        if isinstance(layer, keras.layers.Bidirectional):
+            fw = _cell_forward(layer.forward_layer, values, h)
+            bw = _cell_forward(layer.backward_layer, values, h[:, ::-1])[:, ::-1]
+            seq = layer.return_sequences
+            h = np.concatenate([fw, bw] if seq else [fw[:, -1], bw[:, 0]], axis=-1)
+        elif isinstance(layer, keras.layers.Dense):
+            h = h @ values[id(layer.kernel)] + values[id(layer.bias)]
+        elif hasattr(layer, "cell"):
+            out = _cell_forward(layer, values, h)
+            h = out if layer.return_sequences else out[:, -1]
+        else:
             continue
-        h = rnnscope.trace(records[layer.name], h).output(sequences=layer.return_sequences)
         if probe is not None and probe[0] == layer.name:
             h = h + probe[1]
-    per = ((y - h) ** 2).reshape(len(y), -1).mean(axis=1)
+    return h
+
+
+def _numpy_loss(model, values, x, y, sw=None, probe=None):
+    per = ((y - _numpy_forward(model, values, x, probe)) ** 2).reshape(len(y), -1).mean(axis=1)
     return float(np.mean(per if sw is None else per * sw))
 
 
-def _fd_records(model, x, y, sw):
-    """FD of the numpy forward w.r.t. sampled canonical entries, as {layer: {(d, part): grad}}."""
-    records = {r.info.name: rnnscope.rnn_weights(model, r.info.name) for r in resolve(model).refs}
+def _fd_numpy(model, x, y, sw, per_variable=4):
+    """FD of the numpy forward w.r.t. sampled entries of every raw variable (the JAX variant)."""
+    values = {id(v): _np(v).astype(np.float64) for v in model.trainable_variables}
     pick = np.random.default_rng(9)
     out = {}
-    for name, rec in records.items():
-        for (part, d), arr in rec.arrays.items():
-            g = np.full(arr.shape, np.nan)
-            for i in pick.choice(arr.size, size=min(4, arr.size), replace=False):
-                idx = np.unravel_index(i, arr.shape)
-                vals = []
-                for sign in (1, -1):
-                    a = arr.astype(np.float64).copy()
-                    a[idx] += sign * EPS
-                    arrays = {**rec.arrays, (part, d): a}
-                    moved = {**records, name: dataclasses.replace(rec, arrays=arrays)}
-                    vals.append(_chain_loss(model, moved, x, y, sw))
-                g[idx] = (vals[0] - vals[1]) / (2 * EPS)
-            out.setdefault(name, {})[(d, part)] = g
+    for v in model.trainable_variables:
+        base = values[id(v)]
+        g = np.full(base.shape, np.nan)
+        for i in pick.choice(base.size, size=min(per_variable, base.size), replace=False):
+            idx = np.unravel_index(i, base.shape)
+            vals = []
+            for sign in (1, -1):
+                moved = base.copy()
+                moved[idx] += sign * EPS
+                vals.append(_numpy_loss(model, {**values, id(v): moved}, x, y, sw))
+            g[idx] = (vals[0] - vals[1]) / (2 * EPS)
+        out[id(v)] = g
     return out
+
+
+def _by_hand(model, per_variable):
+    """Per-variable arrays cut into gate blocks by Keras's documented columns, by hand:
+    {layer: {(direction, part, gate): block}} (Dense: {("", name, ""): array})."""
+    out = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            out[layer.name] = {
+                ("", "kernel", ""): per_variable[id(layer.kernel)],
+                ("", "bias", ""): per_variable[id(layer.bias)],
+            }
+            continue
+        subs = (
+            [("forward", layer.forward_layer), ("backward", layer.backward_layer)]
+            if isinstance(layer, keras.layers.Bidirectional)
+            else [("forward", layer)]
+            if hasattr(layer, "cell")
+            else []
+        )
+        for d, sub in subs:
+            cell = {keras.layers.LSTM: "LSTM", keras.layers.GRU: "GRU"}.get(type(sub), "SimpleRNN")
+            c = sub.cell
+            blocks = raw.keras_raw_blocks(
+                cell,
+                per_variable[id(c.kernel)],
+                per_variable[id(c.recurrent_kernel)],
+                per_variable[id(c.bias)],
+            )
+            for (part, gate), block in blocks.items():
+                out.setdefault(layer.name, {})[(d, part, gate)] = block
+    return out
+
+
+def test_numpy_forward_is_the_frameworks(f64, rng):
+    model = _model()
+    x, _ = _data(rng)
+    values = {id(v): _np(v) for v in model.trainable_variables}
+    np.testing.assert_allclose(_numpy_forward(model, values, x), _forward(model, x), atol=1e-6)
 
 
 def test_weight_gradients_match_finite_differences(f64, rng):
@@ -148,35 +214,24 @@ def test_weight_gradients_match_finite_differences(f64, rng):
     x, y = _data(rng)
     sw = np.array([1.0, 0.5, 2.0])
     got = rnnscope.gradients(model, x, y, wrt="weights", sample_weight=sw, loss=_mse)
-    if JAX:
-        for name, blocks in _fd_records(model, x, y, sw).items():
-            for (d, part), fd_block in blocks.items():
-                mask = ~np.isnan(fd_block)
-                np.testing.assert_allclose(
-                    got[name].array(part, direction=d)[mask],
-                    fd_block[mask],
-                    rtol=RTOL,
-                    atol=1e-8,
-                    err_msg=f"{name} {d} {part}",
-                )
-        return
-    fd = _fd_weights(model, x, y, sw)
-    for ref in resolve(model).refs:
-        want = ref.build(lambda v: fd[id(v)])  # the FD gradients in the canonical layout
-        g = got[ref.info.name]
-        pairs = (
-            [(g.array(p, gt or None, d), blk, f"{d} {p} {gt}") for d, p, gt, blk in want.items()]
-            if isinstance(g, rnnscope.RNNWeights)
-            else [(g.array(n), a, n) for n, a in want.items()]
-        )
+    fd = _fd_numpy(model, x, y, sw) if JAX else _fd_weights(model, x, y, sw)
+    want = _by_hand(model, fd)
+    assert set(want) == set(got)
+    for name, blocks in want.items():
         checked = 0
-        for ours, fd_block, what in pairs:
+        for (d, part, gate), fd_block in blocks.items():
+            g = got[name]
+            ours = g.array(part, gate, d) if isinstance(g, rnnscope.RNNWeights) else g.array(part)
             mask = ~np.isnan(fd_block)
             np.testing.assert_allclose(
-                ours[mask], fd_block[mask], rtol=RTOL, atol=1e-8, err_msg=f"{ref.info.name} {what}"
+                ours[mask],
+                fd_block[mask],
+                rtol=RTOL,
+                atol=1e-8,
+                err_msg=f"{name} {d} {part} {gate}",
             )
             checked += int(mask.sum())
-        assert checked > 0, ref.info.name
+        assert checked > 0, name
 
 
 def test_output_gradients_match_finite_differences(f64, rng):
@@ -189,7 +244,7 @@ def test_output_gradients_match_finite_differences(f64, rng):
     assert got["srnn"].shape[0] == B
     cap = KerasCapture("keras")
     refs = {r.info.name: r for r in resolve(model).refs}
-    records = {n: rnnscope.rnn_weights(model, n) for n in refs} if JAX else {}
+    values = {id(v): _np(v).astype(np.float64) for v in model.trainable_variables}
     for name in ("lstm", "bigru", "srnn"):
         shape = got[name].shape
         for idx in [(0, 0, 0), (1, T - 1, 1), (2, 1, shape[-1] - 1)][
@@ -200,7 +255,7 @@ def test_output_gradients_match_finite_differences(f64, rng):
                 probe = np.zeros(shape)
                 probe[idx] = sign * EPS
                 if JAX:
-                    vals.append(_chain_loss(model, records, x, y, probe=(name, probe)))
+                    vals.append(_numpy_loss(model, values, x, y, probe=(name, probe)))
                     continue
                 with cap.patched([refs[name]], {}, {name: keras.ops.convert_to_tensor(probe)}):
                     vals.append(_loss(model, x, y))
