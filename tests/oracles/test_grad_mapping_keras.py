@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import rnnscope
-from tests.oracles import raw
+from tests.oracles import autodiff, raw
 
 pytestmark = pytest.mark.keras_backend
 keras = pytest.importorskip("keras")
@@ -41,43 +41,13 @@ def _weighted(y, y_pred):
     return keras.ops.sum(_mse(y, y_pred) * keras.ops.convert_to_tensor(WEIGHTS)) / B
 
 
-def _framework_grads(model, x, y) -> dict[int, np.ndarray]:
-    """{id(variable): gradient} from the backend's own autodiff of the weighted loss."""
-    backend = keras.backend.backend()
-    variables = model.trainable_variables
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            loss = _weighted(y, model(x))
-        grads = tape.gradient(loss, variables)
-    elif backend == "torch":
-        import torch
-
-        loss = _weighted(keras.ops.convert_to_tensor(y), model(x))
-        grads = torch.autograd.grad(loss, [v.value for v in variables])
-    else:
-        import jax
-
-        non_trainable = [v.value for v in model.non_trainable_variables]
-
-        def f(trainable):
-            y_pred, _ = model.stateless_call(trainable, non_trainable, x)
-            return _weighted(y, y_pred)
-
-        grads = jax.grad(f)([v.value for v in variables])
-    return {
-        id(v): np.asarray(keras.ops.convert_to_numpy(g))
-        for v, g in zip(variables, grads, strict=True)
-    }
-
-
 def test_weight_gradients_equal_the_backends_autodiff_sliced_by_hand(rng):
     model = _model()
     x = rng.normal(size=(B, T, F)).astype("float32")
     y = rng.normal(size=(B, 1)).astype("float32")
     got = rnnscope.gradients(model, x, y, wrt="weights", loss=_mse, sample_weight=WEIGHTS)
-    grads = _framework_grads(model, x, y)
+    ty = keras.ops.convert_to_tensor(y)
+    grads = autodiff.keras_grads(keras, model, lambda pred: _weighted(ty, pred), x)
     checked = 0
     for name, cell in (
         ("lstm", "LSTM"),
