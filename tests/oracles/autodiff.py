@@ -42,3 +42,26 @@ def keras_grads(
         id(v): np.asarray(keras.ops.convert_to_numpy(g))
         for v, g in zip(variables, grads, strict=True)
     }
+
+
+def keras_grad_of_input(keras: Any, fn: Callable[[Any], Any], h: np.ndarray) -> np.ndarray:
+    """``d fn(h) / d h`` for a scalar ``fn`` written with Keras layers/ops, by the backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        t = tf.constant(h)
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            out = fn(t)
+        g = tape.gradient(out, t)
+    elif backend == "torch":
+        import torch
+
+        t = torch.tensor(h, requires_grad=True)
+        (g,) = torch.autograd.grad(fn(t), [t])
+    else:
+        import jax
+
+        g = jax.grad(fn)(jax.numpy.asarray(h))
+    return np.asarray(keras.ops.convert_to_numpy(g))
