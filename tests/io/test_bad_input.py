@@ -198,6 +198,65 @@ class _Hang(Exception):
     pass
 
 
+def _snapshot(path: Path) -> dict[tuple, object]:
+    """Every layer's settings and arrays as read from ``path``, keyed by (index, name, ...)."""
+    ckpt = rnnscope.load(path)
+    out: dict[tuple, object] = {}
+    for i, info in enumerate(ckpt.layers()):
+        rec = rnnscope.weights(ckpt, i)
+        if isinstance(rec, rnnscope.RNNWeights):
+            out[(i, info.name, "settings")] = (
+                rec.cell,
+                rec.activation,
+                rec.recurrent_activation,
+                rec.reset_after,
+                rec.go_backwards,
+                rec.merge_mode,
+                rec.proj_size,
+            )
+            out |= {(i, info.name, d, p, g): a for d, p, g, a in rec.items()}
+        else:
+            out |= {(i, info.name, n): a for n, a in rec.items()}
+    return out
+
+
+# A mutated file that still loads must read exactly as the original, or be one of these benign
+# mutations (each checked as narrowly as stated):
+BENIGN = {
+    # Same layers, parts, shapes and settings; only stored numbers (or the number type an HDF5
+    # dataset declares, e.g. float32 read as float128) differ. HDF5 datasets and
+    # safetensors carry no checksum over their numbers, and torch's loader does not check the
+    # CRC-32 of a .pt member: a changed number is indistinguishable from a trained one.
+    "numbers": "only values (or the declared number type) of stored arrays changed",
+    # A name inside the file changed (names are data): the file is read by the names it now
+    # holds, so a layer or weight is renamed, or a weight whose name no longer fits its layer
+    # is left out (the layer is then read without it, e.g. as a layer without bias).
+    "names": "a stored name changed",
+    # A key or value of the JSON config changed and the JSON still parses: the setting takes
+    # Keras's default (as Keras would for a missing key) or the notes say it was assumed.
+    "config": "a config setting changed, arrays unchanged",
+}
+
+
+def _classify(base: dict[tuple, object], got: dict[tuple, object]) -> str:
+    """'same', or the BENIGN kind of a loaded mutation; AssertionError for anything else."""
+    if set(base) != set(got):
+        return "names"
+    settings = [k for k in base if k[-1] == "settings" and base[k] != got[k]]
+    arrays = [k for k in base if k[-1] != "settings"]
+    for k in arrays:
+        a, b = np.asarray(base[k]), np.asarray(got[k])
+        assert a.shape == b.shape, (k, a.shape, b.shape)
+    changed = [
+        k
+        for k in arrays
+        if np.asarray(base[k]).dtype != np.asarray(got[k]).dtype
+        or not np.array_equal(base[k], got[k], equal_nan=True)
+    ]
+    assert not (settings and changed), (settings, changed)  # never both at once
+    return "config" if settings else "numbers" if changed else "same"
+
+
 def _alarm(signum, frame):
     raise _Hang()
 
@@ -209,13 +268,14 @@ def test_fuzz_every_format():
     assert len(sources) >= 6, sources
     rng = np.random.default_rng(2024)
     cases = 0
-    outcomes = {"loaded": 0, "FormatError": 0}
+    outcomes = {"same": 0, "FormatError": 0} | dict.fromkeys(BENIGN, 0)
     old = signal.signal(signal.SIGALRM, _alarm)
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"rnnscope-fuzz-{os.getpid()}"
     tmp.mkdir(exist_ok=True)
     try:
         for src in sources:
             data = bytearray(src.read_bytes())
+            base = _snapshot(src)
             for k in range(100):
                 b = bytearray(data)
                 kind = k % 4
@@ -236,7 +296,7 @@ def test_fuzz_every_format():
                 signal.alarm(30)  # above the reader's own 10 s guard
                 try:
                     _read_all(p)
-                    outcomes["loaded"] += 1
+                    outcomes[_classify(base, _snapshot(p))] += 1
                 except FormatError as err:
                     assert str(p) in str(err), err
                     outcomes["FormatError"] += 1
