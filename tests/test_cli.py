@@ -148,3 +148,33 @@ def test_entry_point_runs_as_a_program(folder):
         timeout=120,
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_plot_trace_draws_the_gate_values(tmp_path):
+    """The CLI's trace figure is pixel for pixel the figure of the same gates computed by a
+    numpy oracle from the file's raw torch tensors (rows r, z, n), not only a written file."""
+    import matplotlib.image
+
+    import rnnscope
+    from tests.oracles import raw
+
+    bigru = demo_paths()["bigru"]
+    tensors = safetensors_np.load_file(str(bigru))
+    x = np.random.default_rng(5).normal(size=(3, 6, 4)).astype("f4")
+    np.save(tmp_path / "x.npy", x)
+    gates = {}
+    for d, suffix, xs in (("forward", "", x), ("backward", "_reverse", x[:, ::-1])):
+        w = {k: tensors[f"rnn.{k}_l0{suffix}"] for k in ("weight_ih", "weight_hh", "bias_ih")}
+        g = raw.torch_gru(xs, **w, bias_hh=tensors[f"rnn.bias_hh_l0{suffix}"])
+        g = raw.flip(g) if suffix else g
+        gates |= {(n, d): a.transpose(1, 0, 2) for n, a in g.items()}  # time-major
+    oracle = rnnscope.Trace("rnn.l0", "GRU", ("forward", "backward"), gates, "concat")
+    got, want, other = (tmp_path / f"{n}.png" for n in ("got", "want", "other"))
+    argv = ["plot", str(bigru), "--kind", "trace", "--input", str(tmp_path / "x.npy")]
+    assert main([*argv, "--sample", "1", "-o", str(got)]) == 0
+    rnnscope.plot.trace_plot(oracle, sample=1, savepath=want)
+    rnnscope.plot.trace_plot(oracle, sample=2, savepath=other)
+    a, b, c = (matplotlib.image.imread(p) for p in (got, want, other))
+    assert a.shape == b.shape == c.shape
+    assert np.abs(a - b).max() <= 2 / 255  # the same picture
+    assert np.abs(a - c).max() > 0.2  # another sample's gates look different
