@@ -88,7 +88,9 @@ def test_settings_and_parts():
     assert (w.cell, w.units, w.input_dim, w.proj_size, w.hidden) == ("LSTM", 5, 6, 3, 3)
     assert w.directions == ("forward", "backward")
     assert w.parts == ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "projection")
-    assert w.array("recurrent_kernel").shape == (3, 20)
+    np.testing.assert_array_equal(
+        w.array("recurrent_kernel"), m.weight_hh_l1.detach().numpy().T
+    )  # (proj 3, 4 * 5): LSTM rows i, f, g, o are already the canonical order
     assert w.array("projection", direction="backward").shape == (5, 3)
     np.testing.assert_array_equal(
         w.array("projection", direction="backward"), m.weight_hr_l1_reverse.detach().numpy().T

@@ -123,12 +123,19 @@ def test_heatmap_gru_two_biases_and_torch_projection():
     assert [t.get_text() for t in biases.get_yticklabels()] == ["bias", "recurrent bias"]
     w = rnnscope.rnn_weights(gru)
     np.testing.assert_array_equal(biases.images[0].get_array()[1], w.array("recurrent_bias"))
-    fig = plot.rnn_heatmap(torch.nn.LSTM(3, 6, proj_size=2))
+    proj = torch.nn.LSTM(3, 6, proj_size=2)
+    fig = plot.rnn_heatmap(proj)
     panels = _images(fig)
     assert len(panels) == 4
-    assert panels[3].images[0].get_array().shape == (6, 2)
+    # the projection is weight_hr.T (6, 2); the recurrent kernel weight_hh.T (proj, 4u), torch's
+    # i, f, g, o rows being the canonical input, forget, cell, output columns
+    np.testing.assert_array_equal(
+        panels[3].images[0].get_array(), proj.weight_hr_l0.detach().numpy().T
+    )
     assert not _gate_lines(panels[3])
-    assert panels[1].images[0].get_array().shape == (2, 24)  # recurrent kernel: (proj, 4u)
+    np.testing.assert_array_equal(
+        panels[1].images[0].get_array(), proj.weight_hh_l0.detach().numpy().T
+    )
 
 
 def test_histogram_grid_and_counts(rng):
