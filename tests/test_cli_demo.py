@@ -32,6 +32,19 @@ def test_demo_runs_without_any_framework(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     traces = np.load(tmp_path / "bigru_trace.npz")
     assert traces["update__backward"].shape == (4, 20, 8)
+    # the values: the bundled GRU's gates from its raw torch tensors (rows r, z, n), by a numpy
+    # oracle that never uses rnnscope's layout code
+    from safetensors.numpy import load_file
+
+    from tests.oracles import raw
+
+    tensors = load_file(str(demo_paths()["bigru"]))
+    x = np.load(demo_paths()["inputs"])["bigru"]
+    keys = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    back = raw.torch_gru(x[:, ::-1], **{k: tensors[f"rnn.{k}_l0_reverse"] for k in keys})
+    fwd = raw.torch_gru(x, **{k: tensors[f"rnn.{k}_l0"] for k in keys})
+    np.testing.assert_allclose(traces["update__backward"], back["update"][:, ::-1], atol=1e-5)
+    np.testing.assert_allclose(traces["reset__forward"], fwd["reset"], atol=1e-5)
     figures = sorted(p.name for p in tmp_path.glob("*.png"))
     assert len(figures) == 12 and "bigru_heatmap_backward.png" in figures
     assert all((tmp_path / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
