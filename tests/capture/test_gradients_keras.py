@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import rnnscope
-from rnnscope._api import resolve
 from tests.oracles import autodiff, raw
 
 pytestmark = pytest.mark.keras_backend
@@ -235,18 +234,18 @@ def test_weight_gradients_match_finite_differences(f64, rng):
 
 
 def test_output_gradients_match_finite_differences(f64, rng):
-    from rnnscope._capture._keras import KerasCapture
-
     model = _model(1)
     x, y = _data(rng)
     got = rnnscope.gradients(model, x, y, layers=["lstm", "bigru", "srnn"], loss=_mse)
     assert got["lstm"].shape == (B, T, 3) and got["bigru"].shape == (B, T, 4)
     assert got["srnn"].shape[0] == B
-    cap = KerasCapture("keras")
-    refs = {r.info.name: r for r in resolve(model).refs}
     values = {id(v): _np(v).astype(np.float64) for v in model.trainable_variables}
     for name in ("lstm", "bigru", "srnn"):
         shape = got[name].shape
+        if not JAX:  # the model split at the layer's output: Keras itself before and after it
+            out = model.get_layer(name).output
+            h = _forward(keras.Model(model.input, out), x)
+            after = keras.Model(out, model.output)
         for idx in [(0, 0, 0), (1, T - 1, 1), (2, 1, shape[-1] - 1)][
             : 3 if len(shape) == 3 else 0
         ] or [(0, 0), (2, 1)]:
@@ -257,8 +256,8 @@ def test_output_gradients_match_finite_differences(f64, rng):
                 if JAX:
                     vals.append(_numpy_loss(model, values, x, y, probe=(name, probe)))
                     continue
-                with cap.patched([refs[name]], {}, {name: keras.ops.convert_to_tensor(probe)}):
-                    vals.append(_loss(model, x, y))
+                pred = _np(after(keras.ops.convert_to_tensor(h + probe)))
+                vals.append(float(np.mean(((y - pred) ** 2).reshape(B, -1).mean(axis=1))))
             fd = (vals[0] - vals[1]) / (2 * EPS)
             np.testing.assert_allclose(
                 got[name][idx], fd, rtol=RTOL, atol=1e-9, err_msg=f"{name} {idx}"
