@@ -37,7 +37,7 @@ def keras_grads(
             y_pred, _ = model.stateless_call(trainable, non_trainable, x)
             return loss_of_prediction(y_pred)
 
-        grads = jax.grad(f)([v.value for v in variables])
+        grads = jax.jit(jax.grad(f))([v.value for v in variables])
     return {
         id(v): np.asarray(keras.ops.convert_to_numpy(g))
         for v, g in zip(variables, grads, strict=True)
