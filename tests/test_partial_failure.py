@@ -148,7 +148,7 @@ def test_dask_executor_gives_the_same_rows_and_failures(mixed, clean):
 
 
 def test_strict_raises_the_first_error_and_a_lone_file_raises_its_own(mixed):
-    with pytest.raises(rnnscope.FormatError, match="bad_config.keras"):
+    with pytest.raises(rnnscope.FormatError, match=r"bad_config\.keras"):
         rnnscope.stats(mixed, strict=True)
     with pytest.raises(rnnscope.FormatError, match="empty"):
         rnnscope.stats(mixed / "empty.safetensors")
@@ -181,7 +181,7 @@ def test_compare_and_report_carry_on(mixed, tmp_path):
     html = out.read_text()
     section = html[html.index('<h2 id="not-read">') : html.index('<h2 id="comparison">')]
     for name in BROKEN:
-        assert f"<td class=\"t\">{name}</td>" in section
+        assert f'<td class="t">{name}</td>' in section
     assert section.count(">failed<") == 8 and section.count(">skipped<") == 2
     assert all(f'id="model-{i + 1}">epoch{i}.safetensors' in html for i in range(N_GOOD))
 
@@ -262,8 +262,6 @@ def test_a_script_without_a_main_guard_gets_told(tmp_path):
             """
         )
     )
-    out = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
-    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 1
     assert "if __name__ == '__main__':" in out.stderr.splitlines()[-1]
