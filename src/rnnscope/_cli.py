@@ -250,7 +250,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     with offscreen():
         if args.kind == "history":
             layers = None if args.layer is None else [args.layer]
-            plot.history(args.path, layers=layers, run=args.run, savepath=args.out)
+            plot.history(args.path, layers=layers, run=args.run_id, savepath=args.out)
         elif args.kind in ("heatmap", "histogram"):
             draw = plot.rnn_heatmap if args.kind == "heatmap" else plot.rnn_histogram
             figs = draw(args.path, layer, direction=args.direction, savepath=args.out)
@@ -612,7 +612,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     pl.add_argument("--sample", type=_count_int, default=0, help="trace: which sample (0)")
     pl.add_argument(
-        "--run", type=_run_id, help="history: a run id or 'all' (default: the latest run)"
+        "--run",
+        dest="run_id",
+        type=_run_id,
+        help="history: a run id or 'all' (default: the latest run)",
     )
     pl.set_defaults(run=_cmd_plot)
     return p
