@@ -257,6 +257,30 @@ def test_a_dying_worker_takes_no_other_results_with_it(tmp_path):
         run_sources(dying_rows, paths, (1e-3,), None, 2, None, strict=True)
 
 
+def test_a_dask_worker_that_dies_takes_no_other_results_with_it(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    paths = []
+    for i in range(4):
+        p = tmp_path / f"{i}_{'exit3' if i == 1 else 'ok'}.safetensors"
+        safetensors_np.save_file(_state(i), str(p))
+        paths.append((p.name, str(p)))
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        results, failed = run_sources(dying_rows, paths, (1e-3,), client.get_executor(), None, None)
+    assert [rows[0]["model"] for rows in results] == [
+        "0_ok.safetensors",
+        "2_ok.safetensors",
+        "3_ok.safetensors",
+    ]
+    ((row),) = failed
+    assert row["name"] == "1_exit3.safetensors" and row["error"] == "KilledWorker"
+    assert row["reason"].startswith("the executor failed to run it: KilledWorker")
+
+
 def test_a_script_without_a_main_guard_gets_told(tmp_path):
     for i in range(2):
         safetensors_np.save_file(_state(i), str(tmp_path / f"e{i}.safetensors"))

@@ -107,7 +107,8 @@ class Runner:
             except Exception as err:  # the executor's own failure (a lost worker, a cancel)
                 if self.strict:
                     raise
-                why = f"the executor failed to run it: {type(err).__name__}: {_one_line(err)}"
+                first = _one_line(err).split(". ")[0]  # executors' messages run long
+                why = f"the executor failed to run it: {type(err).__name__}: {first}"
                 self._set(i, False, (type(err).__name__, why))
 
     def in_processes(self, remote: list[int], workers: int) -> None:
