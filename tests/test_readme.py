@@ -1,7 +1,8 @@
 """Every Python and shell block of the README runs, in order, as a user would copy it.
 
-Blocks are found generically (any fenced ``python``/``bash``/``sh``/``shell``/``console``
-block). An HTML comment on the line before a block declares what the test may add:
+Blocks are found generically (any fenced ``python``/``bash``/``sh``/``shell`` block, and
+``console`` blocks, whose ``$ `` lines run and whose other lines are their checked output).
+An HTML comment on the line before a block declares what the test may add:
 
 - ``<!-- readme-test: setup=NAME[,NAME] -->``: setup snippets from :data:`SETUPS` run before the
   block, in the same script (the reader's own model, data or files; never rnnscope calls that
@@ -138,7 +139,11 @@ def readme_blocks(text: str) -> list[Block]:
         mark = MARK.search(prev) if prev.lstrip().startswith("<!--") else None
         marks = _marks(mark.group(1)) if mark else {}
         lang, body = fence.group(2).lower(), lines[i + 1 : end]
-        if lang in RUN:
+        if lang == "console":  # "$ command" lines run; the other lines are their output
+            commands = [ln[2:] for ln in body if ln.startswith("$ ")]
+            shown = [ln for ln in body if not ln.startswith("$ ")]
+            blocks.append(Block(i + 1, "sh", "\n".join(commands), marks, shown))
+        elif lang in RUN:
             blocks.append(Block(i + 1, RUN[lang], "\n".join(body), marks))
         elif "output" in marks:
             assert blocks, f"README.md:{i + 1}: an output block with no block before it"
@@ -292,6 +297,8 @@ def test_a_failing_block_fails(tmp_path):
     text = "x\n<!-- readme-test: skip: needs a GPU to run -->\n```bash\nfalse\n```\n"
     (b,) = readme_blocks(text)
     assert b.marks == {"skip": "needs a GPU to run"}
+    (c,) = readme_blocks("```console\n$ echo hi\nhi\n```\n")
+    assert (c.lang, c.code, c.output) == ("sh", "echo hi", ["hi"])
     shown = Block(1, "sh", "", output=["a", "c..."])
     _check_output(shown, "a\nb\nc d\n")
     with pytest.raises(AssertionError, match="not printed"):
