@@ -483,6 +483,9 @@ def compare(
             recursive=recursive,
             strict=strict,
         )
+    lost = {e["name"]: e["reason"] for e in table.attrs["failed"] if e["status"] == "failed"}
+    if isinstance(baseline, str) and baseline in lost:
+        raise InputError(f"baseline {baseline!r} could not be read: {lost[baseline]}")
     out = compare_table(table, baseline)
     for w in caught:  # said once, from here
         warnings.warn(str(w.message), w.category, stacklevel=2)
