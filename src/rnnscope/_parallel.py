@@ -22,6 +22,7 @@ from ._errors import UnsupportedError
 __all__ = ["Runner", "call"]
 
 Progress = Callable[[int, int, str], None]
+_RETRIES = 2  # runs of a task the executor lost, alone, before it is listed
 _NO_GUARD = (
     "a worker process could not start. Worker processes are started fresh and import the "
     "calling script again: in a script, call rnnscope under `if __name__ == '__main__':` "
@@ -35,11 +36,17 @@ def _one_line(err: BaseException) -> str:
 
 
 def call(
-    fn: Callable[..., Any], source: Any, name: str, args: tuple[Any, ...], strict: bool
+    fn: Callable[..., Any],
+    source: Any,
+    name: str,
+    args: tuple[Any, ...],
+    strict: bool,
+    attempt: int = 0,
 ) -> tuple[bool, Any]:
     """``(True, fn(source, name, *args))``, or ``(False, (error class, reason))`` if it raised.
 
-    Runs in workers: the failure travels as two strings, so it always pickles.
+    Runs in workers: the failure travels as two strings, so it always pickles. ``attempt``
+    only makes a retry a new task for executors that name tasks by their arguments (dask).
     """
     if strict:
         return True, fn(source, name, *args)
@@ -86,9 +93,9 @@ class Runner:
         if self.progress is not None:
             self.progress(len(self.outcome), len(self.pairs), self.pairs[i][0])
 
-    def _submit(self, pool: cf.Executor, i: int) -> cf.Future[Any]:
+    def _submit(self, pool: cf.Executor, i: int, attempt: int = 0) -> cf.Future[Any]:
         name, source = self.pairs[i]
-        return pool.submit(call, self.fn, source, name, self.args, self.strict)
+        return pool.submit(call, self.fn, source, name, self.args, self.strict, attempt)
 
     def here(self, indices: list[int]) -> None:
         """Run in this process."""
@@ -97,9 +104,29 @@ class Runner:
             self._set(i, *call(self.fn, source, name, self.args, self.strict))
 
     def on_executor(self, executor: cf.Executor, remote: list[int]) -> None:
-        """Run ``remote`` on any executor (e.g. dask's); a task the executor loses is a row."""
+        """Run ``remote`` on any executor (e.g. dask's); a task the executor loses is a row.
+
+        An executor may give up on every task that was on a worker when it died (dask's
+        ``KilledWorker``), the innocent with the culprit: those run again one at a time (twice
+        at most: a task sent just after a death can meet the dying worker), so only a source
+        that fails on its own is listed.
+        """
         futures = {self._submit(executor, i): i for i in remote}
         self.here([i for i in range(len(self.pairs)) if i not in futures.values()])
+        lost = self._collect(futures)
+        for i in sorted(lost):
+            for attempt in range(_RETRIES):
+                err = self._collect({self._submit(executor, i, attempt + 1): i}).get(i)
+                if err is None:
+                    break
+                if attempt == _RETRIES - 1:
+                    first = _one_line(err).split(". ")[0]  # executors' messages run long
+                    why = f"the executor failed to run it: {type(err).__name__}: {first}"
+                    self._set(i, False, (type(err).__name__, why))
+
+    def _collect(self, futures: dict[cf.Future[Any], int]) -> dict[int, Exception]:
+        """Results as they come; the executor's own errors by index (raised when strict)."""
+        lost = {}
         for fut in cf.as_completed(futures):
             i = futures[fut]
             try:
@@ -107,9 +134,8 @@ class Runner:
             except Exception as err:  # the executor's own failure (a lost worker, a cancel)
                 if self.strict:
                     raise
-                first = _one_line(err).split(". ")[0]  # executors' messages run long
-                why = f"the executor failed to run it: {type(err).__name__}: {first}"
-                self._set(i, False, (type(err).__name__, why))
+                lost[i] = err
+        return lost
 
     def in_processes(self, remote: list[int], workers: int) -> None:
         """Run ``remote`` in ``workers`` spawned processes, surviving workers that die."""

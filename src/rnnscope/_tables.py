@@ -290,7 +290,8 @@ def run_sources(
             runner.in_processes(remote, min(jobs or 1, len(remote)))
     elif executor is not None and remote:
         runner.on_executor(executor, remote)
-    runner.here([i for i in range(len(pairs)) if i not in runner.outcome])
+    else:
+        runner.here(list(range(len(pairs))))
     return runner.collect()
 
 
