@@ -28,6 +28,7 @@ PUBLIC = {
     "UnsupportedError",
     "activations",
     "compare",
+    "demo_path",
     "gradients",
     "history",
     "layers",

@@ -13,6 +13,7 @@ Example:
 from ._activations import ACTIVATIONS
 from ._api import layers, rnn_weights, trace, weights
 from ._capture import activations, gradients
+from ._demo import demo_path
 from ._errors import (
     FormatError,
     InputError,
@@ -69,6 +70,7 @@ __all__ = [
     "UnsupportedError",
     "activations",
     "compare",
+    "demo_path",
     "gradients",
     "history",
     "layers",

@@ -1,7 +1,9 @@
-"""The ``rnnscope`` command line.
+"""The ``rnnscope`` command line (also ``python -m rnnscope``).
 
-Tables go to stdout (rich tables when rich is installed, plain text otherwise); progress bars and
-errors to stderr. Bad input gives a one-line error and exit code 2 (a traceback with --debug).
+Tables go to stdout (rich tables when rich is installed, plain text otherwise); progress bars,
+the list of sources not read, and errors to stderr. With ``--csv``/``--json`` stdout holds the
+machine output only. Exit codes: 0 everything done, 1 done with sources that could not be read,
+2 nothing done (an error: one line, a traceback with --debug).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from ._errors import InputError, RnnscopeError
 from ._format import cell
 
 __all__ = ["main"]
+
+OK, PARTIAL, ERROR = 0, 1, 2
 
 _STATS_VIEW = [
     ("model", "model"),
@@ -96,49 +100,93 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int, int, str], None
         yield tick
 
 
-def _count(paths: Sequence[str]) -> int:
-    from ._tables import expand_sources
+def _count(args: argparse.Namespace) -> int:
+    from ._tables import collect_sources
 
-    return len(expand_sources(list(paths), None))
+    return len(collect_sources(list(args.paths), None, args.recursive)[0])
+
+
+def _report_failed(failed: list[dict[str, str]]) -> int:
+    """List the sources not read on stderr; the exit code they give."""
+    bad = [e for e in failed if e["status"] == "failed"]
+    skipped = [e for e in failed if e["status"] == "skipped"]
+    if bad:
+        print(f"rnnscope: {len(bad)} source(s) could not be read:", file=sys.stderr)
+        for e in bad:
+            print(f"  failed   {e['name']}: {e['reason']}", file=sys.stderr)
+    if skipped:
+        print(f"rnnscope: {len(skipped)} folder entr(y/ies) left out:", file=sys.stderr)
+        for e in skipped:
+            print(f"  skipped  {e['name']}: {e['reason']}", file=sys.stderr)
+    return PARTIAL if bad else OK
 
 
 def _write_frame(df: Any, csv: str | None, json: str | None) -> None:
+    """``--csv``/``--json``: to the file named, or to stdout for ``-``."""
+    target = csv or json
+    if not target:
+        return
     try:
+        if target == "-":
+            if csv:
+                df.to_csv(sys.stdout, index=False)
+            else:
+                sys.stdout.write(df.to_json(orient="records", indent=1) + "\n")
+            return
         if csv:
-            df.to_csv(csv, index=False)
-            print(f"wrote {len(df)} rows to {csv}", file=sys.stderr)
-        if json:
-            df.to_json(json, orient="records", indent=1)
-            print(f"wrote {len(df)} rows to {json}", file=sys.stderr)
+            df.to_csv(target, index=False)
+        else:
+            df.to_json(target, orient="records", indent=1)
     except OSError as err:
-        raise InputError(f"cannot write '{csv or json}': {err}") from err
+        raise InputError(f"cannot write '{target}': {err}") from err
+    print(f"wrote {len(df)} rows to {target}", file=sys.stderr)
 
 
-def _cmd_stats(args: argparse.Namespace) -> None:
+def _machine(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "csv", None) or getattr(args, "json", None))
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
     from ._tables import stats
 
-    with _progress(_count(args.paths), "statistics") as tick:
-        df = stats(args.paths, tol=args.tol, jobs=args.jobs, progress=tick)
+    with _progress(_count(args), "statistics") as tick:
+        df = stats(
+            args.paths,
+            tol=args.tol,
+            jobs=args.jobs,
+            progress=tick,
+            recursive=args.recursive,
+            strict=args.strict,
+        )
     rows = [[r[k] for k, _ in _STATS_VIEW] for r in df.to_dict("records")]
-    if not (args.csv or args.json) or args.show:
+    if not _machine(args) or (args.show and "-" not in (args.csv, args.json)):
         _print_table(
             f"per-gate statistics (near 0: |w| < {args.tol:g})", [h for _, h in _STATS_VIEW], rows
         )
     _write_frame(df, args.csv, args.json)
+    return _report_failed(df.attrs["failed"])
 
 
-def _cmd_compare(args: argparse.Namespace) -> None:
+def _cmd_compare(args: argparse.Namespace) -> int:
     from ._flags import Thresholds, change_flags
     from ._tables import compare
 
-    with _progress(_count(args.paths), "statistics") as tick:
+    with _progress(_count(args), "statistics") as tick:
         df = compare(
             args.paths,
             baseline=_layer_key(args.baseline) or 0,
             tol=args.tol,
             jobs=args.jobs,
             progress=tick,
+            recursive=args.recursive,
+            strict=args.strict,
         )
+    flags = change_flags(df.to_dict("records"), Thresholds())
+    if _machine(args):  # stdout is the machine output; the findings go to stderr
+        _write_frame(df, args.csv, args.json)
+        for f in flags:
+            print(f"{f.severity}: {f.model}: {f.where}: {f.message}", file=sys.stderr)
+        return _report_failed(df.attrs["failed"])
     models = df.attrs["models"]
     headers = ["layer", "part", "gate", "dir", *models]
     rows = []
@@ -155,29 +203,36 @@ def _cmd_compare(args: argparse.Namespace) -> None:
                 cells.append(f"{cell(v)} ({rel:+.0%})")
         rows.append(cells)
     _print_table(f"L2 norm per block; change against {df.attrs['baseline']}", headers, rows)
-    for f in change_flags(df.to_dict("records"), Thresholds()):
+    for f in flags:
         print(f"{f.severity}: {f.model}: {f.where}: {f.message}")
-    _write_frame(df, args.csv, args.json)
+    return _report_failed(df.attrs["failed"])
 
 
-def _cmd_report(args: argparse.Namespace) -> None:
-    from ._report import report
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ._report import build_report
 
-    with _progress(_count(args.paths), "models") as tick:
-        out = report(
+    with _progress(_count(args), "models") as tick:
+        out, failed, _ = build_report(
             args.paths,
-            out=args.out,
+            args.out,
+            None,
             tol=args.tol,
-            jobs=args.jobs,
-            progress=tick,
+            thresholds=None,
             baseline=_layer_key(args.baseline) or 0,
             title=args.title,
             figures=not args.no_figures,
+            compare=None,
+            executor=None,
+            jobs=args.jobs,
+            progress=tick,
+            recursive=args.recursive,
+            strict=args.strict,
         )
     print(f"wrote {out}")
+    return _report_failed(failed)
 
 
-def _cmd_plot(args: argparse.Namespace) -> None:
+def _cmd_plot(args: argparse.Namespace) -> int:
     import numpy as np
 
     from . import plot
@@ -190,11 +245,11 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     with offscreen():
         if args.kind == "history":
             layers = None if args.layer is None else [args.layer]
-            plot.history(args.path, layers=layers, savepath=args.out)
+            plot.history(args.path, layers=layers, run=args.run_id, savepath=args.out)
         elif args.kind in ("heatmap", "histogram"):
             draw = plot.rnn_heatmap if args.kind == "heatmap" else plot.rnn_histogram
             figs = draw(args.path, layer, direction=args.direction, savepath=args.out)
-            if isinstance(figs, list):
+            if isinstance(figs, list):  # one file per direction
                 stem = Path(args.out)
                 written = [
                     str(stem.with_name(f"{stem.stem}_{d}{stem.suffix}"))
@@ -210,19 +265,41 @@ def _cmd_plot(args: argparse.Namespace) -> None:
                     f"no --input: traced one random N(0, 1) sequence of {args.timesteps} steps",
                     file=sys.stderr,
                 )
+            if not 0 <= args.sample < len(x):
+                raise InputError(
+                    f"--sample {args.sample}: the input holds {len(x)} sample(s) "
+                    f"(0 to {len(x) - 1})"
+                )
             t = run_trace(w, x.astype(w.arrays[("kernel", "forward")].dtype, copy=False))
             dirs = None if args.direction is None else [args.direction]
             plot.trace_plot(t, sample=args.sample, directions=dirs, savepath=args.out)
-    print("wrote " + ", ".join(written))
+    print(f"wrote {len(written)} file{'s' if len(written) > 1 else ''}: " + ", ".join(written))
+    return OK
+
+
+_NPY, _NPZ = b"\x93NUMPY", b"PK\x03\x04"
 
 
 def _load_input(path: str) -> Any:
     import numpy as np
 
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError as err:
+        raise InputError(f"--input '{path}': cannot read it: {err.strerror or err}") from err
+    if not (head.startswith(_NPY) or head.startswith(_NPZ)):
+        raise InputError(
+            f"--input '{path}': expected a .npy or .npz array file (numpy.save / numpy.savez); "
+            f"it starts with {head!r}. Convert text first, e.g. "
+            "numpy.save('x.npy', numpy.loadtxt('x.txt'))"
+        )
+    try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise InputError(f"--input '{path}': expected a .npy or .npz array file: {err}") from err
+        raise InputError(
+            f"--input '{path}': expected a .npy or .npz of numbers (no pickled objects): {err}"
+        ) from err
     if hasattr(data, "files"):
         if len(data.files) != 1:
             raise InputError(
@@ -239,127 +316,140 @@ def _load_input(path: str) -> Any:
     return data
 
 
-def _cmd_demo(args: argparse.Namespace) -> None:
-    from ._demo import run_demo
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import demo_paths, run_demo
 
+    if args.path:
+        print(demo_paths()[args.path])
+        return OK
     run_demo(args.out, report=True)
+    return OK
 
 
-def _cmd_summary(args: argparse.Namespace) -> None:
+def _each_file(args: argparse.Namespace, fn: Callable[[str, str], Any]) -> tuple[list[Any], int]:
+    """``fn(name, path)`` per file of ``args.paths`` (folders expanded), carrying on past files
+    that fail (unless --strict or a single file); the results and the exit code."""
+    from ._parallel import call
+    from ._tables import collect_sources
+
+    pairs, left = collect_sources(list(args.paths), None, args.recursive)
+    strict = args.strict or (len(pairs) == 1 and not left)
+    results, failed = [], list(left)
+    for name, path in pairs:
+        ok, value = call(lambda src, nm: fn(nm, src), path, name, (), strict)
+        if ok:
+            results.append(value)
+        else:
+            failed.append(
+                {
+                    "name": name,
+                    "source": path,
+                    "status": "failed",
+                    "error": value[0],
+                    "reason": value[1],
+                }
+            )
+    failed.sort(key=lambda e: e["status"])
+    code = _report_failed(failed)
+    if not results:
+        raise InputError(f"none of the {len(pairs)} files could be read")
+    return results, code
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
     from ._summary import summary
 
-    summary(args.path, layer=_layer_key(args.layer))
+    layer = _layer_key(args.layer)
+
+    def one(name: str, path: str) -> Any:
+        s = summary(path, layer=layer, quiet=True)
+        if layer is not None:  # that layer's notes, and the file's own
+            names = {r.layer for r in s.rows}
+            keep = tuple(
+                n for n in s.notes if "layer '" not in n or any(f"'{x}'" in n for x in names)
+            )
+            s = dataclasses.replace(s, notes=keep)
+        return name, s
+
+    results, code = _each_file(args, one)
+    if args.json:
+        records = [{"model": name, **r} for name, s in results for r in s.records()]
+        sys.stdout.write(json.dumps(records, indent=1, default=str) + "\n")
+        return code
+    for i, (_, s) in enumerate(results):
+        print(("\n" if i else "") + str(s))
+    return code
 
 
-def _cmd_layers(args: argparse.Namespace) -> None:
+def _cmd_layers(args: argparse.Namespace) -> int:
+    import json
+
     from ._api import layers
 
-    for info in layers(args.path):
-        shapes = ", ".join(f"{k} {tuple(v)}" for k, v in info.shapes.items())
-        print(f"{info.name}\t{info.kind}\t{info.n_params} params\t{shapes}")
-
-
-def _jobs(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--jobs",
-        "-j",
-        type=int,
-        default=1,
-        help="read and analyse this many files in parallel (processes)",
-    )
-    p.add_argument(
-        "--tol", type=float, default=1e-3, help="near-zero threshold: |w| < tol (default 1e-3)"
-    )
+    results, code = _each_file(args, lambda name, path: (name, layers(path)))
+    if args.json:
+        records = [
+            {
+                "model": name,
+                "layer": i.name,
+                "kind": i.kind,
+                "params": i.n_params,
+                "shapes": {k: list(v) for k, v in i.shapes.items()},
+            }
+            for name, infos in results
+            for i in infos
+        ]
+        sys.stdout.write(json.dumps(records, indent=1) + "\n")
+        return code
+    for name, infos in results:
+        if len(results) > 1:
+            print(f"== {name}")
+        for info in infos:
+            shapes = ", ".join(f"{k} {tuple(v)}" for k, v in info.shapes.items())
+            print(f"{info.name}\t{info.kind}\t{info.n_params} params\t{shapes}")
+    return code
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rnnscope",
-        description="See inside recurrent networks, "
-        "gate by gate, from live models or checkpoint files.",
-    )
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser(
-        "demo",
-        help="the bundled LSTM and bidirectional GRU: tables, traces, figures and the HTML report",
-    )
-    d.add_argument(
-        "-o",
-        "--out",
-        default="rnnscope-demo",
-        help="folder for the summaries, traces, figures and report (default: rnnscope-demo)",
-    )
-    d.set_defaults(run=_cmd_demo)
-    s = sub.add_parser("summary", help="per-layer, per-gate statistics of a checkpoint")
-    s.add_argument("path")
-    s.add_argument("--layer", help="one layer: name, unique name part or index")
-    s.set_defaults(run=_cmd_summary)
-    ls = sub.add_parser("layers", help="list the layers with weights of a checkpoint")
-    ls.add_argument("path")
-    ls.set_defaults(run=_cmd_layers)
-    st = sub.add_parser("stats", help="health statistics of checkpoints (files or folders)")
-    st.add_argument("paths", nargs="+")
-    out = st.add_mutually_exclusive_group()
-    out.add_argument("--csv", help="write every statistic to this CSV file")
-    out.add_argument("--json", help="write every statistic to this JSON file")
-    st.add_argument("--show", action="store_true", help="print the table even with --csv/--json")
-    _jobs(st)
-    st.set_defaults(run=_cmd_stats)
-    c = sub.add_parser("compare", help="compare checkpoints block by block against a baseline")
-    c.add_argument("paths", nargs="+")
-    c.add_argument("--baseline", default="0", help="baseline model: index or file name")
-    out = c.add_mutually_exclusive_group()
-    out.add_argument("--csv", help="write the comparison to this CSV file")
-    out.add_argument("--json", help="write the comparison to this JSON file")
-    _jobs(c)
-    c.set_defaults(run=_cmd_compare)
-    r = sub.add_parser("report", help="one self-contained HTML report of checkpoints")
-    r.add_argument("paths", nargs="+")
-    r.add_argument("-o", "--out", default="report.html", help="the HTML file (report.html)")
-    r.add_argument("--baseline", default="0", help="baseline model: index or file name")
-    r.add_argument("--title", default="rnnscope report")
-    r.add_argument("--no-figures", action="store_true", help="tables and flags only")
-    _jobs(r)
-    r.set_defaults(run=_cmd_report)
-    pl = sub.add_parser(
-        "plot",
-        help="one figure of one recurrent layer (or of a monitored run's history) to an image file",
-    )
-    pl.add_argument("path")
-    pl.add_argument("--layer", help="name, unique name part or index (default: the only one)")
-    pl.add_argument(
-        "--kind",
-        choices=("heatmap", "histogram", "trace", "history"),
-        default="heatmap",
-        help="history: PATH is a training monitor's database",
-    )
-    pl.add_argument("-o", "--out", required=True, help="image file (.png, .svg, .pdf)")
-    pl.add_argument("--direction", choices=("forward", "backward"))
-    pl.add_argument("--input", help="trace: a .npy/.npz array (batch, time, features)")
-    pl.add_argument("--timesteps", type=int, default=20, help="trace without --input (20)")
-    pl.add_argument("--sample", type=int, default=0, help="trace: which sample (0)")
-    pl.set_defaults(run=_cmd_plot)
-    return p
+    from ._cli_parser import build
+
+    commands = {
+        "demo": _cmd_demo,
+        "summary": _cmd_summary,
+        "layers": _cmd_layers,
+        "stats": _cmd_stats,
+        "compare": _cmd_compare,
+        "report": _cmd_report,
+        "plot": _cmd_plot,
+    }
+    return build(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+    """Entry point; returns the exit code (0 ok, 1 partial, 2 error)."""
+    import warnings
+
     args = _parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
     try:
         if getattr(args, "out", None) and args.command in ("plot", "report"):
             parent = Path(args.out).parent
             if not parent.is_dir():
                 raise InputError(f"-o: folder '{parent}' does not exist")
-        args.run(args)
+        with warnings.catch_warnings():  # the CLI lists the sources not read itself
+            warnings.filterwarnings("ignore", r"\d+ of \d+ sources could not be read")
+            code: int = args.run(args)
     except RnnscopeError as err:
-        if args.debug:
+        if debug:
             raise
         print(f"rnnscope: error: {err}", file=sys.stderr)
-        return 2
+        return ERROR
     except BrokenPipeError:  # output piped into head and the like
-        return 0
-    return 0
+        return OK
+    return code
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from ._io import load
 from ._summary import summary
 from ._trace import Trace, run_trace
 
-__all__ = ["demo_figures", "demo_paths", "run_demo", "sparkline"]
+__all__ = ["demo_figures", "demo_path", "demo_paths", "run_demo", "sparkline"]
 
 _BARS = "▁▂▃▄▅▆▇█"
 Say = Callable[[str], None]
@@ -33,6 +33,27 @@ def demo_paths() -> dict[str, Path]:
         "run": "run",
     }
     return {k: Path(str(root / v)) for k, v in names.items()}
+
+
+def demo_path(which: str = "run") -> Path:
+    """The path of a file bundled with rnnscope, to try things on.
+
+    Args:
+        which: ``"run"`` (a folder of six ``.safetensors`` checkpoints of a small torch LSTM's
+            training run: epochs 0, 1, 2, 4, 8 and 16), ``"lstm"`` (a trained Keras 3 LSTM,
+            ``.keras``), ``"bigru"`` (a trained torch bidirectional GRU, ``.safetensors``) or
+            ``"inputs"`` (sample inputs of both, ``.npz``).
+
+    Example:
+        >>> rnnscope.demo_path("lstm").name
+        'demo_lstm.keras'
+    """
+    paths = demo_paths()
+    if which not in paths:
+        from ._errors import InputError
+
+        raise InputError(f"which: expected one of {', '.join(paths)}; got {which!r}")
+    return paths[which]
 
 
 def sparkline(values: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> str:

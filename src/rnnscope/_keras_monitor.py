@@ -94,6 +94,8 @@ class MonitorLogic:
         self.recorder: Recorder | None = None
         self.refs: list[Any] = []
         self._tap: GradientTap | None = None
+        self._last_recorded = -1
+        self._told_no_grads = False
 
     model: Any  # set by Keras's callback machinery
 
@@ -110,6 +112,18 @@ class MonitorLogic:
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.refs = chosen_refs(self.model, self.layer_keys)
         self._tap = GradientTap.install(self.model, self.refs, self._backend(), self._numpy)
+        if self._backend() == "jax" and self.data is None and not self._told_no_grads:
+            import warnings
+
+            self._told_no_grads = True
+            warnings.warn(
+                "rnnscope Monitor: Keras on JAX trains with a pure compiled step that rnnscope "
+                "cannot see into, so no gradients are recorded (grad_norm stays empty). Pass a "
+                "held batch to record them: Monitor(..., data=(x_batch, y_batch))",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self._last_recorded = self.steps - 1
         writes, index = chief(self._backend())
         meta = {
             "framework": self._framework(),
@@ -160,6 +174,10 @@ class MonitorLogic:
             due = True
         if not due:
             return
+        self._record(rec, s)
+
+    def _record(self, rec: Recorder, s: int) -> None:
+        self._last_recorded = s
         rec.record(s, self.epoch, self._weights(), self._grads())
         if self.timestep_layers is not None and self.data is not None:
             from ._capture import gradients
@@ -171,6 +189,10 @@ class MonitorLogic:
                     rec.timestep_grads(s, name, np.sqrt((g**2).sum(axis=(0, 2))))
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        rec = self.recorder
+        last = self.steps - 1
+        if rec is not None and rec.enabled and last > self._last_recorded:
+            self._record(rec, last)  # the last step too, however it falls against `every`
         if self._tap is not None:
             self._tap.remove()
             self._tap = None

@@ -22,12 +22,12 @@ from ._format import cell
 from ._history import is_database
 from ._model import RNNWeights
 from ._stats import record_rows
-from ._tables import Progress, compare_table, expand_sources, run_per_source
+from ._tables import Progress, compare_table, read_all, warn_failed
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["model_section", "report"]
+__all__ = ["build_report", "model_section", "report"]
 
 _DPI = 72
 _STAT_COLUMNS = [
@@ -177,6 +177,8 @@ def report(
     executor: cf.Executor | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    recursive: bool = False,
+    strict: bool = False,
 ) -> Path:
     """Write ONE self-contained HTML report of one or several models; return its path.
 
@@ -195,10 +197,51 @@ def report(
         figures: embed figures (off: tables and flags only).
         compare: compare the models (default: when there are several; False for unrelated
             models).
+        recursive, strict: as in :func:`rnnscope.stats`. Sources that cannot be read (and
+            folder entries left out) are listed in the report's "Not read" section, and one
+            ``RuntimeWarning`` names the failed ones.
 
     Example:
         >>> rnnscope.report("checkpoints/", out="health.html", jobs=2)  # doctest: +SKIP
     """
+    path, failed, total = build_report(
+        sources,
+        out,
+        names,
+        tol=tol,
+        thresholds=thresholds,
+        baseline=baseline,
+        title=title,
+        figures=figures,
+        compare=compare,
+        executor=executor,
+        jobs=jobs,
+        progress=progress,
+        recursive=recursive,
+        strict=strict,
+    )
+    warn_failed(failed, total, f"the report's 'Not read' section ({path})")
+    return path
+
+
+def build_report(
+    sources: Any,
+    out: str | os.PathLike[str],
+    names: Sequence[str] | None,
+    *,
+    tol: float,
+    thresholds: Thresholds | None,
+    baseline: int | str,
+    title: str,
+    figures: bool,
+    compare: bool | None,
+    executor: cf.Executor | None,
+    jobs: int | None,
+    progress: Progress | None,
+    recursive: bool,
+    strict: bool,
+) -> tuple[Path, list[dict[str, str]], int]:
+    """:func:`report`'s work: the path, the ``failed`` rows, and how many sources there were."""
     require("jinja2", "report", "rnnscope.report")
     require("pandas", "report", "rnnscope.report")
     if figures:
@@ -214,8 +257,20 @@ def report(
     rest = [s for s in items if not any(s is d for d in databases)]
     if names is not None and databases:
         raise InputError("names= names checkpoints; give it without monitor databases")
-    pairs = expand_sources(rest, names) if rest else []
-    sections = run_per_source(model_section, pairs, (value, figures), executor, jobs, progress)
+    sections: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
+    if rest:
+        sections, failed = read_all(
+            model_section,
+            rest,
+            names,
+            (value, figures),
+            executor=executor,
+            jobs=jobs,
+            progress=progress,
+            recursive=recursive,
+            strict=strict,
+        )
     table = pd.DataFrame([r for s in sections for r in s["rows"]], columns=COLUMNS)
     table.attrs["tol"] = value
     all_flags: list[Flag] = []
@@ -238,6 +293,7 @@ def report(
         "flags": all_flags,
         "columns": _STAT_COLUMNS,
         "comparison": comparison,
+        "failed": failed,
         "histories": [_history_section(Path(d), figures) for d in databases],
     }
     path = Path(out)
@@ -245,7 +301,8 @@ def report(
         path.write_text(_render(context), encoding="utf-8")
     except OSError as err:
         raise InputError(f"out: cannot write the report to '{path}': {err}") from err
-    return path
+    total = len(sections) + sum(e["status"] == "failed" for e in failed)
+    return path, failed, total
 
 
 def _comparison(cmp: Any, growth: list[Flag], figures: bool, table: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ are shipped to workers as paths; live models are always read in the calling proc
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -16,14 +15,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import InputError, UnsupportedError
+from ._errors import InputError
 from ._model import LayerWeights, RNNWeights
 from ._stats import record_rows
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CHECKPOINT_SUFFIXES", "COLUMNS", "compare", "expand_sources", "source_rows", "stats"]
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "COLUMNS",
+    "NothingReadError",
+    "collect_sources",
+    "compare",
+    "expand_sources",
+    "read_all",
+    "run_sources",
+    "source_rows",
+    "stats",
+]
 
 CHECKPOINT_SUFFIXES = (".keras", ".h5", ".hdf5", ".safetensors", ".pt", ".pth")
 KEY = ["layer", "part", "gate", "direction"]
@@ -75,29 +85,94 @@ def _is_path(obj: Any) -> bool:
     return isinstance(obj, (str, os.PathLike))
 
 
-def expand_sources(sources: Any, names: Sequence[str] | None = None) -> list[tuple[str, Any]]:
-    """``(name, source)`` pairs: a folder becomes its checkpoint files, sorted by name."""
+def _entry(source: Any, name: str, status: str, error: str, reason: str) -> dict[str, str]:
+    """One row of the ``failed`` table (plain strings: JSON-ready, safe in ``DataFrame.attrs``)."""
+    return {"name": name, "source": str(source), "status": status, "error": error, "reason": reason}
+
+
+def _walk(
+    folder: Path, recursive: bool, top: Path, seen: set[Path]
+) -> tuple[list[Path], list[Any]]:
+    """Checkpoint files under ``folder`` (natural order) and what was left out, with reasons."""
+    found: list[Path] = []
+    left: list[dict[str, str]] = []
+    try:
+        entries = sorted(folder.iterdir(), key=_natural)
+    except OSError as err:
+        reason = f"cannot list the folder: {err.strerror or err}"
+        return [], [_entry(folder, _rel(folder, top), "failed", type(err).__name__, reason)]
+    for p in entries:
+        name = _rel(p, top)
+        if p.is_dir():
+            real = p.resolve()
+            if not recursive:
+                why = "a folder inside the folder; -r (recursive=True) reads those too"
+                left.append(_entry(p, name, "skipped", "", why))
+            elif real in seen:
+                left.append(_entry(p, name, "skipped", "", "a link back to a folder already read"))
+            else:
+                seen.add(real)
+                sub, sub_left = _walk(p, recursive, top, seen)
+                found += sub
+                left += sub_left
+                if not sub and not sub_left:
+                    left.append(_entry(p, name, "skipped", "", "an empty folder"))
+        elif not p.is_file():
+            left.append(_entry(p, name, "skipped", "", "not a regular file"))
+        elif p.name.lower().endswith(CHECKPOINT_SUFFIXES):
+            found.append(p)
+        else:
+            why = f"not a checkpoint file name (read: {', '.join(CHECKPOINT_SUFFIXES)})"
+            left.append(_entry(p, name, "skipped", "", why))
+    return found, left
+
+
+def _rel(p: Path, top: Path) -> str:
+    try:
+        return p.relative_to(top).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def collect_sources(
+    sources: Any, names: Sequence[str] | None = None, recursive: bool = False
+) -> tuple[list[tuple[str, Any]], list[dict[str, str]]]:
+    """``(name, source)`` pairs to read, and the table rows of what folders held besides.
+
+    A folder becomes its checkpoint files (by name: ``.keras``, ``.h5``, ...), in natural order;
+    other files and (unless ``recursive``) subfolders are left out, each with its reason. Files in
+    subfolders are named by their path relative to the folder given. A folder with no checkpoint
+    file is a ``failed`` row; when nothing at all is left to read, :class:`InputError`.
+    """
     items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
     flat: list[Any] = []
+    rel: dict[int, str] = {}
+    left: list[dict[str, str]] = []
     for s in items:
         if _is_path(s) and Path(s).is_dir():
-            found = sorted(
-                (
-                    p
-                    for p in Path(s).iterdir()
-                    if p.is_file() and p.name.lower().endswith(CHECKPOINT_SUFFIXES)
-                ),
-                key=_natural,
-            )
+            top = Path(s)
+            found, out = _walk(top, recursive, top, {top.resolve()})
+            left += out
             if not found:
-                raise InputError(
-                    f"folder '{s}' holds no checkpoint files ({', '.join(CHECKPOINT_SUFFIXES)})"
-                )
-            flat.extend(str(p) for p in found)
+                why = f"the folder holds no checkpoint files ({', '.join(CHECKPOINT_SUFFIXES)})"
+                if out:
+                    why += f"; {len(out)} other entr{'y' if len(out) == 1 else 'ies'} left out"
+                left.append(_entry(s, str(s), "failed", "InputError", why))
+            for p in found:
+                if p.parent != top:
+                    rel[len(flat)] = _rel(p, top)
+                flat.append(str(p))
         else:
             flat.append(os.fspath(s) if _is_path(s) else s)
     if not flat:
-        raise InputError("sources: nothing to read (an empty list)")
+        if len(items) == 1 and left and left[-1]["status"] == "failed":
+            raise InputError(f"folder '{items[0]}': {left[-1]['reason']}")
+        raise InputError(
+            "sources: nothing to read (an empty list)"
+            if not left
+            else "sources: nothing to read; "
+            + "; ".join(f"{e['name']}: {e['reason']}" for e in left[:5])
+        )
     if names is not None:
         names = [str(n) for n in names]
         if len(names) != len(flat):
@@ -106,8 +181,18 @@ def expand_sources(sources: Any, names: Sequence[str] | None = None) -> list[tup
             )
         if len(set(names)) != len(names):
             raise InputError(f"names must be unique; got {names}")
-        return list(zip(names, flat, strict=True))
-    return list(zip(_default_names(flat), flat, strict=True))
+        return list(zip(names, flat, strict=True)), left
+    default = _default_names(flat, rel)
+    return list(zip(default, flat, strict=True)), left
+
+
+def expand_sources(sources: Any, names: Sequence[str] | None = None) -> list[tuple[str, Any]]:
+    """``(name, source)`` pairs: a folder becomes its checkpoint files, sorted by name."""
+    pairs, left = collect_sources(sources, names)
+    failed = [e for e in left if e["status"] == "failed"]
+    if failed:
+        raise InputError(f"folder '{failed[0]['source']}': {failed[0]['reason']}")
+    return pairs
 
 
 def _natural(p: Path) -> list[Any]:
@@ -115,12 +200,15 @@ def _natural(p: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
 
 
-def _default_names(flat: list[Any]) -> list[str]:
+def _default_names(flat: list[Any], rel: dict[int, str] | None = None) -> list[str]:
     from ._api import resolve
 
+    rel = rel or {}
     out: list[str] = []
-    for s in flat:
-        if _is_path(s):
+    for i, s in enumerate(flat):
+        if i in rel:
+            base = rel[i]
+        elif _is_path(s):
             base = Path(s).name
         elif isinstance(s, (RNNWeights, LayerWeights)):
             base = s.name
@@ -167,62 +255,44 @@ def run_per_source(
     jobs: int | None,
     progress: Progress | None,
 ) -> list[Any]:
-    """``fn(source, name, *args)`` for every pair, in order, in parallel where asked."""
-    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
-        raise InputError(f"jobs must be a positive integer; got {jobs!r}")
-    if executor is not None and jobs not in (None, 1):
-        raise InputError("give jobs= or executor=, not both")
-    results: list[Any] = [None] * len(pairs)
-    done = 0
-
-    def tick(i: int) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, len(pairs), pairs[i][0])
-
-    remote = [i for i, (_, s) in enumerate(pairs) if _is_path(s)]
-    if executor is None and (jobs or 1) > 1 and len(remote) > 1:
-        # spawn, not fork: forked children inherit the parent's BLAS threads and ran ~5x
-        # slower here; spawned ones start clean with one BLAS thread each
-        ctx = multiprocessing.get_context("spawn")
-        workers = min(jobs or 1, len(remote))
-        try:
-            with _single_threaded_blas(), cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                return _fan_out(fn, pairs, args, pool, remote, results, tick)
-        except cf.process.BrokenProcessPool as err:
-            raise UnsupportedError(
-                f"jobs={jobs}: a worker process died before finishing. Worker processes are "
-                "started fresh and import the calling script again: in a script, call rnnscope "
-                "under `if __name__ == '__main__':` (or use jobs=1)"
-            ) from err
-    if executor is not None and remote:
-        return _fan_out(fn, pairs, args, executor, remote, results, tick)
-    for i, (name, s) in enumerate(pairs):
-        results[i] = fn(s, name, *args)
-        tick(i)
+    """``fn(source, name, *args)`` for every pair, in order; the first failure is raised."""
+    results, _ = run_sources(fn, pairs, args, executor, jobs, progress, strict=True)
     return results
 
 
-def _fan_out(
+def run_sources(
     fn: Callable[..., Any],
     pairs: list[tuple[str, Any]],
     args: tuple[Any, ...],
-    pool: cf.Executor,
-    remote: list[int],
-    results: list[Any],
-    tick: Callable[[int], None],
-) -> list[Any]:
-    futures = {pool.submit(fn, pairs[i][1], pairs[i][0], *args): i for i in remote}
-    for i, (name, s) in enumerate(pairs):  # live objects stay here, meanwhile
-        if i not in remote:
-            results[i] = fn(s, name, *args)
-            tick(i)
-    for fut in cf.as_completed(futures):
-        i = futures[fut]
-        results[i] = fut.result()
-        tick(i)
-    return results
+    executor: cf.Executor | None,
+    jobs: int | None,
+    progress: Progress | None,
+    strict: bool = False,
+) -> tuple[list[Any], list[dict[str, str]]]:
+    """``fn(source, name, *args)`` for every pair, in parallel where asked.
+
+    Returns the results of the sources that worked, in source order, and a ``failed`` row for
+    each that did not (its error and reason). With ``strict`` the first error is raised instead.
+    A worker process that dies (a crash inside a native library) breaks a process pool: the
+    files not finished are run again in a fresh pool, and a file that kills its worker on its own
+    is a ``failed`` row; the others' results are kept.
+    """
+    from ._parallel import Runner
+
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise InputError(f"jobs must be a positive integer; got {jobs!r}")
+    if executor is not None and jobs not in (None, 1):
+        raise InputError("give jobs= or executor=, not both")
+    runner = Runner(fn, pairs, args, progress, strict)
+    remote = [i for i, (_, s) in enumerate(pairs) if _is_path(s)]
+    if executor is None and (jobs or 1) > 1 and len(remote) > 1:
+        with _single_threaded_blas():
+            runner.in_processes(remote, min(jobs or 1, len(remote)))
+    elif executor is not None and remote:
+        runner.on_executor(executor, remote)
+    else:
+        runner.here(list(range(len(pairs))))
+    return runner.collect()
 
 
 def _frame(rows: list[dict[str, Any]], tol: float) -> pd.DataFrame:
@@ -245,6 +315,65 @@ def _tol(tol: Any) -> float:
     return value
 
 
+class NothingReadError(InputError):
+    """No source could be read; ``.failed`` holds a row per source with its reason."""
+
+    def __init__(self, message: str, failed: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+def read_all(
+    fn: Callable[..., Any],
+    sources: Any,
+    names: Sequence[str] | None,
+    args: tuple[Any, ...],
+    *,
+    executor: cf.Executor | None,
+    jobs: int | None,
+    progress: Progress | None,
+    recursive: bool,
+    strict: bool,
+) -> tuple[list[Any], list[dict[str, str]]]:
+    """``fn`` over every source, carrying on past failures unless ``strict``.
+
+    Returns the results and the ``failed`` table's rows: sources that could not be read
+    (``status`` "failed") and folder entries left out (``status`` "skipped"), each with its
+    reason. A single source, or ``strict``, raises its own error; when every one of several
+    sources fails, :class:`NothingReadError`.
+    """
+    pairs, left = collect_sources(sources, names, recursive)
+    if strict:
+        bad = [e for e in left if e["status"] == "failed"]
+        if bad:
+            raise InputError(f"folder '{bad[0]['source']}': {bad[0]['reason']}")
+    alone = len(pairs) == 1 and not left
+    results, failed = run_sources(fn, pairs, args, executor, jobs, progress, strict=strict or alone)
+    table = sorted(failed + left, key=lambda e: e["status"])  # failed first, then skipped
+    if not results:
+        listing = "; ".join(f"{e['name']}: {e['reason']}" for e in failed[:5])
+        more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+        raise NothingReadError(
+            f"none of the {len(pairs)} sources could be read: {listing}{more}", table
+        )
+    return results, table
+
+
+def warn_failed(table: list[dict[str, str]], total: int, where: str) -> None:
+    """One warning naming the sources that failed (the CLI lists them itself)."""
+    failed = [e["name"] for e in table if e["status"] == "failed"]
+    if failed:
+        import warnings
+
+        shown = ", ".join(failed[:5]) + (", ..." if len(failed) > 5 else "")
+        warnings.warn(
+            f"{len(failed)} of {total} sources could not be read ({shown}); their reasons are "
+            f"in {where}; strict=True raises instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def stats(
     sources: Any,
     names: Sequence[str] | None = None,
@@ -253,6 +382,8 @@ def stats(
     executor: cf.Executor | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    recursive: bool = False,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Health statistics, one row per (model, layer, part, gate, direction).
 
@@ -266,6 +397,11 @@ def stats(
     eigenvalues) and, on recurrent-kernel rows, ``matrix_spectral_norm``: the largest singular
     value of the whole recurrent kernel (all gates).
 
+    A source that cannot be read does not stop the others: ``df.attrs["failed"]`` lists it
+    (and every folder entry left out) as a row ``{"name", "source", "status", "error",
+    "reason"}`` — ``pd.DataFrame(df.attrs["failed"])`` is the table — and one
+    ``RuntimeWarning`` names the failed ones.
+
     Args:
         sources: a model, checkpoint path, folder of checkpoints, record, or a list of them.
         names: a name per source (default: file names, model names).
@@ -273,6 +409,12 @@ def stats(
         executor: any ``concurrent.futures.Executor`` to run the per-file work on.
         jobs: run the per-file work in this many processes (ignored for live models).
         progress: called as ``progress(done, total, name)`` after each source.
+        recursive: read folders inside folders too (files are named by their relative path).
+        strict: all or nothing: the first source that cannot be read raises its error.
+
+    Raises:
+        NothingReadError: (an :class:`InputError`) when no source could be read; a single
+            source, or ``strict``, raises that source's own error.
 
     Example:
         >>> df = rnnscope.stats(["epoch1.keras", "epoch9.keras"])  # doctest: +SKIP
@@ -283,9 +425,23 @@ def stats(
 
     require("pandas", "report", "rnnscope.stats")
     value = _tol(tol)
-    pairs = expand_sources(sources, names)
-    per = run_per_source(source_rows, pairs, (value,), executor, jobs, progress)
-    return _frame([r for rows in per for r in rows], value)
+    per, failed = read_all(
+        source_rows,
+        sources,
+        names,
+        (value,),
+        executor=executor,
+        jobs=jobs,
+        progress=progress,
+        recursive=recursive,
+        strict=strict,
+    )
+    df = _frame([r for rows in per for r in rows], value)
+    df.attrs["failed"] = failed
+    warn_failed(
+        failed, len(per) + sum(e["status"] == "failed" for e in failed), "df.attrs['failed']"
+    )
+    return df
 
 
 def compare(
@@ -297,6 +453,8 @@ def compare(
     executor: cf.Executor | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    recursive: bool = False,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """The statistics of several models aligned by (layer, part, gate, direction).
 
@@ -304,15 +462,35 @@ def compare(
     key: its statistics are empty, not an error), for the main statistics ``<stat>_change``
     (minus the baseline model's value) and ``<stat>_rel_change`` (divided by ``|baseline|``), and
     ``l2_norm_step_rel_change``: the L2 norm's relative change since the previous model that
-    has the block (checkpoint to checkpoint: how fast the weights move).
+    has the block (checkpoint to checkpoint: how fast the weights move). Sources that cannot
+    be read are left out and listed in ``df.attrs["failed"]``, as in :func:`stats`.
 
     Example:
         >>> df = rnnscope.compare("checkpoints/", baseline=0)  # doctest: +SKIP
         >>> rk = df[df.part == "recurrent_kernel"]  # doctest: +SKIP
         >>> rk[["model", "gate", "l2_norm_rel_change"]]  # doctest: +SKIP
     """
-    table = stats(sources, names, tol=tol, executor=executor, jobs=jobs, progress=progress)
-    return compare_table(table, baseline)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        table = stats(
+            sources,
+            names,
+            tol=tol,
+            executor=executor,
+            jobs=jobs,
+            progress=progress,
+            recursive=recursive,
+            strict=strict,
+        )
+    lost = {e["name"]: e["reason"] for e in table.attrs["failed"] if e["status"] == "failed"}
+    if isinstance(baseline, str) and baseline in lost:
+        raise InputError(f"baseline {baseline!r} could not be read: {lost[baseline]}")
+    out = compare_table(table, baseline)
+    for w in caught:  # said once, from here
+        warnings.warn(str(w.message), w.category, stacklevel=2)
+    return out
 
 
 def compare_table(table: pd.DataFrame, baseline: int | str = 0) -> pd.DataFrame:
@@ -354,4 +532,5 @@ def compare_table(table: pd.DataFrame, baseline: int | str = 0) -> pd.DataFrame:
         step = (out.loc[prev.index, "l2_norm"].astype(float) - prev) / prev.abs()
     out["l2_norm_step_rel_change"] = step.reindex(out.index)
     out.attrs.update(tol=table.attrs["tol"], baseline=base, models=models)
+    out.attrs["failed"] = list(table.attrs.get("failed", []))
     return out

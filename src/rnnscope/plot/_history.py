@@ -89,6 +89,7 @@ def history(
         block = df[(df["layer"] == layer) & (df["part"] == part)]
         for i, w in enumerate(whats):
             ax = axes[i, j]
+            values = block[w].dropna()
             for (gate, direction), line in block.groupby(["gate", "direction"], sort=False):
                 line = line.dropna(subset=[w])
                 label = (gate or part) + (" (backward)" if direction == "backward" else "")
@@ -96,13 +97,15 @@ def history(
                     line["step"],
                     line[w],
                     "--" if direction == "backward" else "-",
+                    marker="o" if len(line) < 2 else None,  # one point: a dot, not nothing
+                    markersize=4,
                     linewidth=1.2,
                     label=label,
                 )
             for s in nan_steps:
                 ax.axvline(s, color="#b00020", linewidth=1, gid="nan-step")
-            if log and (block[w].dropna() > 0).any():
-                ax.set_yscale("log")
+            _y_axis(ax, values, log)
+            _say_if_sparse(ax, w, values, block.loc[values.index, "step"])
             if i == 0:
                 ax.set_title(f"{layer}: {part.replace('_', ' ')}", fontsize=10)
             if j == 0:
@@ -110,10 +113,54 @@ def history(
             if i == len(whats) - 1:
                 ax.set_xlabel("training step", fontsize=9)
             ax.tick_params(labelsize=8)
-        axes[0, j].legend(fontsize=7)
+        if axes[0, j].get_legend_handles_labels()[0]:
+            axes[0, j].legend(fontsize=7)
     fig.suptitle(
         title or "Training history per gate" + (" (red: first NaN/Inf)" if nan_steps else ""),
         fontsize=12,
     )
     save(fig, savepath)
     return fig
+
+
+def _y_axis(ax: Any, values: Any, log: bool) -> None:
+    """Log scale only where values span more than a decade; plain numbers as tick labels."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    positive = values[values > 0]
+    plain = FuncFormatter(lambda v, _pos: f"{v:.3g}")
+    if log and len(positive) and positive.max() / positive.min() > 10:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    elif len(values):
+        ax.yaxis.set_major_formatter(plain)  # no offset or "1e-3" corner label to decode
+
+
+def _say_if_sparse(ax: Any, what: str, values: Any, steps: Any) -> None:
+    """A panel with no values, or values at a single step, says so in words."""
+    n = len(set(steps))
+    if n >= 2:
+        return
+    if n == 0:
+        text = f"no {_LABELS.get(what, what)} recorded"
+        if what == "grad_norm":
+            text += "\n(Keras on JAX: pass data=(x, y) to the Monitor)"
+        ax.set_yticks([])
+        ax.set_xticks([])
+    else:
+        text = (
+            f"one recorded step ({int(next(iter(set(steps))))}): a line needs two;\n"
+            "record more often (every=) or train longer"
+        )
+    ax.text(
+        0.5,
+        0.5,
+        text,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=8,
+        color="0.35",
+        gid="sparse-note",
+    )

@@ -1,0 +1,223 @@
+"""The command line's arguments: subcommands, options, and checks on their values.
+
+Values are checked when parsed (argparse prints ``rnnscope CMD: error: argument --x: ...`` and
+exits with code 2), so a command only ever sees valid numbers and file names.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["EXIT_CODES", "build"]
+
+EXIT_CODES = (
+    "exit codes: 0 everything done; 1 done, but some sources could not be read (listed on "
+    "stderr); 2 nothing done: bad arguments or input (one line on stderr; --debug for the "
+    "traceback)"
+)
+
+
+def _number(text: str, kind: type, low: float, what: str) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+    if not value >= low:
+        raise argparse.ArgumentTypeError(f"expected {what}; got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return int(_number(text, int, 1, "a whole number >= 1"))
+
+
+def _count_int(text: str) -> int:
+    return int(_number(text, int, 0, "a whole number >= 0"))
+
+
+def _tolerance(text: str) -> float:
+    return float(_number(text, float, 0.0, "a number >= 0"))
+
+
+def _run_id(text: str) -> int | str:
+    if text == "all":
+        return text
+    return int(_number(text, int, 0, "a run id (a whole number; see the runs table) or 'all'"))
+
+
+def _machine_file(suffix: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if text != "-" and not text.lower().endswith(suffix):
+            raise argparse.ArgumentTypeError(
+                f"expected a file name ending in {suffix}, or - for stdout; got {text!r} "
+                "(put the option after the checkpoints)"
+            )
+        return text
+
+    return check
+
+
+def _machine_options(p: argparse.ArgumentParser, what: str) -> None:
+    out = p.add_mutually_exclusive_group()
+    out.add_argument(
+        "--csv",
+        nargs="?",
+        const="-",
+        type=_machine_file(".csv"),
+        metavar="FILE.csv",
+        help=f"{what} as CSV, to stdout (and nothing else there) or to FILE.csv",
+    )
+    out.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        type=_machine_file(".json"),
+        metavar="FILE.json",
+        help=f"{what} as JSON records, to stdout (and nothing else there) or to FILE.json",
+    )
+
+
+def _many(p: argparse.ArgumentParser, parallel: bool = True) -> None:
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="checkpoint files (.keras .h5 .hdf5 .safetensors .pt .pth) or folders of them",
+    )
+    p.add_argument("-r", "--recursive", action="store_true", help="read folders inside folders")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="all or nothing: stop at the first source that cannot be read (exit code 2)",
+    )
+    if parallel:
+        p.add_argument(
+            "--jobs",
+            "-j",
+            type=_positive_int,
+            default=1,
+            help="read and analyse this many files in parallel (processes)",
+        )
+        p.add_argument(
+            "--tol",
+            type=_tolerance,
+            default=1e-3,
+            help="near-zero threshold: |w| < tol (default 1e-3)",
+        )
+
+
+def _global_options() -> argparse.ArgumentParser:
+    """Options every subcommand takes too, before or after its name."""
+    g = argparse.ArgumentParser(add_help=False)
+    g.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of an error",
+    )
+    return g
+
+
+def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
+    """The parser; each subcommand's ``run`` default is its function in ``commands``."""
+    from . import __version__
+
+    common = _global_options()
+    p = argparse.ArgumentParser(
+        prog="rnnscope",
+        description="See inside recurrent networks, "
+        "gate by gate, from live models or checkpoint files.",
+        epilog=EXIT_CODES,
+        parents=[common],
+    )
+    p.add_argument("--version", action="version", version=f"rnnscope {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=text, description=text, parents=[common], epilog=EXIT_CODES
+        )
+
+    d = add(
+        "demo",
+        "the bundled LSTM and bidirectional GRU: tables, traces, figures and the HTML report",
+    )
+    d.add_argument(
+        "-o",
+        "--out",
+        default="rnnscope-demo",
+        help="folder for the summaries, traces, figures and report (default: rnnscope-demo)",
+    )
+    d.add_argument(
+        "--path",
+        choices=("lstm", "bigru", "inputs", "run"),
+        help="print the path of a bundled file (run: the folder of six training checkpoints)",
+    )
+    d.set_defaults(run=commands["demo"])
+    s = add("summary", "per-layer, per-gate statistics of checkpoints")
+    _many(s, parallel=False)
+    s.add_argument("--layer", help="one layer: name, unique name part or index")
+    s.add_argument("--json", action="store_true", help="the rows as JSON records on stdout")
+    s.set_defaults(run=commands["summary"])
+    ls = add("layers", "list the layers with weights of checkpoints")
+    _many(ls, parallel=False)
+    ls.add_argument("--json", action="store_true", help="the layers as JSON records on stdout")
+    ls.set_defaults(run=commands["layers"])
+    st = add("stats", "health statistics of checkpoints")
+    _many(st)
+    _machine_options(st, "every statistic")
+    st.add_argument(
+        "--show", action="store_true", help="print the table too when --csv/--json go to a file"
+    )
+    st.set_defaults(run=commands["stats"])
+    c = add("compare", "compare checkpoints block by block against a baseline")
+    _many(c)
+    c.add_argument("--baseline", default="0", help="baseline model: index or file name")
+    _machine_options(c, "the comparison")
+    c.set_defaults(run=commands["compare"])
+    r = add("report", "one self-contained HTML report of checkpoints (and monitor databases)")
+    _many(r)
+    r.add_argument("-o", "--out", default="report.html", help="the HTML file (report.html)")
+    r.add_argument("--baseline", default="0", help="baseline model: index or file name")
+    r.add_argument("--title", default="rnnscope report", help="the page title")
+    r.add_argument("--no-figures", action="store_true", help="tables and flags only")
+    r.set_defaults(run=commands["report"])
+    pl = add(
+        "plot",
+        "one figure of one recurrent layer (or of a monitored run's history) to an image file",
+    )
+    pl.add_argument(
+        "path",
+        metavar="FILE",
+        help="a checkpoint file; with --kind history, a training monitor's database",
+    )
+    pl.add_argument("--layer", help="name, unique name part or index (default: the only one)")
+    pl.add_argument(
+        "--kind",
+        choices=("heatmap", "histogram", "trace", "history"),
+        default="heatmap",
+        help="history: FILE is a training monitor's database",
+    )
+    pl.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        help="image file (.png, .svg, .pdf); a bidirectional layer's heatmap or histogram "
+        "without --direction goes to OUT_forward and OUT_backward",
+    )
+    pl.add_argument("--direction", choices=("forward", "backward"), help="one direction only")
+    pl.add_argument("--input", help="trace: a .npy/.npz array (batch, time, features)")
+    pl.add_argument(
+        "--timesteps", type=_positive_int, default=20, help="trace without --input (20)"
+    )
+    pl.add_argument("--sample", type=_count_int, default=0, help="trace: which sample (0)")
+    pl.add_argument(
+        "--run",
+        dest="run_id",
+        type=_run_id,
+        help="history: a run id or 'all' (default: the latest run)",
+    )
+    pl.set_defaults(run=commands["plot"])
+    return p
