@@ -96,11 +96,11 @@ def _zip_kind(path: str) -> str | None:
 
 def detect_format(path: str | os.PathLike[str]) -> str:
     """The format of a checkpoint file, from its content first and its extension second."""
+    from ._limits import regular_file
+
     p = os.fspath(path)
-    if not os.path.exists(p):
-        raise FormatError(f"checkpoint file '{p}' does not exist")
+    size = regular_file(p)  # a FIFO or device would block or never end
     head = _read_head(p)
-    size = os.path.getsize(p)
     if size == 0:
         raise FormatError(f"'{p}' is empty (0 bytes); expected one of: {_supported()}")
     if head.startswith(HDF5_MAGIC):
