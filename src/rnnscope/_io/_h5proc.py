@@ -170,7 +170,10 @@ def call(request: dict[str, Any], path: str, what: str, nbytes: int = 0) -> Any:
                 "stopped responding (a damaged file)"
             ) from None
         except (_Dead, OSError, ValueError):
-            code = proc.poll() if _proc is proc else None
+            try:
+                code: int | None = proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                code = None
             _kill()
             how = f" (exit status {code})" if code is not None else ""
             raise FormatError(
