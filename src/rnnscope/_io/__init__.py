@@ -7,6 +7,7 @@ read when asked for, one tensor at a time.
 
 from __future__ import annotations
 
+import gc
 import os
 import struct
 import zipfile
@@ -182,9 +183,15 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Open a checkpoint file and list its layers (arrays are read later, on demand)."""
     p = os.fspath(path)
     fmt = detect_format(p)
-    with _reported(p, f"'{p}' looks like {FORMATS[fmt]} but cannot be read"):
-        ckpt = _read(p, fmt)
-    refs = tuple(_guard_ref(p, r) for r in ckpt.refs)
+    collecting = gc.isenabled()
+    gc.disable()  # listing builds many small objects (100k tensors): no collector passes meanwhile
+    try:
+        with _reported(p, f"'{p}' looks like {FORMATS[fmt]} but cannot be read"):
+            ckpt = _read(p, fmt)
+        refs = tuple(_guard_ref(p, r) for r in ckpt.refs)
+    finally:
+        if collecting:
+            gc.enable()
     return Checkpoint(ckpt.path, ckpt.format, refs, ckpt.notes, ckpt.framework)
 
 
