@@ -253,10 +253,11 @@ def _cmd_summary(args: argparse.Namespace) -> None:
 
 def _cmd_layers(args: argparse.Namespace) -> None:
     from ._api import layers
+    from ._format import plain
 
     for info in layers(args.path):
         shapes = ", ".join(f"{k} {tuple(v)}" for k, v in info.shapes.items())
-        print(f"{info.name}\t{info.kind}\t{info.n_params} params\t{shapes}")
+        print(f"{plain(info.name)}\t{info.kind}\t{info.n_params} params\t{plain(shapes, None)}")
 
 
 def _jobs(p: argparse.ArgumentParser) -> None:

@@ -13,10 +13,11 @@ import struct
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .._adapters import LayerRef
 from .._errors import FormatError, MissingDependencyError, RnnscopeError
+from .._format import plain, valid_text
 from .._model import LayerInfo, LayerWeights, RNNWeights
 
 __all__ = ["FORMATS", "Checkpoint", "detect_format", "load", "open_checkpoint"]
@@ -169,14 +170,27 @@ def _reported(path: str, failure: str) -> Iterator[None]:
 
 
 def _guard_ref(path: str, ref: LayerRef) -> LayerRef:
-    """The same layer, whose extraction reports any failure as a FormatError naming the file."""
+    """The same layer, whose extraction reports any failure as a FormatError naming the file.
+
+    Names are made valid UTF-8 here (a lone surrogate, from undecodable bytes, becomes U+FFFD),
+    so that every output (terminal, CSV, JSON, HTML, figures) can encode them.
+    """
+    info = ref.info
+    name = valid_text(info.name)
+    if name != info.name or any(valid_text(k) != k for k in info.shapes):
+        info = replace(info, name=name, shapes={valid_text(k): v for k, v in info.shapes.items()})
 
     def extract() -> RNNWeights | LayerWeights:
-        with _reported(path, f"'{path}': cannot read layer '{ref.info.name}' ({ref.info.kind})"):
-            return ref.extract()
+        with _reported(path, f"'{path}': cannot read layer '{plain(name)}' ({info.kind})"):
+            rec = ref.extract()
+            if isinstance(rec, LayerWeights) and any(valid_text(k) != k for k in rec.weights):
+                weights = {valid_text(k): v for k, v in rec.weights.items()}
+                rec = replace(rec, weights=weights)
+            clean = valid_text(rec.name)
+            return rec if clean == rec.name else replace(rec, name=clean)
         raise AssertionError("unreachable")  # for type checkers: _reported re-raises
 
-    return LayerRef(ref.info, extract)
+    return LayerRef(info, extract)
 
 
 def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -192,7 +206,8 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     finally:
         if collecting:
             gc.enable()
-    return Checkpoint(ckpt.path, ckpt.format, refs, ckpt.notes, ckpt.framework)
+    notes = tuple(valid_text(n) for n in ckpt.notes)
+    return Checkpoint(ckpt.path, ckpt.format, refs, notes, ckpt.framework)
 
 
 def _read(p: str, fmt: str) -> Checkpoint:
