@@ -12,7 +12,7 @@ from ._errors import FormatError, InputError, require
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TABLES", "history", "is_database"]
+__all__ = ["TABLES", "history", "is_database", "readonly_uri"]
 
 TABLES = ("stats", "events", "timestep_grads", "runs")
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -25,6 +25,18 @@ def is_database(path: Any) -> bool:
             return fh.read(16) == SQLITE_MAGIC
     except (OSError, TypeError):
         return False
+
+
+def readonly_uri(path: str | os.PathLike[str]) -> str:
+    """An SQLite URI opening ``path`` read-only, whatever characters its name holds.
+
+    A raw path in a URI breaks on ``#`` (fragment), ``?`` (query) and ``%`` (escapes): SQLite
+    would open, or create, another file. Every character but letters, digits and ``/-._~`` is
+    percent-encoded; ``mode=ro`` never creates a file.
+    """
+    from urllib.parse import quote
+
+    return f"file:{quote(os.path.abspath(os.fspath(path)), safe='/')}?mode=ro"
 
 
 def history(
@@ -49,12 +61,14 @@ def history(
     if table not in TABLES:
         raise InputError(f"table must be one of {', '.join(TABLES)}; got {table!r}")
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise InputError(f"monitor database '{p}' does not exist")
+    if not p.is_file():
+        raise FormatError(f"'{p}' is not a regular file (a directory, FIFO or device)")
     if not is_database(p):
         raise FormatError(f"'{p}' is not an SQLite database (written by rnnscope's monitor)")
     try:
-        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=30)
+        conn = sqlite3.connect(readonly_uri(p), uri=True, timeout=30)
     except sqlite3.Error as err:
         raise FormatError(f"cannot open '{p}': {err}") from err
     try:
