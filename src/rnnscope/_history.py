@@ -36,7 +36,16 @@ def readonly_uri(path: str | os.PathLike[str]) -> str:
     """
     from urllib.parse import quote
 
-    return f"file:{quote(os.path.abspath(os.fspath(path)), safe='/')}?mode=ro"
+    p = os.path.abspath(os.fspath(path))
+    uri = f"file:{quote(p, safe='/')}?mode=ro"
+    try:
+        with open(p, "rb") as fh:
+            wal = fh.read(20)[18:20] == b"\x02\x02"  # a WAL database (older rnnscope)
+    except OSError:
+        wal = False
+    if wal and not os.path.exists(p + "-wal"):
+        uri += "&immutable=1"  # no writer: read it without creating -wal and -shm files
+    return uri
 
 
 def history(

@@ -53,3 +53,15 @@ def test_history_never_writes(source, tmp_path):
     data = p.read_bytes()
     rnnscope.history(p, "runs")
     assert p.read_bytes() == data
+
+
+def test_history_of_a_wal_database_creates_nothing(source, tmp_path):
+    """Databases written in WAL mode (older rnnscope) read without -wal/-shm files appearing."""
+    p = tmp_path / "old#wal.db"
+    shutil.copy(source, p)
+    with sqlite3.connect(p) as conn:
+        assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    conn.close()
+    assert sorted(os.listdir(tmp_path)) == ["made", "old#wal.db"]
+    assert len(rnnscope.history(p)) == 3
+    assert sorted(os.listdir(tmp_path)) == ["made", "old#wal.db"]
