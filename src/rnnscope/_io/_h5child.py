@@ -169,10 +169,11 @@ def _stored(ds: Any, declared: int, size: int, path: str, name: str) -> int:
     return int(dsid.get_storage_size())
 
 
-def read_datasets(path: str, fmt: str, names: list[str]) -> list[np.ndarray]:
-    """The datasets ``names`` of a vetted file, each checked against the read bounds first."""
+def read_datasets(path: str, fmt: str, names: list[str]) -> Iterator[np.ndarray]:
+    """The datasets ``names`` of a vetted file, one at a time (the caller sends each on before
+    the next is read), each checked against the read bounds first. All are checked before the
+    first is read."""
     size = _member_size(path, fmt)
-    out = []
     with open_vetted(path, fmt) as f:
         for p in names:
             ds = f[p]
@@ -185,8 +186,8 @@ def read_datasets(path: str, fmt: str, names: list[str]) -> list[np.ndarray]:
                 declared,
                 _stored(ds, declared, size, path, p),
             )
-            out.append(np.asarray(ds[()]))
-    return out
+        for p in names:
+            yield np.ascontiguousarray(f[p][()])
 
 
 def dumps(obj: Any) -> bytes:

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -127,7 +128,10 @@ def _receive(fh: Any, deadline: float) -> tuple[dict[str, Any], list[np.ndarray]
     _read_exact(fh, memoryview(body), deadline)
     header = json.loads(body.decode("ascii"))
     arrays = []
-    for spec in header.get("arrays", []):
+    for _ in range(int(header.get("count", 0)) if header.get("status") == "ok" else 0):
+        spec, _ = _receive(fh, deadline)  # one array: its own header, then its bytes
+        if spec.get("status") != "ok":
+            return spec, []
         arr = np.empty([int(s) for s in spec["shape"]], dtype=np.dtype(str(spec["dtype"])))
         _read_exact(fh, _bytes_of(arr), deadline)
         arrays.append(arr)
@@ -193,7 +197,7 @@ def _result(header: dict[str, Any], arrays: list[np.ndarray]) -> Any:
     raise FormatError(message)
 
 
-def _handle(request: dict[str, Any]) -> tuple[dict[str, Any], list[np.ndarray]]:
+def _handle(request: dict[str, Any]) -> tuple[dict[str, Any], Iterator[np.ndarray]]:
     from . import _h5child
 
     os.environ["RNNSCOPE_MAX_TENSOR_BYTES"] = str(request["budget"])
@@ -201,27 +205,35 @@ def _handle(request: dict[str, Any]) -> tuple[dict[str, Any], list[np.ndarray]]:
     path, fmt = str(request["path"]), str(request["fmt"])
     if request["op"] == "list":
         value = _h5child.list_file(path, fmt, request.get("config"), str(request["version"]))
-        return {"status": "ok", "kind": "value", "value": value}, []
-    arrays = [np.ascontiguousarray(a) for a in _h5child.read_datasets(path, fmt, request["names"])]
-    specs = [{"dtype": a.dtype.str, "shape": list(a.shape)} for a in arrays]
-    return {"status": "ok", "kind": "arrays", "arrays": specs}, arrays
+        return {"status": "ok", "kind": "value", "value": value}, iter(())
+    names = [str(n) for n in request["names"]]
+    arrays = _h5child.read_datasets(path, fmt, names)
+    return {"status": "ok", "kind": "arrays", "count": len(names)}, arrays
 
 
-def _answer(request: dict[str, Any]) -> tuple[dict[str, Any], list[np.ndarray]]:
+def _failure(request: dict[str, Any], err: Exception) -> dict[str, Any]:
+    if isinstance(err, (FormatError, MissingDependencyError)):
+        return {"status": type(err).__name__, "message": str(err)}
+    path = request.get("path", "?")  # any low-level failure is reported, never lost
+    return {
+        "status": "FormatError",
+        "message": f"'{path}': cannot read the HDF5 file: {type(err).__name__}: {err}",
+    }
+
+
+def _answer(request: dict[str, Any]) -> tuple[dict[str, Any], Iterator[np.ndarray]]:
     try:
         return _handle(request)
-    except (FormatError, MissingDependencyError) as err:
-        return {"status": type(err).__name__, "message": str(err)}, []
-    except Exception as err:  # any low-level failure is reported, never lost
-        path = request.get("path", "?")
-        return {
-            "status": "FormatError",
-            "message": f"'{path}': cannot read the HDF5 file: {type(err).__name__}: {err}",
-        }, []
+    except Exception as err:
+        return _failure(request, err), iter(())
 
 
 def _local(request: dict[str, Any]) -> Any:
-    header, arrays = _answer(request)
+    header, stream = _answer(request)
+    try:
+        arrays = list(stream)
+    except Exception as err:
+        header, arrays = _failure(request, err), []
     return _result(header, arrays)
 
 
@@ -254,15 +266,29 @@ def serve() -> None:  # pragma: no cover - runs in the reader process
             if not chunk:
                 return
             body += chunk
-        header, arrays = _answer(json.loads(body.decode("ascii")))
+        request = json.loads(body.decode("ascii"))
+        header, stream = _answer(request)
         try:
             data = json.dumps(header, ensure_ascii=True).encode("ascii")
         except (TypeError, ValueError) as err:
             data = json.dumps({"status": "FormatError", "message": str(err)}).encode("ascii")
-            arrays = []
+            stream = iter(())
         _write_all(out, memoryview(_LEN.pack(len(data)) + data))
-        for a in arrays:
-            _write_all(out, _bytes_of(a))
+        if header.get("status") != "ok":
+            continue
+        try:
+            for a in stream:  # one array in memory at a time
+                spec = {"status": "ok", "dtype": a.dtype.str, "shape": list(a.shape)}
+                _send(out, spec)
+                _write_all(out, _bytes_of(a))
+                del a
+        except Exception as err:
+            _send(out, _failure(request, err))
+
+
+def _send(out: Any, header: dict[str, Any]) -> None:
+    data = json.dumps(header, ensure_ascii=True).encode("ascii")
+    _write_all(out, memoryview(_LEN.pack(len(data)) + data))
 
 
 def _write_all(fh: Any, view: memoryview) -> None:
