@@ -40,6 +40,7 @@ NAMES = {  # every case, and the package that writes it
     "gzip-zeros-over-ratio": "h5py",
     "deep-groups": "h5py",
     "truncated-hdf5": "h5py",
+    "keras-deflate-bomb": "h5py",
     "fifo": "h5py",
     "safetensors-legit": "safetensors",
     "safetensors-zero-size-claims": "safetensors",
@@ -221,6 +222,19 @@ def hdf5_cases(folder: Path) -> list[Case]:
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
     cases.append(Case("truncated-hdf5", p, "truncated|cannot|damaged|crashed"))
+    p = folder / "zeros_contiguous.weights.h5"
+    with h5py.File(p, "w") as f:
+        v = f.create_group("layers/dense/vars")
+        v.attrs["name"] = "dense"
+        v["0"] = np.zeros((2048, 12_800), "f4")  # 100 MiB stored in full: deflates ~1000x
+        v["1"] = np.zeros(12_800, "f4")
+    bomb = folder / "deflate_bomb.keras"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        z.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {}}))
+        z.write(p, "model.weights.h5")
+    p.unlink()
+    cases.append(Case("keras-deflate-bomb", bomb, "zip member 'model.weights.h5'.*stores only"))
     fifo = folder / "pipe.weights.h5"
     os.mkfifo(fifo)  # opening it for reading would wait forever for a writer
     cases.append(Case("fifo", fifo, "FIFO"))

@@ -27,6 +27,7 @@ On Windows (no ``select`` on pipes) the same vetted reads run in-process, withou
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -161,6 +162,7 @@ def call(request: dict[str, Any], path: str, what: str, nbytes: int = 0) -> Any:
         if _proc is None or _proc.poll() is not None:
             _kill()
             _proc = _start()
+            atexit.register(stop)  # once per reader: end it with the interpreter, not after
         proc = _proc
         assert proc.stdin is not None and proc.stdout is not None
         data = json.dumps(request, ensure_ascii=True).encode("ascii")

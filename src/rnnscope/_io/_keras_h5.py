@@ -28,6 +28,7 @@ from .._model import readonly
 from ._h5proc import call
 from ._keras_config import LayerSpec, parse_model_config
 from ._keras_layers import build_refs
+from ._limits import check_declared
 
 if TYPE_CHECKING:
     from . import Checkpoint
@@ -248,6 +249,11 @@ def read_keras(path: str, fmt: str) -> Checkpoint:
     if fmt == "keras":
         with zipfile.ZipFile(path) as zf:
             check_members(zf, path)
+            if "model.weights.h5" in zf.namelist():  # a compressed member may not inflate 1000x
+                info = zf.getinfo("model.weights.h5")
+                check_declared(
+                    path, "zip member 'model.weights.h5'", info.file_size, info.compress_size
+                )
             config = _keras_json(zf, "config.json", path)
             if "metadata.json" in zf.namelist():
                 meta = _keras_json(zf, "metadata.json", path)
