@@ -167,3 +167,32 @@ def test_no_byte_outside_the_checkpoint_reaches_any_output(tmp_path, capsys):
         for where, text in outputs:
             _no_secret(text, where)
         assert "external" in cap.err or "virtual" in cap.err, cap.err  # refused, saying why
+
+
+@pytest.mark.parametrize("fmt", ["h5", "safetensors", "pt"])
+def test_the_read_budget_is_settable(tmp_path, monkeypatch, fmt):
+    """RNNSCOPE_MAX_TENSOR_BYTES refuses a legitimate 1 MiB tensor when set below it, and the
+    same file reads with the default; the reader process follows the setting."""
+    kernel = np.random.default_rng(1).standard_normal((512, 512)).astype("f4")
+    if fmt == "h5":
+        p = tmp_path / "m.weights.h5"
+        with h5py.File(p, "w") as f:
+            v = f.create_group("layers/dense/vars")
+            v.attrs["name"] = "dense"
+            v["0"] = kernel
+        layer, part = "dense", "kernel"
+    elif fmt == "safetensors":
+        st = pytest.importorskip("safetensors.numpy")
+        p = tmp_path / "m.safetensors"
+        st.save_file({"fc.weight": kernel}, str(p))
+        layer, part = "fc", "weight"
+    else:
+        torch = pytest.importorskip("torch")
+        p = tmp_path / "m.pt"
+        torch.save({"fc.weight": torch.from_numpy(kernel)}, p)
+        layer, part = "fc", "weight"
+    monkeypatch.setenv("RNNSCOPE_MAX_TENSOR_BYTES", str(kernel.nbytes - 1))
+    with pytest.raises(FormatError, match=rf"'{p}'.* over the read budget of {kernel.nbytes - 1}"):
+        rnnscope.weights(p, layer)
+    monkeypatch.delenv("RNNSCOPE_MAX_TENSOR_BYTES")
+    np.testing.assert_array_equal(dict(rnnscope.weights(p, layer).items())[part], kernel)

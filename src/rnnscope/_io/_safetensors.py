@@ -19,6 +19,7 @@ import numpy as np
 
 from .._errors import FormatError
 from .._model import readonly
+from ._limits import check_declared
 from ._torch_keys import build_torch_refs
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ def _tensor(path: str, fh: Any, start: int, key: str, meta: dict[str, Any]) -> n
             "rnnscope reads float64/32/16, bfloat16 and integer tensors"
         )
     lo, hi = meta["data_offsets"]
+    check_declared(path, f"tensor '{key}' {tuple(meta['shape'])}", hi - lo, hi - lo)
     fh.seek(start + lo)
     raw = fh.read(hi - lo)
     if len(raw) != hi - lo:
