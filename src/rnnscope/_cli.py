@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import InputError, RnnscopeError
-from ._format import cell
+from ._format import cell, plain
 
 __all__ = ["main"]
 
@@ -113,11 +113,11 @@ def _report_failed(failed: list[dict[str, str]]) -> int:
     if bad:
         print(f"rnnscope: {len(bad)} source(s) could not be read:", file=sys.stderr)
         for e in bad:
-            print(f"  failed   {e['name']}: {e['reason']}", file=sys.stderr)
+            print(f"  failed   {plain(e['name'])}: {plain(e['reason'], None)}", file=sys.stderr)
     if skipped:
         print(f"rnnscope: {len(skipped)} folder entr(y/ies) left out:", file=sys.stderr)
         for e in skipped:
-            print(f"  skipped  {e['name']}: {e['reason']}", file=sys.stderr)
+            print(f"  skipped  {plain(e['name'])}: {plain(e['reason'], None)}", file=sys.stderr)
     return PARTIAL if bad else OK
 
 
@@ -406,10 +406,10 @@ def _cmd_layers(args: argparse.Namespace) -> int:
         return code
     for name, infos in results:
         if len(results) > 1:
-            print(f"== {name}")
+            print(f"== {plain(name)}")
         for info in infos:
             shapes = ", ".join(f"{k} {tuple(v)}" for k, v in info.shapes.items())
-            print(f"{info.name}\t{info.kind}\t{info.n_params} params\t{shapes}")
+            print(f"{plain(info.name)}\t{info.kind}\t{info.n_params} params\t{plain(shapes, None)}")
     return code
 
 

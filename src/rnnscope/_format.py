@@ -1,11 +1,36 @@
-"""Numbers as table cells, for the command line and the report alike."""
+"""Numbers and names as table cells, for the command line and the report alike.
+
+Names come from files and are data: :func:`valid_text` makes any string valid UTF-8 (a lone
+surrogate, as h5py gives for undecodable bytes, becomes U+FFFD); :func:`plain` also shows
+control and bidirectional-override characters as escapes and shortens very long names, for
+terminals and figure titles.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
-__all__ = ["cell"]
+__all__ = ["NAME_LIMIT", "cell", "plain", "valid_text"]
+
+NAME_LIMIT = 120
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def valid_text(s: str) -> str:
+    """``s`` with every lone surrogate replaced by U+FFFD: encodable as UTF-8."""
+    return _SURROGATE.sub("\ufffd", s)
+
+
+def plain(s: str, limit: int | None = NAME_LIMIT) -> str:
+    """``s`` for display: valid UTF-8, control characters as ``\\xNN`` escapes, and at most
+    ``limit`` characters (the rest counted, not shown)."""
+    out = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), valid_text(s))
+    if limit is not None and len(out) > limit:
+        out = f"{out[: limit - 20]}... ({len(out)} chars)"
+    return out
 
 
 def cell(v: Any) -> str:
@@ -20,7 +45,7 @@ def cell(v: Any) -> str:
     except TypeError:  # pandas NA refuses comparison
         return ""
     if isinstance(v, str):
-        return v
+        return plain(v)
     try:
         f = float(v)
     except (TypeError, ValueError):

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ._errors import FormatError, InputError, require
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TABLES", "history", "is_database"]
+__all__ = ["TABLES", "history", "is_database", "readonly_uri"]
 
 TABLES = ("stats", "events", "timestep_grads", "runs")
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -25,6 +30,25 @@ def is_database(path: Any) -> bool:
             return fh.read(16) == SQLITE_MAGIC
     except (OSError, TypeError):
         return False
+
+
+def readonly_uri(path: str | os.PathLike[str]) -> str:
+    """An SQLite URI opening ``path`` read-only, whatever characters its name holds.
+
+    A raw path in a URI breaks on ``#`` (fragment), ``?`` (query) and ``%`` (escapes): SQLite
+    would open, or create, another file. Every character but letters, digits and ``/-._~`` is
+    percent-encoded; ``mode=ro`` never creates a file.
+    """
+    p = os.path.abspath(os.fspath(path))
+    uri = f"file:{quote(p, safe='/')}?mode=ro"
+    try:
+        with open(p, "rb") as fh:
+            wal = fh.read(20)[18:20] == b"\x02\x02"  # a WAL database (older rnnscope)
+    except OSError:
+        wal = False
+    if wal and not os.path.exists(p + "-wal"):
+        uri += "&immutable=1"  # no writer: read it without creating -wal and -shm files
+    return uri
 
 
 def history(
@@ -44,19 +68,47 @@ def history(
         >>> rk.pivot_table("grad_norm", "step", "gate")  # doctest: +SKIP
     """
     require("pandas", "report", "rnnscope.history")
-    import pandas as pd
 
     if table not in TABLES:
         raise InputError(f"table must be one of {', '.join(TABLES)}; got {table!r}")
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise InputError(f"monitor database '{p}' does not exist")
+    if not p.is_file():
+        raise FormatError(f"'{p}' is not a regular file (a directory, FIFO or device)")
     if not is_database(p):
         raise FormatError(f"'{p}' is not an SQLite database (written by rnnscope's monitor)")
-    try:
-        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=30)
-    except sqlite3.Error as err:
-        raise FormatError(f"cannot open '{p}': {err}") from err
+    with _reading(p) as conn:
+        return _query(p, conn, table, run)
+
+
+@contextmanager
+def _reading(p: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to ``p``. A writer killed mid-transaction leaves a hot journal
+    that only a connection allowed to write can roll back: then the database and its journal
+    are copied to a temporary folder and the copy is read (rolled back there, the original left
+    untouched)."""
+    journal = Path(f"{p}-journal")
+    with tempfile.TemporaryDirectory(prefix="rnnscope-history-") as tmp:
+        uri = readonly_uri(p)
+        if journal.is_file() and journal.stat().st_size > 0:
+            copy = Path(tmp) / "run.db"
+            shutil.copyfile(p, copy)
+            shutil.copyfile(journal, f"{copy}-journal")
+            uri = f"file:{quote(str(copy), safe='/')}"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=30)
+        except sqlite3.Error as err:
+            raise FormatError(f"cannot open '{p}': {err}") from err
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def _query(p: Path, conn: sqlite3.Connection, table: str, run: Any) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         runs = pd.read_sql_query("SELECT * FROM runs ORDER BY run_id", conn)
         if table == "runs":
@@ -82,7 +134,5 @@ def history(
         )
     except (sqlite3.Error, pd.errors.DatabaseError) as err:
         raise FormatError(f"'{p}' is not a monitor database: {err}") from err
-    finally:
-        conn.close()
     df.attrs["runs"] = runs[runs["run_id"].isin(chosen)].to_dict("records")
     return df

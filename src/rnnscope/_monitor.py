@@ -4,8 +4,9 @@ A framework front end (``rnnscope.keras.Monitor``, ``rnnscope.torch.Monitor``) h
 each recorded step, the weight records and (when it has them) the gradient records of the
 watched layers, built by the same adapters as everything else. This module turns them into rows
 per (step, layer, part, gate, direction), holds them until the next step's weights give the
-update ratio, and writes them: SQLite (WAL, one transaction per flush) and, optionally,
-TensorBoard event files. A writer that fails warns once and stops writing; training goes on.
+update ratio, and writes them: SQLite (one transaction per flush, written by a background thread
+that survives locked, damaged and vanished databases: :mod:`rnnscope._monitor_db`) and,
+optionally, TensorBoard event files. Training never waits for the database.
 
 SQLite schema (``rnnscope.history`` reads it):
 
@@ -18,8 +19,6 @@ SQLite schema (``rnnscope.history`` reads it):
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import sqlite3
 import warnings
 from collections.abc import Iterator, Sequence
@@ -32,37 +31,11 @@ import numpy as np
 from ._adapters import LayerRef
 from ._api import LayerKey, resolve, select
 from ._model import LayerWeights, RNNWeights
+from ._monitor_db import SCHEMA, STAT_COLUMNS, Store
 
 __all__ = ["SCHEMA", "Recorder", "Row", "blocks", "chosen_refs"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT, framework TEXT, model TEXT,
-    every INTEGER, tol REAL, meta TEXT);
-CREATE TABLE IF NOT EXISTS stats (
-    run_id INTEGER, step INTEGER, epoch INTEGER, layer TEXT, part TEXT, gate TEXT,
-    direction TEXT, weight_norm REAL, mean REAL, std REAL, abs_max REAL, frac_near_zero REAL,
-    nan INTEGER, inf INTEGER, grad_norm REAL, grad_nan INTEGER, grad_inf INTEGER,
-    update_ratio REAL);
-CREATE INDEX IF NOT EXISTS stats_step ON stats (run_id, step);
-CREATE TABLE IF NOT EXISTS timestep_grads (
-    run_id INTEGER, step INTEGER, layer TEXT, timestep INTEGER, grad_norm REAL);
-CREATE TABLE IF NOT EXISTS events (
-    run_id INTEGER, step INTEGER, kind TEXT, where_ TEXT, message TEXT);
-"""
-STAT_FIELDS = (
-    "weight_norm",
-    "mean",
-    "std",
-    "abs_max",
-    "frac_near_zero",
-    "nan",
-    "inf",
-    "grad_norm",
-    "grad_nan",
-    "grad_inf",
-    "update_ratio",
-)
+STAT_FIELDS = STAT_COLUMNS
 Record = RNNWeights | LayerWeights
 
 
@@ -151,53 +124,6 @@ def rows_for(
     return rows
 
 
-class _Sqlite:
-    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
-        self.conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
-        cur = self.conn.execute(
-            "INSERT INTO runs (started, framework, model, every, tol, meta) VALUES (?,?,?,?,?,?)",
-            (
-                dt.datetime.now().isoformat(timespec="seconds"),
-                meta.get("framework"),
-                meta.get("model"),
-                meta.get("every"),
-                meta.get("tol"),
-                json.dumps(meta),
-            ),
-        )
-        self.run_id = int(cur.lastrowid or 0)
-
-    def write(
-        self,
-        rows: list[Row],
-        timesteps: list[tuple[int, str, int, float]],
-        events: list[tuple[int, str, str, str]],
-    ) -> None:
-        with self.conn:  # one transaction: all of a flush or nothing
-            self.conn.execute("BEGIN")
-            self.conn.executemany(
-                f"INSERT INTO stats (run_id, step, epoch, layer, part, gate, direction, "
-                f"{', '.join(STAT_FIELDS)}) VALUES ({', '.join('?' * (7 + len(STAT_FIELDS)))})",
-                [
-                    (self.run_id, r.step, r.epoch, *r.key, *(r.values.get(k) for k in STAT_FIELDS))
-                    for r in rows
-                ],
-            )
-            self.conn.executemany(
-                "INSERT INTO timestep_grads VALUES (?,?,?,?,?)",
-                [(self.run_id, *t) for t in timesteps],
-            )
-            self.conn.executemany(
-                "INSERT INTO events VALUES (?,?,?,?,?)", [(self.run_id, *e) for e in events]
-            )
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 class _TensorBoard:
     """Per-gate scalars, and weight and gradient histograms, in TensorBoard's event format."""
 
@@ -281,15 +207,12 @@ class Recorder:
         self.timesteps: list[tuple[int, str, int, float]] = []
         self.events: list[tuple[int, str, str, str]] = []
         self.flagged: set[str] = set()
-        self.db: _Sqlite | None = None
+        self.db: Store | None = None
         self.tb: _TensorBoard | None = None
         self._arrays: dict[tuple[str, str, str, str, str], np.ndarray] = {}
         if not enabled:
             return
-        try:
-            self.db = _Sqlite(Path(path), meta)
-        except (sqlite3.Error, OSError) as err:
-            self._fail("database", f"cannot open '{path}': {err}")
+        self.db = Store(Path(path), meta)
         if tensorboard is not None:
             try:
                 Path(tensorboard).mkdir(parents=True, exist_ok=True)
@@ -391,10 +314,16 @@ class Recorder:
         if not (rows or self.timesteps or self.events):
             return
         if self.db is not None:
-            try:
-                self.db.write(rows, self.timesteps, self.events)
-            except (sqlite3.Error, OSError) as err:
-                self._fail("database", f"writing to the database failed: {err}")
+            self.db.submit(
+                (
+                    [
+                        (r.step, r.epoch, *r.key, *(r.values.get(k) for k in STAT_FIELDS))
+                        for r in rows
+                    ],
+                    list(self.timesteps),
+                    list(self.events),
+                )
+            )
         if self.tb is not None and rows:
             try:
                 self.tb.write(rows, self._arrays)

@@ -10,6 +10,7 @@ from typing import IO, Any
 import numpy as np
 
 from ._api import LayerKey, resolve, select
+from ._format import plain
 from ._model import LayerWeights, RNNWeights
 
 __all__ = ["Summary", "SummaryRow", "summary", "tensor_stats"]
@@ -102,7 +103,7 @@ class Summary:
         )
         body: list[tuple[str, ...]] = [
             (
-                r.layer,
+                plain(r.layer),
                 r.kind,
                 {"forward": "fwd", "backward": "bwd"}.get(r.direction, ""),
                 r.part,
@@ -132,7 +133,11 @@ class Summary:
                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))
             ).rstrip()
 
-        lines = [f"Summary of {self.source}", fmt(head), fmt(tuple("-" * w for w in widths))]
+        lines = [
+            f"Summary of {plain(self.source, None)}",
+            fmt(head),
+            fmt(tuple("-" * w for w in widths)),
+        ]
         previous = None
         for r, b in zip(self.rows, body, strict=True):
             same = previous is not None and previous == r.layer
@@ -141,7 +146,7 @@ class Summary:
         total = sum(r.size for r in self.rows)
         n = len({r.layer for r in self.rows})
         lines.append(f"{n} layer{'s' if n != 1 else ''}, {total:,} parameters")
-        lines.extend(f"note: {n}" for n in self.notes)
+        lines.extend(f"note: {plain(n, None)}" for n in self.notes)
         return "\n".join(lines)
 
 

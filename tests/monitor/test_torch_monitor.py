@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 
 import pytest
@@ -85,6 +86,25 @@ def test_recorded_numbers_are_torchs_own(tmp_path):
     assert set(h["layer"]) == {"lstm.l0", "head"}
 
 
+def _committed_steps(db, want: int) -> int:
+    """Steps committed so far, read while training runs; the writer thread writes a queued step
+    soon after it is queued, so wait (up to 10 s) for ``want`` of them."""
+    deadline, n = time.monotonic() + 10, -1
+    while time.monotonic() < deadline:
+        if db.exists():
+            reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                n = reader.execute("SELECT COUNT(DISTINCT step) FROM stats").fetchone()[0]
+            except sqlite3.OperationalError:  # the schema is not there yet
+                n = -1
+            finally:
+                reader.close()
+        if n >= want:
+            return n
+        time.sleep(0.02)
+    return n
+
+
 def test_readable_while_training(tmp_path):
     net, opt, x, y = _setup()
     db = tmp_path / "run.db"
@@ -95,10 +115,9 @@ def test_readable_while_training(tmp_path):
             mon.step()
             opt.step()
             opt.zero_grad()
-            reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-            counts.append(reader.execute("SELECT COUNT(DISTINCT step) FROM stats").fetchone()[0])
-            reader.close()
-        assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            counts.append(_committed_steps(db, len(counts)))
+        assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] != "wal"
+        assert not db.with_name("run.db-shm").exists()  # nothing memory-mapped to fault on
     assert counts == [0, 1, 2, 3]  # a step is committed once the next gives its update ratio
     assert len(set(rnnscope.history(db)["step"])) == 4
 
@@ -142,7 +161,7 @@ def test_unwritable_path_warns_once_and_training_goes_on(tmp_path):
     assert len([w for w in caught if "rnnscope monitor" in str(w.message)]) == 1
 
 
-def test_a_connection_that_breaks_mid_run_warns_once(tmp_path):
+def test_a_database_deleted_mid_run_warns_once_and_recording_goes_on(tmp_path):
     net, opt, x, y = _setup()
     db = tmp_path / "run.db"
     mon = Monitor(net, db, every=1)
@@ -154,11 +173,13 @@ def test_a_connection_that_breaks_mid_run_warns_once(tmp_path):
             opt.step()
             opt.zero_grad()
             if step == 2:
-                mon.recorder.db.conn.close()  # the database goes away under the monitor
+                _committed_steps(db, 2)
+                db.unlink()  # the database goes away under the monitor
         mon.close()
-    broken = [w for w in caught if "writing to the database failed" in str(w.message)]
-    assert len(broken) == 1
-    assert sorted(set(rnnscope.history(db)["step"])) == [0, 1]  # what was committed stays
+    fresh = tmp_path / "run.recovered-1.db"
+    lost = [str(w.message) for w in caught if "lost" in str(w.message)]
+    assert len(lost) == 1 and str(fresh) in lost[0]
+    assert sorted(set(rnnscope.history(fresh)["step"])) == [2, 3, 4, 5]  # nothing after is lost
 
 
 CRASH = textwrap.dedent("""
@@ -188,7 +209,10 @@ def test_a_crash_loses_no_committed_row(tmp_path):
     )
     assert proc.returncode == -signal.SIGKILL
     h = rnnscope.history(db)
-    assert sorted(set(h["step"])) == list(range(7))  # steps 0..6 committed; 7 was pending
+    steps = sorted(set(h["step"]))
+    # steps 0..6 were handed to the writer thread (7 was pending); a kill can catch the last of
+    # them still queued, never half-written: the file holds a complete prefix
+    assert steps == list(range(len(steps))) and len(steps) >= 5, steps
     assert (h.groupby("step").size() == 18).all()  # every step complete: 16 gate blocks + head
 
 

@@ -7,15 +7,17 @@ read when asked for, one tensor at a time.
 
 from __future__ import annotations
 
+import gc
 import os
 import struct
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .._adapters import LayerRef
 from .._errors import FormatError, MissingDependencyError, RnnscopeError
+from .._format import plain, valid_text
 from .._model import LayerInfo, LayerWeights, RNNWeights
 
 __all__ = ["FORMATS", "Checkpoint", "detect_format", "load", "open_checkpoint"]
@@ -96,11 +98,11 @@ def _zip_kind(path: str) -> str | None:
 
 def detect_format(path: str | os.PathLike[str]) -> str:
     """The format of a checkpoint file, from its content first and its extension second."""
+    from ._limits import regular_file
+
     p = os.fspath(path)
-    if not os.path.exists(p):
-        raise FormatError(f"checkpoint file '{p}' does not exist")
+    size = regular_file(p)  # a FIFO or device would block or never end
     head = _read_head(p)
-    size = os.path.getsize(p)
     if size == 0:
         raise FormatError(f"'{p}' is empty (0 bytes); expected one of: {_supported()}")
     if head.startswith(HDF5_MAGIC):
@@ -168,24 +170,44 @@ def _reported(path: str, failure: str) -> Iterator[None]:
 
 
 def _guard_ref(path: str, ref: LayerRef) -> LayerRef:
-    """The same layer, whose extraction reports any failure as a FormatError naming the file."""
+    """The same layer, whose extraction reports any failure as a FormatError naming the file.
+
+    Names are made valid UTF-8 here (a lone surrogate, from undecodable bytes, becomes U+FFFD),
+    so that every output (terminal, CSV, JSON, HTML, figures) can encode them.
+    """
+    info = ref.info
+    name = valid_text(info.name)
+    if name != info.name or any(valid_text(k) != k for k in info.shapes):
+        info = replace(info, name=name, shapes={valid_text(k): v for k, v in info.shapes.items()})
 
     def extract() -> RNNWeights | LayerWeights:
-        with _reported(path, f"'{path}': cannot read layer '{ref.info.name}' ({ref.info.kind})"):
-            return ref.extract()
+        with _reported(path, f"'{path}': cannot read layer '{plain(name)}' ({info.kind})"):
+            rec = ref.extract()
+            if isinstance(rec, LayerWeights) and any(valid_text(k) != k for k in rec.weights):
+                weights = {valid_text(k): v for k, v in rec.weights.items()}
+                rec = replace(rec, weights=weights)
+            clean = valid_text(rec.name)
+            return rec if clean == rec.name else replace(rec, name=clean)
         raise AssertionError("unreachable")  # for type checkers: _reported re-raises
 
-    return LayerRef(ref.info, extract)
+    return LayerRef(info, extract)
 
 
 def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Open a checkpoint file and list its layers (arrays are read later, on demand)."""
     p = os.fspath(path)
     fmt = detect_format(p)
-    with _reported(p, f"'{p}' looks like {FORMATS[fmt]} but cannot be read"):
-        ckpt = _read(p, fmt)
-    refs = tuple(_guard_ref(p, r) for r in ckpt.refs)
-    return Checkpoint(ckpt.path, ckpt.format, refs, ckpt.notes, ckpt.framework)
+    collecting = gc.isenabled()
+    gc.disable()  # listing builds many small objects (100k tensors): no collector passes meanwhile
+    try:
+        with _reported(p, f"'{p}' looks like {FORMATS[fmt]} but cannot be read"):
+            ckpt = _read(p, fmt)
+        refs = tuple(_guard_ref(p, r) for r in ckpt.refs)
+    finally:
+        if collecting:
+            gc.enable()
+    notes = tuple(valid_text(n) for n in ckpt.notes)
+    return Checkpoint(ckpt.path, ckpt.format, refs, notes, ckpt.framework)
 
 
 def _read(p: str, fmt: str) -> Checkpoint:

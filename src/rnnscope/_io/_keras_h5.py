@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +25,10 @@ import numpy as np
 
 from .._errors import FormatError
 from .._model import readonly
-from ._guard import guarded
+from ._h5proc import call
 from ._keras_config import LayerSpec, parse_model_config
 from ._keras_layers import build_refs
-from ._zipwindow import open_member
+from ._limits import check_declared
 
 if TYPE_CHECKING:
     from . import Checkpoint
@@ -242,9 +241,7 @@ def check_members(zf: zipfile.ZipFile, path: str) -> None:
 
 
 def read_keras(path: str, fmt: str) -> Checkpoint:
-    """Open a Keras file and list its layers."""
-    import h5py
-
+    """Open a Keras file and list its layers (all HDF5 access in the reader process)."""
     from . import Checkpoint
 
     config: Any = None
@@ -252,35 +249,40 @@ def read_keras(path: str, fmt: str) -> Checkpoint:
     if fmt == "keras":
         with zipfile.ZipFile(path) as zf:
             check_members(zf, path)
+            if "model.weights.h5" in zf.namelist():  # a compressed member may not inflate 1000x
+                info = zf.getinfo("model.weights.h5")
+                check_declared(
+                    path, "zip member 'model.weights.h5'", info.file_size, info.compress_size
+                )
             config = _keras_json(zf, "config.json", path)
             if "metadata.json" in zf.namelist():
                 meta = _keras_json(zf, "metadata.json", path)
                 version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
-
-    @contextmanager
-    def opened() -> Iterator[Any]:
-        if fmt == "keras":
-            with open_member(path, "model.weights.h5") as fh, h5py.File(fh, "r") as f:
-                yield f
-        else:
-            with h5py.File(path, "r") as f:
-                yield f
-
-    def listing() -> tuple[list[RawLayer], LayerSpec | None, dict[str, Any], list[str], str]:
-        with opened() as f:
-            return _list(f, fmt, path, config, version)
-
-    raws, spec, shapes, notes, version = guarded(listing, path, "the HDF5 tree")
+    request = {"op": "list", "path": path, "fmt": fmt, "config": config, "version": version}
+    got = call(request, path, "the HDF5 tree")
+    raws = [
+        RawLayer(
+            str(r["path"]),
+            {str(d): [(str(n), str(p)) for n, p in vs] for d, vs in r["variables"].items()},
+            str(r["class_hint"]),
+        )
+        for r in got["raws"]
+    ]
+    shapes = {str(p): tuple(int(x) for x in s) for p, s in got["shapes"].items()}
+    notes = [str(n) for n in got["notes"]]
+    version = str(got["version"])
+    spec = parse_model_config(got["config"])
     framework = f"tf_keras {version}" if version.startswith("2") else f"keras {version}"
     keras2 = version.startswith(("1", "2"))
-    refs = build_refs(raws, spec, shapes, keras2, _reader(opened), notes, path)
+    refs = build_refs(raws, spec, shapes, keras2, _reader(path, fmt, shapes), notes, path)
     return Checkpoint(path, fmt, tuple(refs), tuple(notes), framework.strip())
 
 
-def _list(
+def list_tree(
     f: Any, fmt: str, path: str, config: Any, version: str
-) -> tuple[list[RawLayer], LayerSpec | None, dict[str, Any], list[str], str]:
-    """Layers, config tree, dataset shapes, notes and Keras version of an open Keras HDF5 file."""
+) -> tuple[list[RawLayer], dict[str, tuple[int, ...]], list[str], str, Any]:
+    """Layers, dataset shapes, notes, Keras version and model config of an open Keras HDF5 file
+    (runs in the reader process)."""
     notes: list[str] = []
     legacy = "model_weights" in f or any(k.startswith("layer_names") for k in f.attrs)
     if fmt == "keras" or ("layers" in f and not legacy):
@@ -310,18 +312,16 @@ def _list(
         for vs in r.variables.values()
         for _, p in vs
     }
-    return raws, spec, shapes, notes, version
+    return raws, shapes, notes, version, config
 
 
-def _reader(opened: Callable[[], Any]) -> Callable[[list[str]], list[np.ndarray]]:
+def _reader(
+    path: str, fmt: str, shapes: dict[str, tuple[int, ...]]
+) -> Callable[[list[str]], list[np.ndarray]]:
     def read(paths: list[str]) -> list[np.ndarray]:
-        with opened() as f:
-            out = []
-            for p in paths:
-                ds = f[p]
-                if ds.dtype.kind not in "fiub":
-                    raise FormatError(f"dataset '{p}' holds {ds.dtype}, not numbers")
-                out.append(readonly(np.asarray(ds[()])))
-            return out
+        size = sum(8 * int(np.prod(shapes.get(p, ()), dtype=object)) for p in paths)
+        request = {"op": "read", "path": path, "fmt": fmt, "names": paths}
+        arrays = call(request, path, "datasets " + ", ".join(paths), size)
+        return [readonly(a) for a in arrays]
 
     return read

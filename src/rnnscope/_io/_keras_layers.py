@@ -132,6 +132,11 @@ def _check(
             )
         k, r = shapes[rl["kernel"]], shapes[rl["recurrent_kernel"]]
         n = len(GATES[spec.cell])
+        if len(r) == 2 and r[0] < 1:
+            raise FormatError(
+                f"'{path}': {spec.kind} layer '{raw.path}': units must be >= 1; the recurrent "
+                f"kernel {r} declares {r[0]}"
+            )
         if len(k) != 2 or len(r) != 2 or r[1] != n * r[0] or k[1] != r[1]:
             raise FormatError(
                 f"'{path}': {spec.kind} layer '{raw.path}': expected kernel "

@@ -1,21 +1,25 @@
-"""safetensors files, read through the ``safetensors`` package's numpy interface.
+"""safetensors files, read here from the checked header (the format is a JSON header and raw
+little-endian bytes; no package is needed).
 
-The header is checked here first (size, JSON, dtypes, shapes, offsets inside the file and
-consistent with the shapes), so a lying or absurd header is a FormatError before any tensor is
-touched. Tensors are then read one at a time with ``safe_open``; bfloat16, which numpy lacks, is
-read from the file and widened to float32 here.
+The header is parsed once per file and checked first (size, JSON, dtypes, shapes, offsets inside
+the file, consistent with the shapes and tiling the data section), so a lying or absurd header is
+a FormatError before any tensor is touched. Tensors are then read one at a time from their
+checked offsets (listing and reading are linear in the number of tensors); bfloat16, which numpy
+lacks, is widened to float32.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._errors import FormatError, require
+from .._errors import FormatError
 from .._model import readonly
+from ._limits import check_declared
 from ._torch_keys import build_torch_refs
 
 if TYPE_CHECKING:
@@ -80,7 +84,7 @@ def _check(path: str, key: str, meta: Any, data_size: int) -> tuple[int, ...]:
         and 0 <= offsets[0] <= offsets[1]
     ):
         raise FormatError(f"'{path}': tensor '{key}' has invalid data_offsets {offsets!r}")
-    need = int(np.prod(shape, dtype=object)) * _ITEMSIZE[dtype]
+    need = math.prod(shape) * _ITEMSIZE[dtype]
     if offsets[1] > data_size or offsets[1] - offsets[0] != need:
         raise FormatError(
             f"'{path}': tensor '{key}' ({dtype} {shape}, {need} bytes) has "
@@ -109,38 +113,49 @@ def read_safetensors(path: str) -> Checkpoint:
         raise FormatError(
             f"'{path}': the tensors cover {end} bytes of a {data_size}-byte data section"
         )
-    require("safetensors", "safetensors", f"reading '{path}'")
-    from safetensors import SafetensorError, safe_open
-
     data_start = os.path.getsize(path) - data_size
 
     def read(keys: list[str]) -> list[np.ndarray]:
-        out = []
-        try:
-            for k in keys:  # one mapping per tensor: its pages are released after the copy
-                meta = header[k]
-                if meta["dtype"].startswith("F8"):
-                    raise FormatError(
-                        f"'{path}': tensor '{k}' is {meta['dtype']} (8-bit float), which numpy "
-                        "cannot hold; rnnscope reads float64/32/16, bfloat16 and integer tensors"
-                    )
-                if meta["dtype"] == "BF16":
-                    out.append(_bf16(path, data_start, meta))
-                    continue
-                with safe_open(path, framework="np") as f:
-                    out.append(readonly(f.get_tensor(k)))
-        except SafetensorError as err:
-            raise FormatError(f"'{path}': safetensors cannot read it: {err}") from err
-        return out
+        with open(path, "rb") as fh:
+            return [_tensor(path, fh, data_start, k, header[k]) for k in keys]
 
     notes: list[str] = []
     refs = build_torch_refs(entries, read, notes, path)
     return Checkpoint(path, "safetensors", tuple(refs), tuple(notes), "torch (safetensors)")
 
 
-def _bf16(path: str, start: int, meta: dict[str, Any]) -> np.ndarray:
+_NUMPY = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U64": "<u8",
+    "U32": "<u4",
+    "U16": "<u2",
+    "U8": "u1",
+    "BOOL": "?",
+}
+
+
+def _tensor(path: str, fh: Any, start: int, key: str, meta: dict[str, Any]) -> np.ndarray:
+    """One tensor, from offsets already checked against the file."""
+    dtype = meta["dtype"]
+    if dtype.startswith("F8"):
+        raise FormatError(
+            f"'{path}': tensor '{key}' is {dtype} (8-bit float), which numpy cannot hold; "
+            "rnnscope reads float64/32/16, bfloat16 and integer tensors"
+        )
     lo, hi = meta["data_offsets"]
-    with open(path, "rb") as fh:
-        fh.seek(start + lo)
-        raw = np.frombuffer(fh.read(hi - lo), dtype="<u2")
-    return readonly((raw.astype(np.uint32) << 16).view(np.float32).reshape(meta["shape"]))
+    check_declared(path, f"tensor '{key}' {tuple(meta['shape'])}", hi - lo, hi - lo)
+    fh.seek(start + lo)
+    raw = fh.read(hi - lo)
+    if len(raw) != hi - lo:
+        raise FormatError(f"'{path}': tensor '{key}' is cut short (the file changed?)")
+    if dtype == "BF16":
+        wide = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+        return readonly(wide.view(np.float32).reshape(meta["shape"]))
+    a = np.frombuffer(raw, dtype=_NUMPY[dtype]).reshape(meta["shape"])
+    return readonly(a.astype(a.dtype.newbyteorder("="), copy=False))

@@ -120,7 +120,7 @@ def build_torch_refs(
     shapes = dict(entries)
     groups: dict[str, dict[str, dict[str, str]]] = {}  # layer name -> direction -> role -> key
     generic: dict[str, dict[str, str]] = {}
-    order: list[tuple[str, str]] = []  # (kind, name), first appearance
+    order: dict[tuple[str, str], None] = {}  # (kind, name), in order of first appearance
 
     for key, _ in entries:
         m = _STACKED.match(key)
@@ -135,13 +135,11 @@ def build_torch_refs(
         else:
             prefix, _, leaf = key.rpartition(".")
             generic.setdefault(prefix or leaf, {})[leaf if prefix else key] = key
-            if ("generic", prefix or leaf) not in order:
-                order.append(("generic", prefix or leaf))
+            order.setdefault(("generic", prefix or leaf))
             continue
         direction = "backward" if m.groupdict().get("rev") else "forward"
         groups.setdefault(name, {}).setdefault(direction, {})[m["w"]] = key
-        if ("rnn", name) not in order:
-            order.append(("rnn", name))
+        order.setdefault(("rnn", name))
 
     refs: list[LayerRef] = []
     for kind, name in order:

@@ -126,6 +126,14 @@ def rnn_record(
     return rec, m
 
 
+def label(name: object) -> str:
+    """A name from a file as matplotlib text: shown as written, never parsed as math text
+    (``$`` escaped), valid UTF-8, control characters escaped, at most 120 characters."""
+    from .._format import plain
+
+    return plain(str(name)).replace("$", "\\$")
+
+
 def finite_view(a: np.ndarray) -> np.ndarray:
     """``a`` as float with NaN and Inf replaced by 0 (a copy only when there are any)."""
     a = np.asarray(a)
@@ -134,6 +142,35 @@ def finite_view(a: np.ndarray) -> np.ndarray:
     if np.isfinite(a).all():
         return a
     return np.where(np.isfinite(a), a, 0).astype(a.dtype)
+
+
+MAX_IMAGE = (1024, 2048)  # rows, columns: more than a figure shows at any usual dpi
+
+
+def shrink_image(a: np.ndarray, limit: tuple[int, int] = MAX_IMAGE) -> np.ndarray:
+    """``a`` (2-D) reduced to at most ``limit`` cells, each cell the value of largest magnitude
+    of its block (outliers stay visible); ``a`` itself when it fits.
+
+    matplotlib makes several float64 copies of an image's full array while drawing (1.9 GB for
+    a 100 MB layer); the reduction works one block row at a time, so it allocates one block row
+    plus the small result. Draw the result with ``extent`` set to ``a``'s shape so that axes,
+    gate lines and ticks keep ``a``'s coordinates.
+    """
+    rows, cols = a.shape
+    fr, fc = -(-rows // limit[0]), -(-cols // limit[1])
+    if fr == 1 and fc == 1:
+        return a
+    nr, nc = -(-rows // fr), -(-cols // fc)
+    out = np.empty((nr, nc), dtype=a.dtype)
+    pad = nc * fc - cols
+    for i in range(nr):
+        block = a[i * fr : (i + 1) * fr]
+        if pad:
+            block = np.concatenate([block, np.zeros((block.shape[0], pad), a.dtype)], axis=1)
+        cells = block.reshape(block.shape[0], nc, fc)
+        hi, lo = cells.max(axis=(0, 2)), cells.min(axis=(0, 2))
+        out[i] = np.where(np.abs(lo) > np.abs(hi), lo, hi)
+    return out
 
 
 def nonfinite_counts(rec: RNNWeights | LayerWeights, directions: Sequence[str]) -> NonFinite:
@@ -177,7 +214,7 @@ def color_limits(arrays: Sequence[np.ndarray], norm: Any, absolute: bool) -> tup
     peak = 0.0
     for a in arrays:
         if a.size:
-            peak = max(peak, float(np.abs(a).max()))
+            peak = max(peak, float(a.max()), -float(a.min()))  # |a|.max() without a copy
     peak = peak or 1.0
     return (0.0, peak) if absolute else (-peak, peak)
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InputError
+from ._common import label as text_label
 from ._common import new_figure, save
 
 if TYPE_CHECKING:
@@ -92,7 +93,9 @@ def history(
             values = block[w].dropna()
             for (gate, direction), line in block.groupby(["gate", "direction"], sort=False):
                 line = line.dropna(subset=[w])
-                label = (gate or part) + (" (backward)" if direction == "backward" else "")
+                label = text_label(gate or part) + (
+                    " (backward)" if direction == "backward" else ""
+                )
                 ax.plot(
                     line["step"],
                     line[w],
@@ -107,7 +110,7 @@ def history(
             _y_axis(ax, values, log)
             _say_if_sparse(ax, w, values, block.loc[values.index, "step"])
             if i == 0:
-                ax.set_title(f"{layer}: {part.replace('_', ' ')}", fontsize=10)
+                ax.set_title(text_label(f"{layer}: {part.replace('_', ' ')}"), fontsize=10)
             if j == 0:
                 ax.set_ylabel(_LABELS.get(w, w), fontsize=9)
             if i == len(whats) - 1:

@@ -17,11 +17,13 @@ from ._common import (
     describe_nonfinite,
     finite_view,
     integer_ticks,
+    label,
     new_figure,
     nonfinite_counts,
     rnn_record,
     save,
     savepaths,
+    shrink_image,
 )
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ def _directions(rec: RNNWeights, direction: str | None) -> tuple[str, ...]:
 def _title(rec: RNNWeights, mode: PlotMode, direction: str, what: str) -> str:
     shown = "weights" if mode is PlotMode.WEIGHTS else "gradients of the loss w.r.t. the weights"
     side = f", {direction}" if rec.bidirectional else ""
-    return f"{what} of {shown}: layer '{rec.name}' ({rec.cell} {rec.units}{side})"
+    return f"{what} of {shown}: layer '{label(rec.name)}' ({rec.cell} {rec.units}{side})"
 
 
 def _report(fn: str, rec: RNNWeights, counts: NonFinite) -> None:
@@ -165,14 +167,15 @@ def _heat_one(
     dpi: float | None,
 ) -> Figure:
     panels = _heat_panels(rec, show_bias)
-    data = [
-        np.vstack(
+    data = [  # one part: a view, no copy (a 100 MB layer must not cost its size again here)
+        np.vstack(blocks) if len(blocks) > 1 else blocks[0]
+        for blocks in (
             [
                 rec.arrays[(p, direction)].reshape(-1, rec.arrays[(p, direction)].shape[-1])
                 for p in parts
             ]
+            for _, parts, _ in panels
         )
-        for _, parts, _ in panels
     ]
     shown = [np.abs(finite_view(a)) if absolute else finite_view(a) for a in data]
     lo, hi = color_limits(shown, norm, absolute)
@@ -188,19 +191,27 @@ def _heat_one(
         hspace=0.35 * len(panels) / sum(heights),
     )
     image = None
-    for ax, (label, parts, _), raw, a in zip(axes, panels, data, shown, strict=True):
-        image = ax.imshow(a, aspect="auto", interpolation="nearest", cmap=cmap, vmin=lo, vmax=hi)
+    for ax, (panel, parts, _), raw, a in zip(axes, panels, data, shown, strict=True):
+        image = ax.imshow(
+            shrink_image(a),
+            aspect="auto",
+            interpolation="nearest",
+            cmap=cmap,
+            vmin=lo,
+            vmax=hi,
+            extent=(-0.5, a.shape[1] - 0.5, a.shape[0] - 0.5, -0.5),
+        )
         integer_ticks(ax, x=parts == ("projection",), y=True)
         if parts == ("projection",):
             ax.set_xlabel("projection output")
             ax.set_ylabel(f"projection\n({rec.units} units)")
         else:
             _gate_axis(ax, rec, gate_lines, _line_colour(image, absolute))
-            if label == "biases":
+            if panel == "biases":
                 ax.set_yticks(range(len(parts)), [_LABEL[p] for p in parts], fontsize=9)
             else:
                 rows = "inputs" if parts == ("kernel",) else "hidden units"
-                ax.set_ylabel(f"{label}\n({a.shape[0]} {rows})")
+                ax.set_ylabel(f"{panel}\n({a.shape[0]} {rows})")
         _mark(ax, raw)
         _note(ax, counts, direction, parts)
     axes[0].tick_params(axis="x", top=True, labeltop=True, bottom=False, labelbottom=False)

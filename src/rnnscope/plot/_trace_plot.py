@@ -10,7 +10,7 @@ import numpy as np
 
 from .._errors import InputError, LayerError
 from .._trace import Trace
-from ._common import integer_ticks, new_figure, save
+from ._common import integer_ticks, label, new_figure, save
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -129,7 +129,7 @@ def trace_plot(
     if show_title:
         fig.suptitle(
             title
-            or f"Gate trace of layer '{trace.layer}' ({trace.cell}), "
+            or f"Gate trace of layer '{label(trace.layer)}' ({trace.cell}), "
             f"sample {sample}: units x timesteps",
             fontsize=12,
         )
