@@ -66,37 +66,46 @@ def _only_mutate() -> list[str]:
     return re.findall(r'"([^"]+)"', listed)
 
 
+# Kill tests run against each survivor: all of tests/test_mutation_kills_*.py, except that the
+# slow torch-model ones (capture) run only for the modules they reach (dispatch and layouts).
+SLOW_KILL_TESTS = {
+    "tests/test_mutation_kills_capture.py": ("rnnscope._capture", "rnnscope._layouts")
+}
+
 _RECHECK = r"""
-import os, signal, sys
-import importlib.util
+import importlib.util, os, signal, sys
 import numpy, pytest, rnnscope  # imported once; every child forks from here
 if importlib.util.find_spec("torch"):
     import torch
 assert "mutants" in rnnscope.__file__, rnnscope.__file__
-tests = sys.argv[1].split(",")
-for name in sys.stdin.read().split():
+for line in sys.stdin.read().splitlines():
+    name, tests = line.split(" ", 1)
     pid = os.fork()
     if pid == 0:
         os.environ["MUTANT_UNDER_TEST"] = name
         signal.alarm(120)
-        code = pytest.main(["-q", "-x", "-p", "no:cacheprovider", "--no-header", *tests])
+        code = pytest.main(["-q", "-x", "-p", "no:cacheprovider", "--no-header", *tests.split()])
         os._exit(int(code))
     print(name, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
 """
 
 
+def _kill_tests(name: str) -> list[str]:
+    module = name.split(".x", 1)[0].replace(".__init__", "")
+    every = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("tests/test_mutation_kills_*.py"))
+    return [t for t in every if module in SLOW_KILL_TESTS.get(t, (module,))]
+
+
 def recheck(names: list[str]) -> dict[str, int]:
     """Exit codes of the kill tests with each mutant active (1: killed, 0: survived)."""
-    tests = sorted(
-        str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_mutation_kills_*.py")
-    )
-    if not names or not tests:
+    if not names:
         return {}
     env = {**os.environ, "PYTHONPATH": str(ROOT / "mutants" / "src"), "OMP_NUM_THREADS": "1"}
     env.pop("MUTANT_UNDER_TEST", None)
+    lines = [f"{n.replace('__init__.', '')} {' '.join(_kill_tests(n))}" for n in names]
     out = subprocess.run(
-        ["nice", "-n", "10", sys.executable, "-c", _RECHECK, ",".join(tests)],
-        input="\n".join(n.replace("__init__.", "") for n in names),
+        ["nice", "-n", "10", sys.executable, "-c", _RECHECK],
+        input="\n".join(lines),
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -114,17 +123,16 @@ def recheck(names: list[str]) -> dict[str, int]:
     return {n: codes[n.replace("__init__.", "")] for n in names}
 
 
-def equivalents() -> dict[str, str]:
-    """Mutant name -> reason, from the "Equivalent mutants" section of docs/mutation.md."""
-    if not DOC.exists():
+def listed(section: str) -> dict[str, str]:
+    """Mutant name -> reason, from one section of docs/mutation.md (lines "- `name`, ...: why")."""
+    parts = DOC.read_text().split(f"\n## {section}\n", 1) if DOC.exists() else []
+    if len(parts) < 2:
         return {}
-    text = DOC.read_text().split("## Equivalent mutants", 1)[-1].split("\n## ", 1)[0]
     out = {}
-    for line in text.splitlines():
-        m = re.match(r"- `([^`]+)`(?:, `[^`]+`)*: (.+)", line)
+    for line in parts[1].split("\n## ", 1)[0].splitlines():
+        m = re.match(r"- (`[^`]+`(?:, `[^`]+`)*): (.+)", line)
         if m:
-            for name in re.findall(r"`([^`]+)`", line.split(":", 1)[0]):
-                out[name] = m.group(2)
+            out.update(dict.fromkeys(re.findall(r"`([^`]+)`", m.group(1)), m.group(2)))
     return out
 
 
@@ -132,53 +140,56 @@ def _module(source: str) -> str:
     return source.removeprefix("src/").removesuffix(".py").replace("/", ".")
 
 
+COLUMNS = [
+    "mutants",
+    "killed by the suite",
+    "killed by kill tests",
+    "killed by slower tests",
+    "timeouts",
+    "equivalent",
+    "survived",
+    "not run",
+]
+
+
+def classify(code: int | None, name: str, rechecked: dict[str, int]) -> str:
+    if code in KILLED:
+        return "killed by the suite"
+    if code in TIMEOUT:
+        return "timeouts"
+    if code is None:
+        return "not run"
+    if rechecked.get(name) in KILLED or rechecked.get(name) in TIMEOUT:
+        return "killed by kill tests"
+    if name in listed("Killed by tests outside the fast selection"):
+        return "killed by slower tests"
+    if name in listed("Equivalent mutants"):
+        return "equivalent"
+    return "survived"
+
+
 def report(results: dict[str, dict[str, int | None]], rechecked: dict[str, int]) -> str:
-    explained = equivalents()
-    rows, survivors = [], []
-    total = Counter()
+    rows, survivors, total = [], [], Counter[str]()
     for source, codes in results.items():
-        c = Counter()
-        for name, code in codes.items():
-            c["mutants"] += 1
-            if code in KILLED:
-                c["killed by the suite"] += 1
-            elif code in TIMEOUT:
-                c["timeouts"] += 1
-            elif code is None:
-                c["not run"] += 1
-            elif rechecked.get(name) in KILLED or rechecked.get(name) in TIMEOUT:
-                c["killed by kill tests"] += 1
-            elif name in explained:
-                c["equivalent"] += 1
-            else:
-                c["survived"] += 1
-                survivors.append(name)
+        c = Counter(classify(code, name, rechecked) for name, code in codes.items())
+        c["mutants"] = len(codes)
+        survivors += [n for n, code in codes.items() if classify(code, n, rechecked) == "survived"]
         total.update(c)
-        rows.append((_module(source), c))
+        rows.append((f"`{_module(source)}`", c))
     rows.append(("**all**", total))
-    cols = [
-        "mutants",
-        "killed by the suite",
-        "killed by kill tests",
-        "timeouts",
-        "equivalent",
-        "survived",
-        "not run",
-    ]
     lines = [
-        "| module | " + " | ".join(cols) + " | killed | killed or equivalent |",
-        "|---" * (len(cols) + 3) + "|",
+        "| module | " + " | ".join(COLUMNS) + " | killed | killed or equivalent |",
+        "|---" * (len(COLUMNS) + 3) + "|",
     ]
     for module, c in rows:
-        killed = c["killed by the suite"] + c["killed by kill tests"] + c["timeouts"]
+        killed = sum(c[k] for k in COLUMNS[1:5])
         run = max(c["mutants"] - c["not run"], 1)
         lines.append(
             f"| {module} | "
-            + " | ".join(str(c[k]) for k in cols)
+            + " | ".join(str(c[k]) for k in COLUMNS)
             + f" | {100 * killed / run:.1f} % | {100 * (killed + c['equivalent']) / run:.1f} % |"
         )
-    lines.append("")
-    lines.append(f"Unexplained survivors: {len(survivors)}")
+    lines += ["", f"Unexplained survivors: {len(survivors)}"]
     lines += [f"- `{n}`" for n in survivors]
     return "\n".join(lines)
 
@@ -193,6 +204,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-children", type=int, default=1)
     parser.add_argument("--report-only", action="store_true", help="no mutmut run, no recheck")
+    parser.add_argument(
+        "--recheck-new", action="store_true", help="recheck only survivors no kill test killed yet"
+    )
     args = parser.parse_args()
     if not MUTMUT.exists():
         sys.exit("mutmut is not installed: pip install -e '.[test]'")
@@ -204,13 +218,13 @@ def main() -> int:
     cache = ROOT / "mutants" / "kill-tests.json"
     rechecked = json.loads(cache.read_text()) if cache.exists() else {}
     if not args.report_only:
-        todo = [
-            n
-            for codes in results.values()
-            for n, c in codes.items()
-            if c == SURVIVED or c in NO_TESTS
-        ]
-        rechecked = recheck(todo)
+        todo = [n for codes in results.values() for n, c in codes.items() if c == SURVIVED]
+        todo += [n for codes in results.values() for n, c in codes.items() if c in NO_TESTS]
+        if args.recheck_new:  # kill tests are only ever added: a killed mutant stays killed
+            todo = [n for n in todo if rechecked.get(n) not in KILLED]
+        else:
+            rechecked = {}
+        rechecked.update(recheck(todo))
         cache.write_text(json.dumps(rechecked, indent=1))
     table = report(results, rechecked)
     write_doc(table)

@@ -146,3 +146,119 @@ def test_cudnn_shape_errors(cell, kernel, bias):
         f"layer '': a CuDNN{cell} layer needs a 2-D kernel of width 4*units (LSTM) or 3*units "
         f"(GRU) and a bias of twice that width; got kernel {kernel}, bias {bias}"
     )
+
+
+def test_initial_state_is_used_in_the_trace_dtype_and_bad_ones_are_named(rng):
+    w = _weights(rng, "GRU")
+    w32 = RNNWeights.from_parts(
+        "rnn", "GRU", {k: a.astype(np.float32) for k, a in w.arrays.items()}
+    )
+    x = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    h0 = rng.normal(size=(2, 3))
+    from64 = rnnscope.trace(w32, x, initial_state=h0).get("h")
+    from32 = rnnscope.trace(w32, x, initial_state=h0.astype(np.float32)).get("h")
+    assert from64.dtype == np.float32
+    np.testing.assert_array_equal(from64, from32)  # cast first, then computed in float32
+    with pytest.raises(rnnscope.InputError) as err:
+        rnnscope.trace(w, x, initial_state=np.zeros((1, 3)))
+    assert str(err.value) == (
+        "initial_state for layer 'rnn' (forward): expected shape (2, 3), got (1, 3)"
+    )
+    with pytest.raises(rnnscope.InputError) as err:
+        rnnscope.trace(w, x, initial_state={"forward": [[[1.0, 2.0], [3.0]]]})  # ragged
+    assert str(err.value) == "initial_state: expected an array or tensor, got list"
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "SimpleRNN"])
+def test_float32_weights_trace_in_float32_whatever_the_input(rng, cell):
+    w = _weights(rng, cell)
+    w32 = RNNWeights.from_parts("rnn", cell, {k: a.astype(np.float32) for k, a in w.arrays.items()})
+    x = rng.normal(size=(2, 3, 4))  # float64 input, cast to the weights' float32
+    t = rnnscope.trace(w32, x)
+    assert {t.get(n).dtype for n in t.names} == {np.dtype(np.float32)}
+    np.testing.assert_allclose(t.get("h"), direction_by_hand(w, x), atol=2e-5)
+    w16 = RNNWeights.from_parts("rnn", cell, {k: a.astype(np.float16) for k, a in w.arrays.items()})
+    assert rnnscope.trace(w16, x).get("h").dtype == np.float32  # at least float32
+
+
+def test_lstm_with_hard_sigmoid_gates_by_hand(rng):
+    w = _weights(rng, "LSTM")
+    hard = RNNWeights.from_parts("rnn", "LSTM", w.arrays, recurrent_activation="hard_sigmoid")
+    x = rng.normal(size=(2, 4, 4))
+    np.testing.assert_allclose(
+        rnnscope.trace(hard, x).get("h"), direction_by_hand(hard, x), atol=1e-12
+    )
+
+
+def test_custom_activation_functions_of_a_record(rng):
+    w = _weights(rng, "GRU")
+    cube = lambda v: v**3 / 10
+    soft = lambda v: v / (1 + np.abs(v))
+    custom = RNNWeights.from_parts(
+        "rnn",
+        "GRU",
+        w.arrays,
+        activation="cube",
+        recurrent_activation="soft",
+        activation_fns={"cube": cube, "soft": soft},
+    )
+    x = rng.normal(size=(2, 3, 4))
+    h = np.zeros((2, 3))
+    for s in range(3):
+        pre = {
+            g: (
+                x[:, s] @ w.array("kernel", g) + w.array("bias", g),
+                h @ w.array("recurrent_kernel", g) + w.array("recurrent_bias", g),
+            )
+            for g in ("update", "reset", "new")
+        }
+        z, r = soft(sum(pre["update"])), soft(sum(pre["reset"]))
+        h = z * h + (1 - z) * cube(pre["new"][0] + r * pre["new"][1])
+    np.testing.assert_allclose(rnnscope.trace(custom, x).get("h")[:, -1], h, atol=1e-12)
+    bad = RNNWeights.from_parts("rnn", "GRU", w.arrays, recurrent_activation="bogus")
+    with pytest.raises(rnnscope.UnsupportedError, match=r"^layer 'rnn': activation 'bogus' has"):
+        rnnscope.trace(bad, x)
+
+
+def test_inputs_of_every_accepted_kind_and_bad_ones(rng):
+    torch = pytest.importorskip("torch")
+    w = _weights(rng, "SimpleRNN")
+    x = rng.normal(size=(2, 3, 4))
+    want = direction_by_hand(w, x)
+    for given in (x.tolist(), torch.tensor(x, requires_grad=True)):
+        np.testing.assert_allclose(rnnscope.trace(w, given).get("h"), want, atol=1e-12)
+    bf16 = torch.tensor(x).to(torch.bfloat16)
+    assert _trace_to_numpy(bf16).dtype == np.float32
+    np.testing.assert_array_equal(_trace_to_numpy(bf16), bf16.float().numpy())
+    assert _trace_to_numpy(torch.tensor(x)).dtype == np.float64  # other dtypes are kept
+    np.testing.assert_allclose(rnnscope.trace(w, x[:, :1]).get("h"), want[:, :1], atol=1e-12)
+    cases = [
+        ("ab", "x for layer 'rnn': expected an array, got str"),
+        ([[[1.0, 2.0], [3.0]]], "x: expected an array or tensor, got list"),
+        (np.zeros((2, 0, 4)), "x for layer 'rnn' has no timesteps (shape (2, 0, 4))"),
+        (np.zeros((2, 0)), "x for layer 'rnn': expected shape (batch, time, 4), got (2, 0)"),
+        (np.zeros((2, 3, 0)), "x for layer 'rnn': expected shape (batch, time, 4), got (2, 3, 0)"),
+    ]
+    for given, message in cases:
+        with pytest.raises(rnnscope.InputError) as err:
+            rnnscope.trace(w, given)
+        assert str(err.value) == message
+
+
+def _trace_to_numpy(t):
+    from rnnscope._trace import to_numpy
+
+    return to_numpy(t)
+
+
+def test_keras_bias_layout_errors():
+    from rnnscope._layouts import canonical_from_keras
+
+    for cell, bias in (("LSTM", np.zeros((2, 8))), ("GRU", np.zeros((3, 6)))):
+        width = bias.shape[1]
+        with pytest.raises(rnnscope.UnsupportedError) as err:
+            canonical_from_keras(cell, np.zeros((1, width)), np.zeros((2, width)), bias)
+        assert str(err.value) == (
+            "layer '': a 2-D bias is only expected for a GRU with reset_after=True "
+            f"(shape (2, 3*units)); got {cell} bias of shape {bias.shape}"
+        )
