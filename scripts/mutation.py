@@ -1,7 +1,7 @@
 """Mutation score of rnnscope's numeric core, measured with mutmut (too slow for CI).
 
     pip install -e '.[test]'          # mutmut is in the test extra
-    python scripts/mutation.py        # about an hour on one core; resumes where it stopped
+    python scripts/mutation.py        # about 1.5 hours on one core; resumes where it stopped
     python scripts/mutation.py --report-only
 
 Three steps, all from the project root:

@@ -295,3 +295,40 @@ def test_exact_singular_values_up_to_the_limit_and_in_float64(monkeypatch):
     s, approx = _stats.singular_values(m)
     assert not approx and s.dtype == np.float64
     np.testing.assert_allclose(s, exact, rtol=1e-12)  # float32 arithmetic would be ~1e-7 off
+
+
+def test_matrix_statistics_of_edge_matrices():
+    nan = math.nan
+    zero = _stats.matrix_stats(np.zeros((3, 4)))
+    _same(
+        zero,
+        {
+            "spectral_norm": 0.0,
+            "stable_rank": nan,
+            "alpha": nan,
+            "alpha_note": "all zero",
+            "approx": False,
+        },
+    )
+    eye = _stats.matrix_stats(np.eye(4))  # largest singular value exactly 1: not "all zero"
+    _same(eye, {**_matrix(np.eye(4))})
+    assert eye["stable_rank"] == pytest.approx(4.0)
+    row = np.array([[3.0, 4.0, 0.0, 0.0, 0.0]])  # one row is still a matrix
+    _same(_stats.matrix_stats(row), _matrix(row))
+    assert _stats.matrix_stats(np.zeros((0, 5)))["alpha_note"] == "not a matrix"
+
+
+def test_matrix_statistics_in_float64_and_alpha_from_the_squared_singular_values():
+    rng = np.random.default_rng(21)
+    m32 = rng.normal(size=(300, 200)).astype(np.float32) * 3
+    m64 = m32.astype(np.float64)
+    s = np.linalg.svd(m64, compute_uv=False)
+    got = _stats.matrix_stats(m32)
+    assert got["spectral_norm"] == pytest.approx(s[0], rel=1e-12)
+    assert got["stable_rank"] == pytest.approx((m64**2).sum() / s[0] ** 2, rel=1e-12)
+    assert got["alpha"] == pytest.approx(_powerlaw_by_hand(s**2)[0], rel=1e-9)
+    at_limit = rng.normal(size=(70, 50))  # exactly ALPHA_MIN_EIGS eigenvalues: fitted
+    fitted = _stats.matrix_stats(at_limit)
+    s50 = np.linalg.svd(at_limit, compute_uv=False)
+    assert fitted["alpha_note"] == ""
+    assert fitted["alpha"] == pytest.approx(_powerlaw_by_hand(s50**2)[0], rel=1e-9)
