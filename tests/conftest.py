@@ -43,3 +43,18 @@ def _close_figures():
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         plt.close("all")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A Keras-backend leg must run on the backend it asks for, or fail before any test runs."""
+    want = os.environ.get("KERAS_BACKEND")
+    leg = "keras_backend" in (config.option.markexpr or "")  # the per-backend legs of CI
+    if not want or not (leg or any(i.get_closest_marker("keras_backend") for i in items)):
+        return
+    try:
+        import keras
+    except ImportError as err:
+        raise pytest.UsageError(f"KERAS_BACKEND={want}: Keras does not load ({err})") from err
+    got = keras.backend.backend()
+    if got != want:
+        raise pytest.UsageError(f"KERAS_BACKEND={want} but Keras runs on {got!r}")

@@ -7,6 +7,7 @@ import pytest
 
 import rnnscope
 
+pytestmark = pytest.mark.keras_backend  # files saved from each backend read the same
 keras = pytest.importorskip("keras")
 L = keras.layers
 X = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
