@@ -228,3 +228,31 @@ def test_torch_gradients_match_autograd():
     bias = np.asarray(axes[0][1, 0].images[0].get_array())
     want = np.stack([net.lstm.bias_ih_l0.grad.numpy(), net.lstm.bias_hh_l0.grad.numpy()])
     np.testing.assert_allclose(bias, want, atol=1e-6)
+
+
+@requires_tf_keras
+def test_multi_output_model_sums_the_compiled_losses():
+    import tensorflow as tf
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(1)
+    L = tf_keras.layers
+    x_in = L.Input((T, F))
+    h = L.LSTM(3, name="lstm")(x_in)
+    o1, o2 = L.Dense(1, name="o1")(h), L.Dense(2, name="o2")(h)
+    m = tf_keras.Model(x_in, [o1, o2])
+    m.compile(optimizer="sgd", loss=["mse", "mse"])
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(B, T, F)).astype("f4")
+    y1, y2 = rng.normal(size=(B, 1)).astype("f4"), rng.normal(size=(B, 2)).astype("f4")
+    with tf.GradientTape() as tape:
+        hv = m.get_layer("lstm")(x)
+        tape.watch(hv)
+        p1, p2 = m.get_layer("o1")(hv), m.get_layer("o2")(hv)
+        loss = tf.reduce_mean(tf.square(p1 - y1)) + tf.reduce_mean(tf.square(p2 - y2))
+    want = tape.gradient(loss, hv).numpy()
+    got = see_rnn.get_gradients(m, "lstm", x, [y1, y2])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    outs = see_rnn.get_outputs(m, ["o1", "o2"], x)
+    np.testing.assert_allclose(outs[0], p1.numpy(), atol=1e-6)
+    np.testing.assert_allclose(outs[1], p2.numpy(), atol=1e-6)

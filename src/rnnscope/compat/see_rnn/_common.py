@@ -77,9 +77,12 @@ def scalefig(fig: Any) -> None:
 
     Example:
         >>> import os, matplotlib.pyplot as plt
-        >>> os.environ["SCALEFIG"] = "2"; fig = plt.figure(figsize=(3, 1)); scalefig(fig)
-        >>> tuple(fig.get_size_inches()); del os.environ["SCALEFIG"]; plt.close(fig)
-        (6.0, 2.0)
+        >>> os.environ["SCALEFIG"] = "2"
+        >>> fig = plt.figure(figsize=(3, 1))
+        >>> scalefig(fig)
+        >>> [float(v) for v in fig.get_size_inches()]
+        [6.0, 2.0]
+        >>> del os.environ["SCALEFIG"]
     """
     w, h = fig.get_size_inches()
     sw, sh = _scales()
