@@ -514,3 +514,34 @@ def test_features_hist(see_rnn, feats, kw):
     )
     assert_same(figure_facts(f1), figure_facts(f2))
     assert np.shape(a1) == np.shape(a2)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"colnames": ["a", "b"], "side_annot": "row", "ylim": 2, "bins": 7},
+        {"xlims": (-1, 1), "tight": False, "share_xy": (0, 0), "title": "T", "borderwidth": 2},
+        {"center_zero": True, "pad_xticks": True, "show_borders": False, "show_xy_ticks": 0},
+        {
+            "configs": {
+                "plot": {"peaks_to_clip": 1, "annot_kw": None},
+                "colnames": {"fontsize": 3},
+            },
+            "colnames": ["a", "b"],
+        },
+    ],
+    ids=lambda k: ",".join(k) or "defaults",
+)
+def test_features_hist_v2_and_hist_clipped(see_rnn, feats, kw):
+    data = [[feats[0][r, :, :2].T, [feats[0][r, :, 3]]] for r in range(3)]  # 2 and 1 per cell
+    (f1, a1), (f2, a2) = _both(
+        lambda: see_rnn.features_hist_v2(data, **kw), lambda: ours.features_hist_v2(data, **kw)
+    )
+    assert_same(figure_facts(f1), figure_facts(f2))
+    assert np.shape(a1) == np.shape(a2) == (3, 2)
+    f1, f2 = _both(
+        lambda: see_rnn.hist_clipped(feats[1], peaks_to_clip=2, bins=9) or plt.gcf(),
+        lambda: ours.hist_clipped(feats[1], peaks_to_clip=2, bins=9) or plt.gcf(),
+    )
+    assert_same(figure_facts(f1), figure_facts(f2))
