@@ -23,6 +23,8 @@ if [[ -z "${RNNSCOPE_KEEP_VENV:-}" || ! -x "$venv/bin/python" ]]; then
   pipi "tensorflow-cpu==2.21.*" "keras>=3.15" "jax[cpu]" "torch==2.13.0"
   pipi --no-deps "tf-keras==2.21.*"
 fi
+# test-only: See RNN itself, the reference of the differential test of rnnscope.compat.see_rnn
+pipi --no-deps "see-rnn==1.15.1"
 if ! command -v chromium >/dev/null 2>&1; then
   # the report test opens the HTML report in a real headless Chromium (Debian's package)
   echo "== installing chromium (Debian package) for the report test"

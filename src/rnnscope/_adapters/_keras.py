@@ -39,7 +39,9 @@ def _cell_kind(cell: Any) -> str | None:
 def _same_directions(layer: Any) -> bool:
     """True when a Bidirectional's two directions are the same kind of cell, same settings."""
     f, b = layer.forward_layer, layer.backward_layer
-    fc, bc = getattr(f, "cell", f), getattr(b, "cell", b)
+    # tf-keras's CuDNN layers make a new cell class per instance: compare the layers instead.
+    cudnn = any(n in _CUDNN for n in _class_names(f))
+    fc, bc = (f, b) if cudnn else (getattr(f, "cell", f), getattr(b, "cell", b))
     if type(fc) is not type(bc):
         return False
     keys = ("units", "activation", "recurrent_activation", "use_bias", "reset_after")
