@@ -545,3 +545,24 @@ def test_features_hist_v2_and_hist_clipped(see_rnn, feats, kw):
         lambda: ours.hist_clipped(feats[1], peaks_to_clip=2, bins=9) or plt.gcf(),
     )
     assert_same(figure_facts(f1), figure_facts(f2))
+
+
+# -- weight penalties ------------------------------------------------------------------------------
+def test_get_weight_penalties_and_weight_loss(see_rnn):
+    tf_keras.utils.set_random_seed(5)
+    L, R = tf_keras.layers, tf_keras.regularizers
+    x = L.Input((4, 3))
+    h = L.LSTM(4, return_sequences=True, kernel_regularizer=R.L2(0.01), name="lstm")(x)
+    h = L.Bidirectional(
+        L.GRU(3, recurrent_regularizer=R.L1L2(0.001, 0.002), bias_regularizer=R.L1(0.0)),
+        name="bidir",
+    )(h)
+    out = L.Dense(2, bias_regularizer=R.L1L2(l1=0.1), name="dense")(h)  # See RNN reads .l1 and .l2
+    model = tf_keras.Model(x, out)
+    theirs = see_rnn.get_weight_penalties(model)
+    mine = ours.get_weight_penalties(model)
+    assert list(mine) == list(theirs) and len(mine) == 4  # L1(0.0) is left out, as See RNN does
+    assert all(np.allclose(mine[k], theirs[k]) for k in theirs)
+    assert ours.weight_loss(model) == pytest.approx(float(see_rnn.weight_loss(model)), rel=1e-6)
+    model(np.ones((1, 4, 3), "float32"))  # fills model.losses: the framework's own total
+    assert ours.weight_loss(model) == pytest.approx(float(sum(model.losses)), rel=1e-5)

@@ -147,5 +147,11 @@ def test_weight_penalties_add_up_to_the_regularisation_loss():
     from rnnscope.compat import see_rnn
 
     assert see_rnn.weight_loss(model) == pytest.approx(total, rel=1e-5)
-    names = [p[0] for p in see_rnn.get_weight_penalties(model)]
-    assert names == ["lstm/kernel", "gru/recurrent_kernel", "head/bias"]
+    found = see_rnn.get_weight_penalties(model)  # See RNN's {weight name: (l1, l2)}
+    paths = [
+        model.get_layer("lstm").cell.kernel.path,  # e.g. 'sequential/lstm/lstm_cell/kernel'
+        model.get_layer("gru").cell.recurrent_kernel.path,
+        model.get_layer("head").bias.path,
+    ]
+    assert list(found) == paths
+    assert np.allclose([found[k] for k in found], [(0, 0.01), (0.001, 0.002), (0.1, 0)])

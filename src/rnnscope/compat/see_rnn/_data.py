@@ -13,7 +13,7 @@ from ..._capture import _backend
 from ..._errors import InputError, LayerError
 from ..._model import LayerInfo, LayerWeights
 from ._ids import KERAS, Layer, is_input, model_layers, parse_ids, pick_layers
-from ._weights import variables
+from ._weights import to_value, variables
 
 __all__ = [
     "get_gradients",
@@ -229,30 +229,76 @@ def get_rnn_gradients(
     return get_gradients(model, _id, input_data, labels, sample_weight=sample_weights, loss=loss)
 
 
-def get_weight_penalties(model: Any) -> list[tuple[str, float, float, float]]:
-    """Every regularised weight of a Keras model as ``(name, l1, l2, penalty)``.
+_REGULARISED = (
+    ("kernel_regularizer", "kernel"),
+    ("recurrent_regularizer", "recurrent_kernel"),
+    ("bias_regularizer", "bias"),
+)
+
+
+def _regularised(model: Any) -> list[tuple[str, Any, tuple[float, float]]]:
+    """``(weight name, variable, (l1, l2))`` of every regularised weight, as See RNN finds them:
+    the model's own layers (not nested models), an RNN's cell, both directions of a
+    Bidirectional, the wrapped layer of other wrappers; weights whose factors are all zero are
+    left out."""
+    fw = framework_of(model)
+    if fw not in KERAS:
+        raise InputError(
+            "get_weight_penalties: expected a Keras 3 or tf-keras model, "
+            f"got {type(model).__name__}"
+        )
+    out = []
+    for layer in model.layers:
+        if hasattr(layer, "backward_layer"):
+            owners = [layer.forward_layer.cell, layer.backward_layer.cell]
+        elif hasattr(layer, "cell"):
+            owners = [layer.cell]
+        elif hasattr(layer, "layer"):
+            inner = layer.layer
+            owners = [inner.cell if hasattr(inner, "cell") else inner]
+        else:
+            owners = [layer]
+        for owner in owners:
+            for reg_attr, weight_attr in _REGULARISED:
+                reg, var = getattr(owner, reg_attr, None), getattr(owner, weight_attr, None)
+                if reg is None or var is None:
+                    continue
+                factors = (
+                    float(getattr(reg, "l1", 0.0) or 0.0),
+                    float(getattr(reg, "l2", 0.0) or 0.0),
+                )
+                if any(factors):
+                    name = getattr(var, "path", var.name) if fw == "keras" else var.name
+                    out.append((str(name), var, factors))
+    return out
+
+
+def get_weight_penalties(model: Any) -> dict[str, tuple[float, float]]:
+    """The L1 and L2 factors of every regularised weight, as See RNN returns them.
+
+    Looks at the model's layers, and for recurrent layers at their cells (both directions of a
+    Bidirectional): each weight with a ``kernel_regularizer``, ``recurrent_regularizer`` or
+    ``bias_regularizer`` whose factors are not all zero. Keys are the weights' full names
+    (Keras 3: the variable's path, ``'lstm/lstm_cell/kernel'``; tf-keras: its name,
+    ``'lstm/lstm_cell/kernel:0'``), values ``(l1, l2)``.
 
     Example:
         >>> get_weight_penalties(model)  # doctest: +SKIP
-        [('lstm/kernel', 0.0, 0.001, 0.0123)]
+        {'lstm/lstm_cell/kernel': (0.0, 0.01)}
     """
-    if framework_of(model) == "tf_keras":
-        from ...tf_keras import weight_penalties
-    elif framework_of(model) in KERAS:
-        from ...keras import weight_penalties
-    else:
-        raise InputError("get_weight_penalties: expected a Keras 3 or tf-keras model")
-    return [
-        (f"{p['layer']}/{p['weight']}", p["l1"], p["l2"], p["penalty"])
-        for p in weight_penalties(model)
-    ]
+    return {name: factors for name, _, factors in _regularised(model)}
 
 
 def weight_loss(model: Any) -> float:
-    """The total regularisation penalty of a Keras model's weights (``sum(model.losses)``).
+    """The total weight penalty, ``sum(l1 * |w| + l2 * w**2)`` over the weights that
+    :func:`get_weight_penalties` lists (what the regularisers add to the training loss).
 
     Example:
         >>> weight_loss(model)  # doctest: +SKIP
         0.0123
     """
-    return float(sum(p[3] for p in get_weight_penalties(model)))
+    loss = 0.0
+    for _, var, (l1, l2) in _regularised(model):
+        w = to_value(var).astype(np.float64)
+        loss += l1 * float(np.abs(w).sum()) + l2 * float(np.square(w).sum())
+    return loss
