@@ -69,7 +69,30 @@ def _header(path: str) -> tuple[dict[str, Any], int]:
     return header, size - 8 - n
 
 
+def _valid_shape(meta: Any, data_size: int) -> tuple[int, ...] | None:
+    """The shape of a well-formed header entry, or None to let :func:`_check` say what is wrong
+    (the fast path: a file of 100k tensors is listed in linear time, without per-entry
+    generators)."""
+    if type(meta) is not dict:
+        return None
+    shape, offsets = meta.get("shape"), meta.get("data_offsets")
+    need = _ITEMSIZE.get(meta.get("dtype"))  # type: ignore[arg-type]
+    if need is None or type(shape) is not list or type(offsets) is not list or len(offsets) != 2:
+        return None
+    lo, hi = offsets
+    if type(lo) is not int or type(hi) is not int or not 0 <= lo <= hi <= data_size:
+        return None
+    for s in shape:
+        if type(s) is not int or s < 0:
+            return None
+        need *= s
+    return tuple(shape) if hi - lo == need else None
+
+
 def _check(path: str, key: str, meta: Any, data_size: int) -> tuple[int, ...]:
+    shape = _valid_shape(meta, data_size)
+    if shape is not None:
+        return shape
     if not isinstance(meta, dict):
         raise FormatError(f"'{path}': tensor '{key}' has a malformed header entry")
     dtype, shape, offsets = meta.get("dtype"), meta.get("shape"), meta.get("data_offsets")
