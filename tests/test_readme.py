@@ -216,8 +216,9 @@ def env(workdir):
     bindir.mkdir()
     here = Path(sys.executable).parent
     installed = here / "rnnscope"
-    for name, target in (("python", sys.executable), ("python3", sys.executable)):
-        (bindir / name).symlink_to(target)
+    for name in ("python", "python3"):  # a script, not a symlink: a symlinked venv python
+        (bindir / name).write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # loses its venv
+        (bindir / name).chmod(0o755)
     if not installed.exists():  # a checkout without the console script: the same entry point
         (bindir / "rnnscope").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m rnnscope "$@"\n')
         (bindir / "rnnscope").chmod(0o755)
