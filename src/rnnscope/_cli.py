@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import InputError, RnnscopeError
-from ._format import cell
+from ._format import cell, printable
 
 __all__ = ["main"]
 
@@ -54,17 +54,19 @@ def _has_rich() -> bool:
 
 
 def _print_table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
-    cells = [[cell(v) for v in r] for r in rows]
+    cells = [[printable(cell(v)) for v in r] for r in rows]
+    title = printable(title)
     if _has_rich():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text  # names are data: no markup taken from them
 
-        table = Table(title=title, title_justify="left", header_style="bold")
+        table = Table(title=Text(title), title_justify="left", header_style="bold")
         for i, h in enumerate(headers):
             numeric = any(isinstance(r[i], (int, float)) for r in rows if r[i] is not None)
             table.add_column(h, justify="right" if numeric else "left", no_wrap=True)
         for r in cells:
-            table.add_row(*r)
+            table.add_row(*(Text(c) for c in r))
         wide = None if sys.stdout.isatty() else 220  # files and pipes get every column
         Console(width=wide).print(table)
         return
@@ -88,14 +90,14 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int, int, str], None
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[name]}"),
+        TextColumn("{task.fields[name]}", markup=False),
         console=Console(stderr=True),
         transient=True,
     ) as bar:
         task = bar.add_task(label, total=total, name="")
 
         def tick(done: int, _total: int, name: str) -> None:
-            bar.update(task, completed=done, name=name)
+            bar.update(task, completed=done, name=printable(name))
 
         yield tick
 
@@ -113,11 +115,12 @@ def _report_failed(failed: list[dict[str, str]]) -> int:
     if bad:
         print(f"rnnscope: {len(bad)} source(s) could not be read:", file=sys.stderr)
         for e in bad:
-            print(f"  failed   {e['name']}: {e['reason']}", file=sys.stderr)
+            print(f"  failed   {printable(e['name'])}: {printable(e['reason'])}", file=sys.stderr)
     if skipped:
-        print(f"rnnscope: {len(skipped)} folder entr(y/ies) left out:", file=sys.stderr)
+        entries = "entry" if len(skipped) == 1 else "entries"
+        print(f"rnnscope: {len(skipped)} folder {entries} left out:", file=sys.stderr)
         for e in skipped:
-            print(f"  skipped  {e['name']}: {e['reason']}", file=sys.stderr)
+            print(f"  skipped  {printable(e['name'])}: {printable(e['reason'])}", file=sys.stderr)
     return PARTIAL if bad else OK
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["cell"]
+__all__ = ["cell", "printable"]
 
 
 def cell(v: Any) -> str:
@@ -30,3 +30,14 @@ def cell(v: Any) -> str:
     if not isinstance(v, float) and f.is_integer():
         return str(int(f))
     return "0" if f == 0 else f"{f:.4g}"
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal: control characters (newline, escape, bell, ...) written as
+    escapes (``\\n``, ``\\x1b``), so a name from a file can neither forge a line nor drive the
+    terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )

@@ -1,0 +1,58 @@
+"""File names are data on the command line too: no rich markup taken from them, and no control
+character (newline, escape) from a name reaches the terminal raw, where it could forge a line of
+the failed listing or drive the terminal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnscope._cli import main
+
+safetensors_np = pytest.importorskip("safetensors.numpy")
+pytest.importorskip("pandas")
+
+
+def _gru(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "l.weight_ih_l0": rng.normal(size=(9, 2)).astype("f4"),
+        "l.weight_hh_l0": rng.normal(size=(9, 3)).astype("f4"),
+        "l.bias_ih_l0": rng.normal(size=9).astype("f4"),
+        "l.bias_hh_l0": rng.normal(size=9).astype("f4"),
+    }
+
+
+def test_markup_in_a_file_name_is_printed_as_is(tmp_path, capsys):
+    pytest.importorskip("rich")
+    name = "[bold red]evil[-].safetensors"
+    safetensors_np.save_file(_gru(0), str(tmp_path / name))
+    safetensors_np.save_file(_gru(1), str(tmp_path / "plain.safetensors"))
+    for cmd in ("stats", "compare"):
+        assert main([cmd, str(tmp_path)]) == 0
+        out = capsys.readouterr().out
+        assert name in out, cmd  # whole, brackets included
+
+
+def test_control_characters_in_names_do_not_reach_the_terminal(tmp_path, capsys):
+    safetensors_np.save_file(_gru(0), str(tmp_path / "good.safetensors"))
+    forged = "x.h5\n  failed   good.safetensors: forged\x1b[2J.h5"
+    (tmp_path / forged).write_bytes(b"junk")
+    (tmp_path / "note\x1b]0;t\x07.txt").write_bytes(b"")
+    assert main(["stats", str(tmp_path), "--csv", "-"]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    listing = [ln for ln in err.splitlines() if ln.startswith("  ")]
+    assert len(listing) == 2  # one line per entry: the newline in the name forged none
+    shown = "x.h5\\n  failed   good.safetensors: forged\\x1b[2J.h5"
+    assert listing[0].startswith(f"  failed   {shown}: ")
+    assert listing[1].startswith("  skipped  note\\x1b]0;t\\x07.txt: ")
+
+
+def test_control_characters_in_names_are_escaped_in_the_table(tmp_path, capsys):
+    name = "two\nlines\x1b[31m.safetensors"
+    safetensors_np.save_file(_gru(0), str(tmp_path / name))
+    assert main(["stats", str(tmp_path / name)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "two\\nlines\\x1b[31m.safetensors" in out
