@@ -4,6 +4,8 @@ the failed listing or drive the terminal."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -56,3 +58,28 @@ def test_control_characters_in_names_are_escaped_in_the_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out
     assert "two\\nlines\\x1b[31m.safetensors" in out
+
+
+def _strict_json(text: str) -> object:
+    def refuse(const: str) -> None:
+        raise ValueError(f"not JSON: {const}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("cmd", ["summary", "layers", "stats", "compare"])
+def test_json_stays_json_when_weights_are_nan_or_inf(cmd, tmp_path, capsys):
+    w = _gru(0)
+    w["l.weight_hh_l0"][0, 0] = np.nan
+    w["l.bias_ih_l0"][:] = np.inf
+    path = tmp_path / "n.safetensors"
+    safetensors_np.save_file(w, str(path))
+    argv = [cmd, str(path), "--json"] + (["-"] if cmd in ("stats", "compare") else [])
+    assert main(argv) == 0
+    records = _strict_json(capsys.readouterr().out)  # NaN/Infinity are not JSON
+    assert isinstance(records, list) and records
+    if cmd == "summary":  # the non-finite statistics are null; the counts say why
+        hh = [r for r in records if r["part"] == "recurrent_kernel" and r["gate"] == "reset"]
+        assert hh[0]["nans"] == 1
+        b = [r for r in records if r["part"] == "bias"]
+        assert all(r["infs"] == 3 and r["max"] is None for r in b)

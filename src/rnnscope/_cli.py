@@ -359,9 +359,21 @@ def _each_file(args: argparse.Namespace, fn: Callable[[str, str], Any]) -> tuple
     return results, code
 
 
+def _json(records: list[dict[str, Any]]) -> str:
+    """Strict JSON: a NaN or infinite statistic is null (as in ``stats --json``; the
+    ``nans``/``infs`` counts say why), never the ``NaN``/``Infinity`` JSON parsers refuse."""
+    import json
+    import math
+
+    def finite(v: Any) -> Any:
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    clean = [{k: finite(v) for k, v in r.items()} for r in records]
+    return json.dumps(clean, indent=1, default=str, allow_nan=False)
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     import dataclasses
-    import json
 
     from ._summary import summary
 
@@ -380,7 +392,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     results, code = _each_file(args, one)
     if args.json:
         records = [{"model": name, **r} for name, s in results for r in s.records()]
-        sys.stdout.write(json.dumps(records, indent=1, default=str) + "\n")
+        sys.stdout.write(_json(records) + "\n")
         return code
     for i, (_, s) in enumerate(results):
         print(("\n" if i else "") + str(s))
@@ -388,8 +400,6 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:
-    import json
-
     from ._api import layers
 
     results, code = _each_file(args, lambda name, path: (name, layers(path)))
@@ -405,7 +415,7 @@ def _cmd_layers(args: argparse.Namespace) -> int:
             for name, infos in results
             for i in infos
         ]
-        sys.stdout.write(json.dumps(records, indent=1) + "\n")
+        sys.stdout.write(_json(records) + "\n")
         return code
     for name, infos in results:
         if len(results) > 1:
