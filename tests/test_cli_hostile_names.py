@@ -83,3 +83,18 @@ def test_json_stays_json_when_weights_are_nan_or_inf(cmd, tmp_path, capsys):
         assert hh[0]["nans"] == 1
         b = [r for r in records if r["part"] == "bias"]
         assert all(r["infs"] == 3 and r["max"] is None for r in b)
+
+
+@pytest.mark.parametrize("cmd", ["summary", "layers"])
+def test_json_takes_a_file_or_dash_as_in_stats(cmd, tmp_path, capsys):
+    path = tmp_path / "a.safetensors"
+    safetensors_np.save_file(_gru(0), str(path))
+    assert main([cmd, str(path), "--json"]) == 0
+    bare = capsys.readouterr().out
+    assert main([cmd, str(path), "--json", "-"]) == 0
+    assert capsys.readouterr().out == bare
+    target = tmp_path / "out.json"
+    assert main([cmd, str(path), "--json", str(target)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip() == f"wrote {len(json.loads(bare))} records to {target}"
+    assert target.read_text(encoding="utf-8") == bare

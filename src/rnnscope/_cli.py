@@ -372,6 +372,19 @@ def _json(records: list[dict[str, Any]]) -> str:
     return json.dumps(clean, indent=1, default=str, allow_nan=False)
 
 
+def _write_json(records: list[dict[str, Any]], target: str) -> None:
+    """``--json``: to stdout for ``-``, else to the file named (listed on stderr)."""
+    text = _json(records) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(target).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"cannot write '{target}': {err}") from err
+    print(f"wrote {len(records)} records to {target}", file=sys.stderr)
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -392,7 +405,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     results, code = _each_file(args, one)
     if args.json:
         records = [{"model": name, **r} for name, s in results for r in s.records()]
-        sys.stdout.write(_json(records) + "\n")
+        _write_json(records, args.json)
         return code
     for i, (_, s) in enumerate(results):
         print(("\n" if i else "") + str(s))
@@ -415,7 +428,7 @@ def _cmd_layers(args: argparse.Namespace) -> int:
             for name, infos in results
             for i in infos
         ]
-        sys.stdout.write(_json(records) + "\n")
+        _write_json(records, args.json)
         return code
     for name, infos in results:
         if len(results) > 1:
