@@ -22,6 +22,7 @@ from ._format import cell, printable
 __all__ = ["main"]
 
 OK, PARTIAL, ERROR = 0, 1, 2
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 _STATS_VIEW = [
     ("model", "model"),
@@ -475,6 +476,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ERROR
     except BrokenPipeError:  # output piped into head and the like
         return OK
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's code for SIGINT
+        if debug:
+            raise
+        print("rnnscope: interrupted", file=sys.stderr)
+        return INTERRUPTED
     return code
 
 
