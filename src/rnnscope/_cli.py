@@ -22,6 +22,7 @@ from ._format import cell, plain
 __all__ = ["main"]
 
 OK, PARTIAL, ERROR = 0, 1, 2
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 _STATS_VIEW = [
     ("model", "model"),
@@ -55,16 +56,18 @@ def _has_rich() -> bool:
 
 def _print_table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
     cells = [[cell(v) for v in r] for r in rows]
+    title = plain(title, None)
     if _has_rich():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text  # names are data: no markup taken from them
 
-        table = Table(title=title, title_justify="left", header_style="bold")
+        table = Table(title=Text(title), title_justify="left", header_style="bold")
         for i, h in enumerate(headers):
             numeric = any(isinstance(r[i], (int, float)) for r in rows if r[i] is not None)
             table.add_column(h, justify="right" if numeric else "left", no_wrap=True)
         for r in cells:
-            table.add_row(*r)
+            table.add_row(*(Text(c) for c in r))
         wide = None if sys.stdout.isatty() else 220  # files and pipes get every column
         Console(width=wide).print(table)
         return
@@ -88,14 +91,14 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int, int, str], None
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[name]}"),
+        TextColumn("{task.fields[name]}", markup=False),
         console=Console(stderr=True),
         transient=True,
     ) as bar:
         task = bar.add_task(label, total=total, name="")
 
         def tick(done: int, _total: int, name: str) -> None:
-            bar.update(task, completed=done, name=name)
+            bar.update(task, completed=done, name=plain(name))
 
         yield tick
 
@@ -115,7 +118,8 @@ def _report_failed(failed: list[dict[str, str]]) -> int:
         for e in bad:
             print(f"  failed   {plain(e['name'])}: {plain(e['reason'], None)}", file=sys.stderr)
     if skipped:
-        print(f"rnnscope: {len(skipped)} folder entr(y/ies) left out:", file=sys.stderr)
+        entries = "entry" if len(skipped) == 1 else "entries"
+        print(f"rnnscope: {len(skipped)} folder {entries} left out:", file=sys.stderr)
         for e in skipped:
             print(f"  skipped  {plain(e['name'])}: {plain(e['reason'], None)}", file=sys.stderr)
     return PARTIAL if bad else OK
@@ -356,9 +360,34 @@ def _each_file(args: argparse.Namespace, fn: Callable[[str, str], Any]) -> tuple
     return results, code
 
 
+def _json(records: list[dict[str, Any]]) -> str:
+    """Strict JSON: a NaN or infinite statistic is null (as in ``stats --json``; the
+    ``nans``/``infs`` counts say why), never the ``NaN``/``Infinity`` JSON parsers refuse."""
+    import json
+    import math
+
+    def finite(v: Any) -> Any:
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    clean = [{k: finite(v) for k, v in r.items()} for r in records]
+    return json.dumps(clean, indent=1, default=str, allow_nan=False)
+
+
+def _write_json(records: list[dict[str, Any]], target: str) -> None:
+    """``--json``: to stdout for ``-``, else to the file named (listed on stderr)."""
+    text = _json(records) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(target).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"cannot write '{target}': {err}") from err
+    print(f"wrote {len(records)} records to {target}", file=sys.stderr)
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     import dataclasses
-    import json
 
     from ._summary import summary
 
@@ -377,7 +406,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     results, code = _each_file(args, one)
     if args.json:
         records = [{"model": name, **r} for name, s in results for r in s.records()]
-        sys.stdout.write(json.dumps(records, indent=1, default=str) + "\n")
+        _write_json(records, args.json)
         return code
     for i, (_, s) in enumerate(results):
         print(("\n" if i else "") + str(s))
@@ -385,8 +414,6 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:
-    import json
-
     from ._api import layers
 
     results, code = _each_file(args, lambda name, path: (name, layers(path)))
@@ -402,7 +429,7 @@ def _cmd_layers(args: argparse.Namespace) -> int:
             for name, infos in results
             for i in infos
         ]
-        sys.stdout.write(json.dumps(records, indent=1) + "\n")
+        _write_json(records, args.json)
         return code
     for name, infos in results:
         if len(results) > 1:
@@ -449,6 +476,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ERROR
     except BrokenPipeError:  # output piped into head and the like
         return OK
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's code for SIGINT
+        if debug:
+            raise
+        print("rnnscope: interrupted", file=sys.stderr)
+        return INTERRUPTED
     return code
 
 

@@ -79,6 +79,17 @@ def _machine_options(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def _json_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        type=_machine_file(".json"),
+        metavar="FILE.json",
+        help=f"{what} as JSON records, to stdout (and nothing else there) or to FILE.json",
+    )
+
+
 def _many(p: argparse.ArgumentParser, parallel: bool = True) -> None:
     p.add_argument(
         "paths",
@@ -159,11 +170,11 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
     s = add("summary", "per-layer, per-gate statistics of checkpoints")
     _many(s, parallel=False)
     s.add_argument("--layer", help="one layer: name, unique name part or index")
-    s.add_argument("--json", action="store_true", help="the rows as JSON records on stdout")
+    _json_option(s, "the rows")
     s.set_defaults(run=commands["summary"])
     ls = add("layers", "list the layers with weights of checkpoints")
     _many(ls, parallel=False)
-    ls.add_argument("--json", action="store_true", help="the layers as JSON records on stdout")
+    _json_option(ls, "the layers")
     ls.set_defaults(run=commands["layers"])
     st = add("stats", "health statistics of checkpoints")
     _many(st)

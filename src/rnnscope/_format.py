@@ -16,7 +16,6 @@ __all__ = ["NAME_LIMIT", "cell", "plain", "valid_text"]
 
 NAME_LIMIT = 120
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def valid_text(s: str) -> str:
@@ -27,9 +26,15 @@ def valid_text(s: str) -> str:
 
 
 def plain(s: str, limit: int | None = NAME_LIMIT) -> str:
-    """``s`` for display: valid UTF-8, control characters as ``\\xNN`` escapes, and at most
-    ``limit`` characters (the rest counted, not shown)."""
-    out = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), valid_text(s))
+    """``s`` for display: valid UTF-8, every non-printable character (newline, escape, bell,
+    bidirectional overrides, line separators, ...) as an escape (``\\n``, ``\\x1b``,
+    ``\\u202e``), so a name from a file can neither forge a line nor drive the terminal, and
+    at most ``limit`` characters (the rest counted, not shown)."""
+    out = valid_text(s)
+    if not out.isprintable():
+        out = "".join(
+            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in out
+        )
     if limit is not None and len(out) > limit:
         out = f"{out[: limit - 20]}... ({len(out)} chars)"
     return out

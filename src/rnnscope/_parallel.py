@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -56,7 +59,22 @@ def call(
         return False, (type(err).__name__, _one_line(err))
 
 
-def _child(send: Connection, fn: Callable[..., Any], source: Any, name: str, args: Any) -> None:
+def _worker_start(parent: int) -> None:
+    """In each worker process: a worker whose parent is gone (SIGTERM, SIGKILL, a crash) exits
+    instead of waiting for work forever and holding the parent's stdout open."""
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _child(
+    send: Connection, fn: Callable[..., Any], source: Any, name: str, args: Any, parent: int
+) -> None:
+    _worker_start(parent)
     send.send("started")
     send.send(call(fn, source, name, args, strict=False))
     send.close()
@@ -71,6 +89,12 @@ def _death(code: int | None) -> str:
     else:
         how = f"exit code {code}"
     return f"the worker process reading it died ({how}); the other sources' results are kept"
+
+
+def _pool(workers: int, ctx: Any) -> cf.ProcessPoolExecutor:
+    return cf.ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_worker_start, initargs=(os.getpid(),)
+    )
 
 
 class Runner:
@@ -140,7 +164,7 @@ class Runner:
     def in_processes(self, remote: list[int], workers: int) -> None:
         """Run ``remote`` in ``workers`` spawned processes, surviving workers that die."""
         ctx = multiprocessing.get_context("spawn")
-        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx)
+        pool = _pool(workers, ctx)
         try:
             futures = {self._submit(pool, i): i for i in remote}
             self.here([i for i in range(len(self.pairs)) if i not in futures.values()])
@@ -175,7 +199,7 @@ class Runner:
         try:
             for start in range(0, len(pending), workers):
                 if pool is None:
-                    pool = cf.ProcessPoolExecutor(workers, mp_context=ctx)
+                    pool = _pool(workers, ctx)
                 chunk = pending[start : start + workers]
                 broken = self._gather({self._submit(pool, i): i for i in chunk})
                 if broken:
@@ -191,7 +215,9 @@ class Runner:
         """Run one source in its own process; if that process dies, the source is the culprit."""
         name, source = self.pairs[i]
         recv, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(send, self.fn, source, name, self.args))
+        proc = ctx.Process(
+            target=_child, args=(send, self.fn, source, name, self.args, os.getpid())
+        )
         proc.start()
         send.close()
         started, result = False, None

@@ -66,6 +66,16 @@ class Monitor:
         loss: the loss for ``held`` (e.g. ``nn.MSELoss()``).
         timestep_layers: layers whose per-timestep output gradient norms to record.
 
+        total_steps: the number of training steps, when known: the last one is then recorded
+            by :meth:`step` itself, like a step that falls on ``every``.
+
+    The first step (0) and the last are always recorded, however the run falls against
+    ``every``. Without ``total_steps`` the last is recorded by :meth:`close`: with the weights
+    training ended with (as :meth:`close` finds them) and that step's gradients. Those are kept
+    by reference, not copied (no cost per step); if they were changed in place after
+    :meth:`step` (``zero_grad(set_to_none=False)``, clipping), the row has no gradients and an
+    event says why.
+
     Under ``torch.distributed`` only rank 0 writes; the others do nothing.
     """
 
@@ -81,9 +91,12 @@ class Monitor:
         held: tuple[Any, Any] | None = None,
         loss: Any = None,
         timestep_layers: LayerKey | Sequence[LayerKey] = None,
+        total_steps: int | None = None,
     ) -> None:
         if not isinstance(every, int) or every < 1:
             raise InputError(f"every must be a positive integer; got {every!r}")
+        if total_steps is not None and (not isinstance(total_steps, int) or total_steps < 1):
+            raise InputError(f"total_steps must be a positive integer or None; got {total_steps!r}")
         if timestep_layers is not None and (held is None or loss is None):
             raise InputError("timestep_layers needs held=(x, y) and loss=")
         self.model = model
@@ -108,8 +121,11 @@ class Monitor:
             "layers": [r.info.name for r in self.refs],
         }
         self.recorder = Recorder(path, meta, tensorboard, enabled=writes)
+        self.total_steps = total_steps
         self.steps = 0
         self.epoch = 0
+        self._recorded = -1  # the last step recorded
+        self._last_grads: dict[int, tuple[Any, int]] = {}  # id(param): its last gradient, version
 
     @property
     def enabled(self) -> bool:
@@ -119,12 +135,15 @@ class Monitor:
     def _weights(self) -> list[RNNWeights | LayerWeights]:
         return [r.build(_numpy) for r in self.refs if r.build is not None]
 
-    def _grads(self) -> list[RNNWeights | LayerWeights] | None:
-        if all(p.grad is None for p in self.params):
+    def _grads(self, of: Any = None) -> list[RNNWeights | LayerWeights] | None:
+        """Gradient records: the parameters' ``.grad``, or ``of(param)``'s tensors."""
+        of = of or (lambda p: p.grad)
+        if all(of(p) is None for p in self.params):
             return None
 
         def grad(p: Any) -> np.ndarray:
-            return _numpy(p.grad) if p.grad is not None else np.zeros(tuple(p.shape), "f4")
+            g = of(p)
+            return _numpy(g) if g is not None else np.zeros(tuple(p.shape), "f4")
 
         return [r.build(grad) for r in self.refs if r.build is not None]
 
@@ -148,12 +167,39 @@ class Monitor:
         self.steps += 1
         if self.recorder.pending is not None:
             self.recorder.update(self._weights())
-        due = s % self.every == 0
+        due = s % self.every == 0 or s + 1 == self.total_steps
         if not due and (self._all_finite() or len(self.recorder.flagged) > 0):
+            # kept (not copied) so close() can record this step if it is the last
+            self._last_grads = {
+                id(p): (p.grad, p.grad._version) for p in self.params if p.grad is not None
+            }
             return
+        self._last_grads = {}
+        self._recorded = s
         self.recorder.record(s, self.epoch, self._weights(), self._grads())
         if due and self.timestep_layers:
             self._timesteps(s)
+
+    def _record_last(self) -> None:
+        """The last step, when step() did not record it: the weights as training ended, and
+        that step's gradients if nothing changed them since."""
+        last = self.steps - 1
+        if last <= self._recorded:
+            return
+        weights = self._weights()
+        kept = self._last_grads
+        intact = bool(kept) and all(g._version == v for g, v in kept.values())
+        grads = self._grads(lambda p: kept[id(p)][0] if id(p) in kept else None) if intact else None
+        if not intact:
+            self.recorder.note(
+                last,
+                "last_step_gradients",
+                "",
+                f"the last step ({last}) is recorded without gradients: they were changed in "
+                "place after step() (zero_grad(set_to_none=False), clipping) or absent",
+            )
+        self._recorded = last
+        self.recorder.record(last, self.epoch, weights, grads)
 
     def _timesteps(self, step: int) -> None:
         from ._capture import gradients
@@ -166,7 +212,10 @@ class Monitor:
                 self.recorder.timestep_grads(step, name, np.sqrt((g**2).sum(axis=(0, 2))))
 
     def close(self) -> None:
-        """Write what is pending and close the database (also on ``with`` exit)."""
+        """Record the last step if :meth:`step` did not, write what is pending and close the
+        database (also on ``with`` exit)."""
+        if self.enabled and self.steps > 0:
+            self._record_last()
         self.recorder.close()
 
     def __enter__(self) -> Monitor:

@@ -139,7 +139,7 @@ def test_injected_nan_is_flagged_at_the_first_step(tmp_path):
     first = events[events.kind == "nonfinite_weights"].iloc[0]
     assert first["step"] == 6 and first["where_"] == "lstm.l0/recurrent_kernel/forget/forward"
     h = rnnscope.history(db)
-    assert sorted(set(h["step"])) == [0, 6]  # recorded at step 6, though every=10
+    assert sorted(set(h["step"])) == [0, 6, 8]  # step 6, though every=10; 8, the last
     row = h[(h.step == 6) & (h.part == "recurrent_kernel") & (h.gate == "forget")].iloc[0]
     assert row["nan"] == 1
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
