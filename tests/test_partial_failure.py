@@ -195,6 +195,32 @@ def test_compare_and_report_carry_on(mixed, tmp_path):
     assert all(f'id="model-{i + 1}">epoch{i}.safetensors' in html for i in range(N_GOOD))
 
 
+def test_a_failed_source_never_silently_becomes_or_shifts_the_baseline(mixed, capsys):
+    # natural order of the checkpoint files: bad_config.keras, empty.safetensors, epoch0, ...
+    with pytest.warns(RuntimeWarning, match=r"first source, 'bad_config\.keras', could not"):
+        cmp = rnnscope.compare(mixed)
+    assert cmp.attrs["baseline"] == "epoch0.safetensors"
+    assert "bad_config.keras" in cmp.attrs["baseline_note"]
+    with pytest.raises(rnnscope.InputError, match=r"baseline 0 \(bad_config\.keras\) could not"):
+        rnnscope.compare(mixed, baseline=0)
+    cmp = rnnscope.compare(mixed, baseline=3)  # an index counts every file given, read or not
+    assert cmp.attrs["baseline"] == "epoch1.safetensors" and cmp.attrs["baseline_note"] == ""
+    # the recurrent forget block of epoch0 against epoch1's, from the raw torch rows (i, f, g, o)
+    f = slice(UNITS, 2 * UNITS)
+    l2 = [np.linalg.norm(_state(i)["rnn.weight_hh_l0"][f].astype("f8")) for i in (0, 1)]
+    row = cmp[
+        (cmp.model == "epoch0.safetensors")
+        & (cmp.part == "recurrent_kernel")
+        & (cmp.gate == "forget")
+    ]
+    assert row["l2_norm_change"].item() == pytest.approx(l2[0] - l2[1], rel=1e-5)
+    assert main(["compare", str(mixed), "--json", "-"]) == 1
+    err = capsys.readouterr().err
+    assert "baseline: the first source, 'bad_config.keras', could not be read" in err
+    assert main(["compare", str(mixed), "--baseline", "1", "--json", "-"]) == 2
+    assert "baseline 1 (empty.safetensors) could not be read" in capsys.readouterr().err
+
+
 def test_cli_exit_codes_and_listing(mixed, tmp_path, capsys):
     csv = tmp_path / "s.csv"
     assert main(["stats", str(mixed), "--csv", str(csv)]) == 1

@@ -178,7 +178,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     with _progress(_count(args), "statistics") as tick:
         df = compare(
             args.paths,
-            baseline=_layer_key(args.baseline) or 0,
+            baseline=_layer_key(args.baseline),
             tol=args.tol,
             jobs=args.jobs,
             progress=tick,
@@ -186,6 +186,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             strict=args.strict,
         )
     flags = change_flags(df.to_dict("records"), Thresholds())
+    if df.attrs["baseline_note"]:
+        print(f"rnnscope: baseline: {plain(df.attrs['baseline_note'], None)}", file=sys.stderr)
     if _machine(args):  # stdout is the machine output; the findings go to stderr
         _write_frame(df, args.csv, args.json)
         for f in flags:
@@ -222,7 +224,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             None,
             tol=args.tol,
             thresholds=None,
-            baseline=_layer_key(args.baseline) or 0,
+            baseline=_layer_key(args.baseline),
             title=args.title,
             figures=not args.no_figures,
             compare=None,

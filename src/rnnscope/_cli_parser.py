@@ -15,7 +15,11 @@ __all__ = ["EXIT_CODES", "build"]
 EXIT_CODES = (
     "exit codes: 0 everything done; 1 done, but some sources could not be read (listed on "
     "stderr); 2 nothing done: bad arguments or input (one line on stderr; --debug for the "
-    "traceback)"
+    "traceback); 130 interrupted (Ctrl-C)"
+)
+_BASELINE = (
+    "baseline model: a file name, or an index among the files given, read or not "
+    "(default: the first file read)"
 )
 
 
@@ -185,13 +189,13 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
     st.set_defaults(run=commands["stats"])
     c = add("compare", "compare checkpoints block by block against a baseline")
     _many(c)
-    c.add_argument("--baseline", default="0", help="baseline model: index or file name")
+    c.add_argument("--baseline", help=_BASELINE)
     _machine_options(c, "the comparison")
     c.set_defaults(run=commands["compare"])
     r = add("report", "one self-contained HTML report of checkpoints (and monitor databases)")
     _many(r)
     r.add_argument("-o", "--out", default="report.html", help="the HTML file (report.html)")
-    r.add_argument("--baseline", default="0", help="baseline model: index or file name")
+    r.add_argument("--baseline", help=_BASELINE)
     r.add_argument("--title", default="rnnscope report", help="the page title")
     r.add_argument("--no-figures", action="store_true", help="tables and flags only")
     r.set_defaults(run=commands["report"])

@@ -170,7 +170,7 @@ def report(
     *,
     tol: float = 1e-3,
     thresholds: Thresholds | None = None,
-    baseline: int | str = 0,
+    baseline: int | str | None = None,
     title: str = "rnnscope report",
     figures: bool = True,
     compare: bool | None = None,
@@ -192,7 +192,8 @@ def report(
         sources, names, tol, executor, jobs, progress: as in :func:`rnnscope.stats`.
         out: the HTML file to write.
         thresholds: when statistics become flags (:class:`rnnscope.Thresholds`).
-        baseline: the model the comparison is against (index or name).
+        baseline: the model the comparison is against: its name, or its index among the
+            sources given (read or not); None, the first model read.
         title: the page title.
         figures: embed figures (off: tables and flags only).
         compare: compare the models (default: when there are several; False for unrelated
@@ -231,7 +232,7 @@ def build_report(
     *,
     tol: float,
     thresholds: Thresholds | None,
-    baseline: int | str,
+    baseline: int | str | None,
     title: str,
     figures: bool,
     compare: bool | None,
@@ -259,8 +260,9 @@ def build_report(
         raise InputError("names= names checkpoints; give it without monitor databases")
     sections: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
+    given: list[str] = []
     if rest:
-        sections, failed = read_all(
+        sections, failed, given = read_all(
             model_section,
             rest,
             names,
@@ -272,7 +274,7 @@ def build_report(
             strict=strict,
         )
     table = pd.DataFrame([r for s in sections for r in s["rows"]], columns=COLUMNS)
-    table.attrs["tol"] = value
+    table.attrs.update(tol=value, failed=failed, sources=given)
     all_flags: list[Flag] = []
     for s in sections:
         s["flags"] = flags_for(s["rows"], t)
@@ -317,6 +319,7 @@ def _comparison(cmp: Any, growth: list[Flag], figures: bool, table: Any) -> dict
         rows.append({"key": key, "cells": cells})
     return {
         "baseline": cmp.attrs["baseline"],
+        "baseline_note": cmp.attrs["baseline_note"],
         "models": models,
         "rows": rows,
         "flags": growth,

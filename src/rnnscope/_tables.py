@@ -334,13 +334,14 @@ def read_all(
     progress: Progress | None,
     recursive: bool,
     strict: bool,
-) -> tuple[list[Any], list[dict[str, str]]]:
+) -> tuple[list[Any], list[dict[str, str]], list[str]]:
     """``fn`` over every source, carrying on past failures unless ``strict``.
 
-    Returns the results and the ``failed`` table's rows: sources that could not be read
+    Returns the results, the ``failed`` table's rows — sources that could not be read
     (``status`` "failed") and folder entries left out (``status`` "skipped"), each with its
-    reason. A single source, or ``strict``, raises its own error; when every one of several
-    sources fails, :class:`NothingReadError`.
+    reason — and the names of every source given, in order (read or not). A single source, or
+    ``strict``, raises its own error; when every one of several sources fails,
+    :class:`NothingReadError`.
     """
     pairs, left = collect_sources(sources, names, recursive)
     if strict:
@@ -356,7 +357,7 @@ def read_all(
         raise NothingReadError(
             f"none of the {len(pairs)} sources could be read: {listing}{more}", table
         )
-    return results, table
+    return results, table, [name for name, _ in pairs]
 
 
 def warn_failed(table: list[dict[str, str]], total: int, where: str) -> None:
@@ -425,7 +426,7 @@ def stats(
 
     require("pandas", "report", "rnnscope.stats")
     value = _tol(tol)
-    per, failed = read_all(
+    per, failed, given = read_all(
         source_rows,
         sources,
         names,
@@ -438,6 +439,7 @@ def stats(
     )
     df = _frame([r for rows in per for r in rows], value)
     df.attrs["failed"] = failed
+    df.attrs["sources"] = given  # every source given, in order: what a baseline index counts
     warn_failed(
         failed, len(per) + sum(e["status"] == "failed" for e in failed), "df.attrs['failed']"
     )
@@ -447,7 +449,7 @@ def stats(
 def compare(
     sources: Any,
     names: Sequence[str] | None = None,
-    baseline: int | str = 0,
+    baseline: int | str | None = None,
     *,
     tol: float = 1e-3,
     executor: cf.Executor | None = None,
@@ -464,6 +466,11 @@ def compare(
     ``l2_norm_step_rel_change``: the L2 norm's relative change since the previous model that
     has the block (checkpoint to checkpoint: how fast the weights move). Sources that cannot
     be read are left out and listed in ``df.attrs["failed"]``, as in :func:`stats`.
+
+    ``baseline`` is a source's name or its index among the sources given (a folder's files in
+    natural order, whether they could be read or not); a baseline that could not be read is an
+    :class:`InputError`. The default, ``None``, is the first source read; if sources before it
+    could not be read, ``df.attrs["baseline_note"]`` says so (and a warning).
 
     Example:
         >>> df = rnnscope.compare("checkpoints/", baseline=0)  # doctest: +SKIP
@@ -484,29 +491,57 @@ def compare(
             recursive=recursive,
             strict=strict,
         )
-    lost = {e["name"]: e["reason"] for e in table.attrs["failed"] if e["status"] == "failed"}
-    if isinstance(baseline, str) and baseline in lost:
-        raise InputError(f"baseline {baseline!r} could not be read: {lost[baseline]}")
     out = compare_table(table, baseline)
     for w in caught:  # said once, from here
         warnings.warn(str(w.message), w.category, stacklevel=2)
+    if out.attrs.get("baseline_note"):
+        warnings.warn(out.attrs["baseline_note"], RuntimeWarning, stacklevel=2)
     return out
 
 
-def compare_table(table: pd.DataFrame, baseline: int | str = 0) -> pd.DataFrame:
+def pick_baseline(
+    baseline: int | str | None, models: list[str], sources: list[str], failed: list[dict[str, str]]
+) -> tuple[str, str]:
+    """The baseline model's name and a note ("" or why it is not the first source given).
+
+    ``baseline`` indexes or names ``sources`` (every source given, read or not), so a source
+    that failed never shifts which model an index means; a chosen baseline that failed is an
+    error, not a silent substitute.
+    """
+    lost = {e["name"]: e["reason"] for e in failed if e["status"] == "failed"}
+    given = sources or models
+    if baseline is None:
+        if given[0] in lost:
+            return models[0], (
+                f"the first source, {given[0]!r}, could not be read ({lost[given[0]]}); "
+                f"the baseline is the first model read, {models[0]!r}"
+            )
+        return models[0], ""
+    if isinstance(baseline, int) and not isinstance(baseline, bool):
+        if not -len(given) <= baseline < len(given):
+            raise InputError(f"baseline index {baseline} is out of range for {len(given)} sources")
+        name = given[baseline]
+    elif baseline in given:
+        name = str(baseline)
+    else:
+        raise InputError(f"baseline {baseline!r} is not one of the models: {', '.join(given)}")
+    which = f"baseline {baseline!r}" + ("" if name == baseline else f" ({name})")
+    if name in lost:
+        raise InputError(f"{which} could not be read: {lost[name]}")
+    if name not in models:
+        raise InputError(f"{which} has no layer statistics to compare")
+    return name, ""
+
+
+def compare_table(table: pd.DataFrame, baseline: int | str | None = None) -> pd.DataFrame:
     """:func:`compare` of an existing :func:`stats` frame."""
     import numpy as np
     import pandas as pd
 
     models = list(dict.fromkeys(table["model"]))
-    if isinstance(baseline, int) and not isinstance(baseline, bool):
-        if not -len(models) <= baseline < len(models):
-            raise InputError(f"baseline index {baseline} is out of range for {len(models)} models")
-        base = models[baseline]
-    elif baseline in models:
-        base = str(baseline)
-    else:
-        raise InputError(f"baseline {baseline!r} is not one of the models: {', '.join(models)}")
+    base, note = pick_baseline(
+        baseline, models, list(table.attrs.get("sources", [])), table.attrs.get("failed", [])
+    )
     keys = table[KEY].drop_duplicates()
     grid = keys.merge(pd.DataFrame({"model": models}), how="cross")
     out = grid.merge(table, on=[*KEY, "model"], how="left", indicator=True)
@@ -531,6 +566,6 @@ def compare_table(table: pd.DataFrame, baseline: int | str = 0) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         step = (out.loc[prev.index, "l2_norm"].astype(float) - prev) / prev.abs()
     out["l2_norm_step_rel_change"] = step.reindex(out.index)
-    out.attrs.update(tol=table.attrs["tol"], baseline=base, models=models)
+    out.attrs.update(tol=table.attrs["tol"], baseline=base, models=models, baseline_note=note)
     out.attrs["failed"] = list(table.attrs.get("failed", []))
     return out
