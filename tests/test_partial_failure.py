@@ -326,3 +326,18 @@ def test_a_script_without_a_main_guard_gets_told(tmp_path):
     # found by content, not position: a resource-tracker warning may be the last line
     ours = [ln for ln in out.stderr.splitlines() if ln.startswith("rnnscope._errors.Unsupported")]
     assert len(ours) == 1 and "if __name__ == '__main__':" in ours[0], out.stderr
+
+
+def test_a_dangling_link_to_a_checkpoint_is_a_failure_not_a_skip(tmp_path, capsys):
+    safetensors_np.save_file(_state(0), str(tmp_path / "epoch0.safetensors"))
+    (tmp_path / "epoch1.safetensors").symlink_to(tmp_path / "moved" / "epoch1.safetensors")
+    (tmp_path / "notes.txt").symlink_to(tmp_path / "gone.txt")
+    with pytest.warns(RuntimeWarning, match="1 of 2 sources could not be read"):
+        df = rnnscope.stats(tmp_path)
+    rows = {e["name"]: e for e in df.attrs["failed"]}
+    assert rows["epoch1.safetensors"]["status"] == "failed"
+    assert rows["epoch1.safetensors"]["error"] == "FileNotFoundError"
+    assert "does not exist" in rows["epoch1.safetensors"]["reason"]
+    assert rows["notes.txt"]["status"] == "skipped"
+    assert main(["stats", str(tmp_path), "--csv", "-"]) == 1  # done, with a failure
+    assert "failed   epoch1.safetensors: a link to" in capsys.readouterr().err

@@ -117,6 +117,13 @@ def _walk(
                 left += sub_left
                 if not sub and not sub_left:
                     left.append(_entry(p, name, "skipped", "", "an empty folder"))
+        elif p.is_symlink() and not p.exists():
+            target = os.readlink(p)
+            why = f"a link to {target!r}, which does not exist"
+            if p.name.lower().endswith(CHECKPOINT_SUFFIXES):  # a checkpoint that is not there
+                left.append(_entry(p, name, "failed", "FileNotFoundError", why))
+            else:
+                left.append(_entry(p, name, "skipped", "", why))
         elif not p.is_file():
             left.append(_entry(p, name, "skipped", "", "not a regular file"))
         elif p.name.lower().endswith(CHECKPOINT_SUFFIXES):
