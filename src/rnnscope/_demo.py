@@ -6,7 +6,6 @@ import csv
 import importlib.util
 import sys
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import IO
 
@@ -25,14 +24,15 @@ Say = Callable[[str], None]
 
 def demo_paths() -> dict[str, Path]:
     """Paths of the bundled demo files."""
-    root = resources.files("rnnscope") / "data"
+    root = Path(__file__).resolve().parent / "data"  # package data (importlib.resources costs
+    # a tenth of `import rnnscope`; the package is always installed as files)
     names = {
         "lstm": "demo_lstm.keras",
         "bigru": "demo_bigru.safetensors",
         "inputs": "demo_inputs.npz",
         "run": "run",
     }
-    return {k: Path(str(root / v)) for k, v in names.items()}
+    return {k: root / v for k, v in names.items()}
 
 
 def demo_path(which: str = "run") -> Path:
