@@ -54,6 +54,8 @@ def history(
     Example:
         >>> fig = rnnscope.plot.history("run.db", ["grad_norm"])  # doctest: +SKIP
     """
+    from matplotlib.ticker import MaxNLocator
+
     from .._history import history as read
 
     if isinstance(source, (str, os.PathLike)):
@@ -115,6 +117,7 @@ def history(
                 ax.set_ylabel(_LABELS.get(w, w), fontsize=9)
             if i == len(whats) - 1:
                 ax.set_xlabel("training step", fontsize=9)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
             ax.tick_params(labelsize=8)
         if axes[0, j].get_legend_handles_labels()[0]:
             axes[0, j].legend(fontsize=7)
