@@ -520,8 +520,8 @@ def pick_baseline(
     if baseline is None:
         if given[0] in lost:
             return models[0], (
-                f"the first source, {given[0]!r}, could not be read ({lost[given[0]]}); "
-                f"the baseline is the first model read, {models[0]!r}"
+                f"the first source, '{given[0]}', could not be read ({lost[given[0]]}); "
+                f"the baseline is the first model read, '{models[0]}'"
             )
         return models[0], ""
     if isinstance(baseline, int) and not isinstance(baseline, bool):
