@@ -73,17 +73,10 @@ def _machine_options(p: argparse.ArgumentParser, what: str) -> None:
         metavar="FILE.csv",
         help=f"{what} as CSV, to stdout (and nothing else there) or to FILE.csv",
     )
-    out.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        type=_machine_file(".json"),
-        metavar="FILE.json",
-        help=f"{what} as JSON records, to stdout (and nothing else there) or to FILE.json",
-    )
+    _json_option(out, what)
 
 
-def _json_option(p: argparse.ArgumentParser, what: str) -> None:
+def _json_option(p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, what: str) -> None:
     p.add_argument(
         "--json",
         nargs="?",
