@@ -6,9 +6,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ._adapters import LayerRef, find_adapter
-from ._errors import LayerError
+from ._errors import LayerError, UnsupportedError
+from ._frameworks import find_framework, type_name
 from ._model import LayerInfo, LayerWeights, RNNWeights
+from ._refs import LayerRef
 from ._trace import Trace, run_trace
 
 __all__ = ["layers", "rnn_weights", "trace", "weights"]
@@ -46,8 +47,14 @@ def resolve(obj: Any) -> Source:
         obj = open_checkpoint(obj)
     if isinstance(obj, Checkpoint):
         return Source(f"file '{obj.path}'", obj.layer_refs(), obj.notes)
-    adapter = find_adapter(obj)
-    return Source(adapter.source_name(obj), adapter.layer_refs(obj))
+    fw = find_framework(obj)
+    if fw is None:
+        raise UnsupportedError(
+            f"cannot read weights from an object of type {type_name(obj)}; expected a Keras 3, "
+            "tf-keras or torch model or layer, a checkpoint path, or an rnnscope "
+            "RNNWeights/LayerWeights"
+        )
+    return Source(fw.source_name(obj), fw.layer_refs(obj))
 
 
 def _describe(refs: list[LayerRef]) -> str:

@@ -15,6 +15,7 @@ __all__ = [
     "canonical_from_cudnn",
     "canonical_from_keras",
     "canonical_from_torch",
+    "keras_from_canonical",
     "torch_gate_order",
 ]
 
@@ -96,6 +97,17 @@ def canonical_from_keras(
             out["bias"], out["recurrent_bias"] = bias[0], bias[1]
         else:
             out["bias"] = bias
+    return out
+
+
+def keras_from_canonical(parts: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The inverse of :func:`canonical_from_keras` for one direction: kernel, recurrent kernel
+    and, if any, the bias; a separate recurrent bias is stacked under the bias as a second row."""
+    out = [parts["kernel"], parts["recurrent_kernel"]]
+    if "recurrent_bias" in parts:
+        out.append(np.stack([parts["bias"], parts["recurrent_bias"]]))
+    elif "bias" in parts:
+        out.append(parts["bias"])
     return out
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from ._activations import get_activation
 from ._cells import run_cell
 from ._errors import InputError, LayerError
+from ._frameworks import find_framework
 from ._model import RNNWeights
 
 __all__ = ["Trace", "run_trace", "to_numpy"]
@@ -25,15 +26,16 @@ MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 def to_numpy(x: Any, *, what: str = "x") -> np.ndarray:
-    """A numpy array from numpy data or a framework tensor (torch, TensorFlow, JAX, Keras)."""
+    """A numpy array from numpy data or a tensor: a framework's own tensors (torch, Keras
+    variables) through its framework object, other tensors (TensorFlow, JAX) by their
+    ``numpy()`` method or the array protocol."""
     if isinstance(x, np.ndarray):
         return x
-    detach = getattr(x, "detach", None)
-    if callable(detach):  # torch.Tensor (bfloat16, which numpy lacks, widened to float32)
-        t = detach().cpu()
-        return np.asarray((t.float() if str(t.dtype) == "torch.bfloat16" else t).numpy())
+    fw = find_framework(x)
+    if fw is not None:
+        return fw.to_numpy(x)
     as_numpy = getattr(x, "numpy", None)
-    if callable(as_numpy):  # tf.Tensor, keras Variable
+    if callable(as_numpy):  # tf.Tensor
         return np.asarray(as_numpy())
     try:
         return np.asarray(x)

@@ -14,19 +14,30 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._adapters import LayerRef
 from .._errors import FormatError
 from .._layouts import canonical_from_torch
 from .._model import CELL_BY_GATES, LayerInfo, LayerWeights, RNNWeights
+from .._refs import LayerRef
 
-__all__ = ["build_torch_refs"]
+__all__ = ["DIRECTIONS", "ROLES", "build_torch_refs", "stacked_key"]
+
+ROLES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+"""The tensors of one direction of one torch RNN layer, in the module's own order."""
+DIRECTIONS = ("forward", "backward")
+_SUFFIX = {"forward": "", "backward": "_reverse"}
+
+
+def stacked_key(role: str, layer: int, direction: str) -> str:
+    """The name torch gives a stacked RNN's tensor: ``stacked_key("bias_hh", 1, "backward")`` is
+    ``'bias_hh_l1_reverse'``."""
+    return f"{role}_l{layer}{_SUFFIX[direction]}"
+
 
 Reader = Callable[[list[str]], list[np.ndarray]]
 _STACKED = re.compile(
-    r"^(?:(?P<prefix>.+)\.)?(?P<w>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
-    r"_l(?P<k>\d+)(?P<rev>_reverse)?$"
+    rf"^(?:(?P<prefix>.+)\.)?(?P<w>{'|'.join(ROLES)})_l(?P<k>\d+)(?P<rev>{_SUFFIX['backward']})?$"
 )
-_CELL = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<w>weight_ih|weight_hh|bias_ih|bias_hh)$")
+_CELL = re.compile(rf"^(?:(?P<prefix>.+)\.)?(?P<w>{'|'.join(ROLES[:4])})$")
 _KINDS = {"LSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}
 
 
@@ -137,7 +148,7 @@ def build_torch_refs(
             generic.setdefault(prefix or leaf, {})[leaf if prefix else key] = key
             order.setdefault(("generic", prefix or leaf))
             continue
-        direction = "backward" if m.groupdict().get("rev") else "forward"
+        direction = DIRECTIONS[1] if m.groupdict().get("rev") else DIRECTIONS[0]
         groups.setdefault(name, {}).setdefault(direction, {})[m["w"]] = key
         order.setdefault(("rnn", name))
 

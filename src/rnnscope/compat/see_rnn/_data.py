@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from ..._adapters import LayerRef, framework_of
-from ..._capture import _backend
 from ..._errors import InputError, LayerError
+from ..._frameworks import TORCH, KerasFramework, find_framework, framework_for
 from ..._model import LayerInfo, LayerWeights
-from ._ids import KERAS, Layer, is_input, model_layers, parse_ids, pick_layers
-from ._weights import to_value, variables
+from ..._refs import LayerRef
+from ._ids import Layer, is_input, model_layers, parse_ids, pick_layers
+from ._weights import variables
 
 __all__ = [
     "get_gradients",
@@ -91,9 +91,9 @@ def get_outputs(
         >>> outs = get_outputs(model, 1, x)  # doctest: +SKIP
     """
     layers, one = _chosen(model, _id, layer, "outputs")
-    backend = _backend(model)
+    backend = framework_for(model)
     refs = [_ref(model, lay) for lay in layers]
-    if framework_of(model) == "torch":
+    if backend is TORCH:
         bad = [r.info.name for r in refs if not backend.has_output(r)]
         if bad:
             raise LayerError(
@@ -176,7 +176,7 @@ def get_gradients(
     else:
         layers, one = _chosen(model, _id, layer, mode)
         items = None
-    backend = _backend(model)
+    backend = framework_for(model)
     training = bool(learning_phase)
     if mode == "outputs":
         refs = list({lay.name: _ref(model, lay) for lay in layers}.values())
@@ -241,8 +241,8 @@ def _regularised(model: Any) -> list[tuple[str, Any, tuple[float, float]]]:
     the model's own layers (not nested models), an RNN's cell, both directions of a
     Bidirectional, the wrapped layer of other wrappers; weights whose factors are all zero are
     left out."""
-    fw = framework_of(model)
-    if fw not in KERAS:
+    fw = find_framework(model)
+    if not isinstance(fw, KerasFramework):
         raise InputError(
             "get_weight_penalties: expected a Keras 3 or tf-keras model, "
             f"got {type(model).__name__}"
@@ -268,8 +268,7 @@ def _regularised(model: Any) -> list[tuple[str, Any, tuple[float, float]]]:
                     float(getattr(reg, "l2", 0.0) or 0.0),
                 )
                 if any(factors):
-                    name = getattr(var, "path", var.name) if fw == "keras" else var.name
-                    out.append((str(name), var, factors))
+                    out.append((fw.weight_name(var), var, factors))
     return out
 
 
@@ -299,6 +298,6 @@ def weight_loss(model: Any) -> float:
     """
     loss = 0.0
     for _, var, (l1, l2) in _regularised(model):
-        w = to_value(var).astype(np.float64)
+        w = framework_for(model).to_numpy(var).astype(np.float64)
         loss += l1 * float(np.abs(w).sum()) + l2 * float(np.square(w).sum())
     return loss

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from ..._adapters import LayerRef, framework_of
 from ..._api import resolve
 from ..._errors import InputError, LayerError
+from ..._frameworks import TORCH, find_framework, type_name
+from ..._refs import LayerRef
 
 __all__ = [
-    "KERAS",
     "Ids",
     "full_names",
     "is_input",
@@ -26,8 +26,6 @@ __all__ = [
     "parse_ids",
     "pick_layers",
 ]
-
-KERAS = ("keras", "tf_keras")
 
 
 @dataclass
@@ -89,19 +87,18 @@ def is_input(obj: Any) -> bool:
 
 def model_layers(model: Any) -> list[Layer]:
     """The layers See RNN would index: ``model.layers`` (Keras) or rnnscope's torch layers."""
-    fw = framework_of(model)
-    if fw in KERAS:
-        if not hasattr(model, "layers"):
-            raise InputError(
-                f"model: expected a Keras model (with .layers); got {type(model).__name__}"
-            )
-        return [Layer(lay.name, lay) for lay in model.layers]
-    if fw == "torch":
+    fw = find_framework(model)
+    if fw is None:
+        raise InputError(
+            f"model: expected a Keras 3, tf-keras or torch model; got {type_name(model)}"
+        )
+    if fw is TORCH:
         return [Layer(r.info.name, r.obj, r) for r in resolve(model).refs]
-    raise InputError(
-        f"model: expected a Keras 3, tf-keras or torch model; got "
-        f"{type(model).__module__}.{type(model).__name__}"
-    )
+    if not hasattr(model, "layers"):
+        raise InputError(
+            f"model: expected a Keras model (with .layers); got {type(model).__name__}"
+        )
+    return [Layer(lay.name, lay) for lay in model.layers]
 
 
 def _by_index(layers: list[Layer], i: int) -> Layer:

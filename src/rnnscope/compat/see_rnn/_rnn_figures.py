@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from ..._capture import _backend
 from ..._errors import InputError
+from ..._frameworks import KERAS, framework_for
 from ..._model import RNNWeights
 from ._common import merge_configs, options, save_figs, scalefig
-from ._weights import canonical_data, detect_nans, record_of, rnn_layer
+from ._weights import detect_nans, record_of, rnn_layer
 
 __all__ = ["rnn_heatmap", "rnn_histogram"]
 
@@ -76,13 +76,13 @@ def _layer_data(
         if input_data is None or labels is None:
             raise InputError(f"{fn}: mode='grads' needs input_data and labels")
         out = dict(
-            _backend(model).gradients(
+            framework_for(model).gradients(
                 model, input_data, labels, [ref], True, loss, sample_weight, False
             )
         )
         rec = out[ref.info.name]
         assert isinstance(rec, RNNWeights)
-    return [np.array(a, copy=True) for a in canonical_data(rec)], info
+    return [np.array(a, copy=True) for a in KERAS.from_canonical(rec)], info
 
 
 def _plt() -> Any:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from collections.abc import Callable, Sequence
 from copy import deepcopy
@@ -11,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from ..._adapters import framework_of
 from ..._api import resolve
 from ..._errors import LayerError
+from ..._frameworks import KERAS, TORCH, KerasFramework, framework_for
 from ..._model import RNNWeights
-from ._ids import KERAS, Layer, _by_index, _by_names, is_input, model_layers, parse_ids, pick_layers
+from ._ids import Layer, _by_index, _by_names, is_input, model_layers, parse_ids, pick_layers
 
 __all__ = [
     "detect_nans",
@@ -68,26 +67,13 @@ def _torch_names(model: Any) -> dict[int, str]:
 
 def variables(model: Any, lay: Layer, trainable: bool = False) -> list[tuple[str, Any]]:
     """``(full weight name, framework variable)`` of one layer, in the layer's own order."""
-    fw = framework_of(model)
-    if fw == "torch":
-        assert lay.ref is not None
-        names = _torch_names(model)
-        return [(names.get(id(v), f"{lay.name}.{i}"), v) for i, v in enumerate(lay.ref.variables)]
-    vs = lay.obj.trainable_weights if trainable else lay.obj.weights
-    if fw == "keras":
-        return [(str(getattr(v, "path", v.name)), v) for v in vs]
-    return [(str(v.name), v) for v in vs]
-
-
-def to_value(v: Any) -> np.ndarray:
-    """A framework variable's value as a fresh numpy array."""
-    if hasattr(v, "detach"):  # torch
-        return np.array(v.detach().cpu().numpy(), copy=True)
-    root = type(v).__module__.split(".", 1)[0]
-    if root == "keras":
-        keras = importlib.import_module("keras")
-        return np.array(keras.ops.convert_to_numpy(v), copy=True)
-    return np.array(v.numpy(), copy=True)
+    fw = framework_for(model)
+    if isinstance(fw, KerasFramework):
+        vs = lay.obj.trainable_weights if trainable else lay.obj.weights
+        return [(fw.weight_name(v), v) for v in vs]
+    assert lay.ref is not None
+    names = _torch_names(model)
+    return [(names.get(id(v), f"{lay.name}.{i}"), v) for i, v in enumerate(lay.ref.variables)]
 
 
 def _has_weights(model: Any, lay: Layer) -> bool:
@@ -162,7 +148,8 @@ def get_weights(
             if not any(o in name for o in omit):
                 found[name] = v
     if not as_tensors:
-        found = {n: to_value(v) for n, v in found.items()}
+        fw = framework_for(model)
+        found = {n: fw.to_numpy(v) for n, v in found.items()}
     if as_dict:
         return found
     values = list(found.values())
@@ -281,21 +268,6 @@ def record_of(ref: Any) -> RNNWeights:
     return rec
 
 
-def canonical_data(rec: RNNWeights) -> list[np.ndarray]:
-    """Per direction: kernel, recurrent kernel and (if any) bias, as Keras lays them out; two
-    biases (torch, GRU reset-after, CuDNN) are stacked as rows of one ``(2, gates*units)``."""
-    data: list[np.ndarray] = []
-    for d in rec.directions:
-        data += [rec.array("kernel", direction=d), rec.array("recurrent_kernel", direction=d)]
-        if "recurrent_bias" in rec.parts:
-            data.append(
-                np.stack([rec.array("bias", direction=d), rec.array("recurrent_bias", direction=d)])
-            )
-        elif "bias" in rec.parts:
-            data.append(rec.array("bias", direction=d))
-    return data
-
-
 def get_rnn_weights(
     model: Any,
     _id: Any,
@@ -341,9 +313,10 @@ def get_rnn_weights(
             for p in rec.parts
             if p != "projection"
         ]
-    if framework_of(model if layer is None else obj) in KERAS:
-        return [to_value(v) for v in ref.variables]
-    return canonical_data(rec)
+    fw = framework_for(model if layer is None else obj)
+    if fw is not TORCH:
+        return [fw.to_numpy(v) for v in ref.variables]
+    return KERAS.from_canonical(rec)
 
 
 def rnn_summary(layer: Any) -> None:
@@ -359,8 +332,8 @@ def rnn_summary(layer: Any) -> None:
     """
     _, ref = rnn_layer(None, None, layer)
     rec = record_of(ref)
-    fw = framework_of(layer)
-    if fw == "torch":
+    fw = framework_for(layer)
+    if not isinstance(fw, KerasFramework):
         names = _torch_names(layer)
         groups = [[(names.get(id(v), "?"), tuple(v.shape)) for v in ref.variables]]
     else:
@@ -369,13 +342,8 @@ def rnn_summary(layer: Any) -> None:
         for sub in subs:
             src = sub if any("CuDNN" in k.__name__ for k in type(sub).__mro__) else sub.cell
             vs = [getattr(src, k, None) for k in ("kernel", "recurrent_kernel", "bias")]
-            attr = "path" if fw == "keras" else "name"
             groups.append(
-                [
-                    (str(getattr(v, attr)), tuple(int(s) for s in v.shape))
-                    for v in vs
-                    if v is not None
-                ]
+                [(fw.weight_name(v), tuple(int(s) for s in v.shape)) for v in vs if v is not None]
             )
     for i, group in enumerate(groups):
         if len(groups) == 2:

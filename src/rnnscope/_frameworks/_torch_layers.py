@@ -1,5 +1,6 @@
-"""PyTorch modules: ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (stacked, bidirectional, projected),
-their single-step cells, and any module containing them.
+"""The torch framework's layers, as :class:`LayerRef` records: ``nn.LSTM`` / ``nn.GRU`` /
+``nn.RNN`` (stacked, bidirectional, projected), their single-step cells, and any module
+containing them.
 
 A stacked RNN with ``num_layers=L`` becomes ``L`` records named ``<path>.l0`` ... ``<path>.l{L-1}``
 (``l0`` ... for a bare module). Every other module with parameters of its own becomes a generic
@@ -15,37 +16,29 @@ from typing import Any
 import numpy as np
 
 from .._errors import UnsupportedError
+from .._io._torch_keys import DIRECTIONS, ROLES, stacked_key
 from .._layouts import canonical_from_torch
 from .._model import LayerInfo, LayerWeights, RNNWeights, readonly
-from . import LayerRef, ValueFn
+from .._refs import LayerRef, ValueFn
 
-__all__ = ["TorchAdapter"]
+__all__ = ["TorchLayers"]
 
 _MODES = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "SimpleRNN", "RNN_RELU": "SimpleRNN"}
 _CELL_CLASSES = {"LSTMCell": "LSTM", "GRUCell": "GRU", "RNNCell": "SimpleRNN"}
-
-
-def _numpy(t: Any) -> np.ndarray:
-    t = t.detach().cpu()
-    if str(t.dtype) == "torch.bfloat16":  # numpy has no bfloat16: widened, exactly
-        t = t.float()
-    return readonly(np.array(t.numpy(), copy=True))
 
 
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-class TorchAdapter:
-    """Adapter for ``torch.nn.Module`` objects."""
+class TorchLayers:
+    """The layers of ``torch.nn.Module`` objects; ``to_numpy`` is the framework's conversion."""
 
-    framework = "torch"
+    def __init__(self, to_numpy: ValueFn) -> None:
+        self._to_numpy = to_numpy
 
-    def can_handle(self, obj: Any) -> bool:
-        return any(k.__module__.split(".", 1)[0] == "torch" for k in type(obj).__mro__)
-
-    def source_name(self, obj: Any) -> str:
-        return f"torch module {type(obj).__name__}"
+    def _numpy(self, t: Any) -> np.ndarray:
+        return readonly(self._to_numpy(t))
 
     def layer_refs(self, obj: Any) -> list[LayerRef]:
         refs: list[LayerRef] = []
@@ -79,28 +72,23 @@ class TorchAdapter:
         def build(value: ValueFn) -> LayerWeights:
             return LayerWeights(path, kind, {k: value(v) for k, v in params.items()})
 
-        return LayerRef(info, lambda: build(_numpy), module, tuple(params.values()), build)
+        return LayerRef(info, lambda: build(self._numpy), module, tuple(params.values()), build)
 
     def _stacked_refs(self, module: Any, path: str, cell: str) -> list[LayerRef]:
-        suffixes = ["", "_reverse"] if module.bidirectional else [""]
+        directions = DIRECTIONS if module.bidirectional else DIRECTIONS[:1]
         refs = []
         for k in range(module.num_layers):
             name = _join(path, f"l{k}")
-            keys = [
-                f"{w}_l{k}{s}"
-                for s in suffixes
-                for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
-            ]
+            keys = [stacked_key(w, k, d) for d in directions for w in ROLES]
             params = {key: getattr(module, key) for key in keys if hasattr(module, key)}
-            if f"weight_ih_l{k}" not in params:  # e.g. dynamically quantized: packed weights
+            if stacked_key("weight_ih", k, "forward") not in params:  # e.g. packed weights
                 refs.append(self._unreadable(module, name))
                 continue
             shapes = {key: tuple(p.shape) for key, p in params.items()}
             info = LayerInfo(name, type(module).__name__, shapes, recurrent=True)
-            build = self._builder(module, name, cell, k, suffixes)
-            refs.append(
-                LayerRef(info, partial(build, _numpy), (module, k), tuple(params.values()), build)
-            )
+            build = self._builder(module, name, cell, k, directions)
+            variables = tuple(params.values())
+            refs.append(LayerRef(info, partial(build, self._numpy), (module, k), variables, build))
         return refs
 
     def _unreadable(self, module: Any, name: str) -> LayerRef:
@@ -115,14 +103,14 @@ class TorchAdapter:
         return LayerRef(LayerInfo(name, kind, {}, recurrent=False), extract)
 
     def _builder(
-        self, module: Any, name: str, cell: str, k: int, suffixes: list[str]
+        self, module: Any, name: str, cell: str, k: int, directions: tuple[str, ...]
     ) -> Callable[[ValueFn], RNNWeights]:
         def build(value: ValueFn) -> RNNWeights:
             arrays: dict[tuple[str, str], np.ndarray] = {}
-            for d, s in zip(("forward", "backward"), suffixes, strict=False):
+            for d in directions:
 
-                def get(w: str, s: str = s) -> np.ndarray | None:
-                    t = getattr(module, f"{w}_l{k}{s}", None)
+                def get(w: str, d: str = d) -> np.ndarray | None:
+                    t = getattr(module, stacked_key(w, k, d), None)
                     return None if t is None else value(t)
 
                 w_ih, w_hh = get("weight_ih"), get("weight_hh")
@@ -149,7 +137,7 @@ class TorchAdapter:
             parts = canonical_from_torch(cell, w_ih, w_hh, get("bias_ih"), get("bias_hh"))
             return self._record(module, path, cell, {(p, "forward"): a for p, a in parts.items()})
 
-        return LayerRef(info, partial(build, _numpy), module, tuple(params.values()), build)
+        return LayerRef(info, partial(build, self._numpy), module, tuple(params.values()), build)
 
     def _record(
         self,

@@ -10,14 +10,34 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
-from .._adapters import LayerRef
+import numpy as np
 
-if TYPE_CHECKING:
-    from ._keras import KerasCapture
+from .._refs import LayerRef
+from ._base import results, unique_variables
 
 __all__ = ["jax_gradients"]
+
+
+class KerasCapture(Protocol):
+    """What this module uses of ``_keras_capture.KerasCapture`` (named here, not imported)."""
+
+    def patched(
+        self, refs: Sequence[LayerRef], sink: dict[str, Any], probes: dict[str, Any] | None = None
+    ) -> AbstractContextManager[None]: ...
+
+    def require_compiled_loss(self, model: Any) -> None: ...
+
+    def _missing(self, refs: Sequence[LayerRef], sink: dict[str, Any]) -> None: ...
+
+    def _numpy(self, t: Any) -> np.ndarray: ...
+
+    def _loss(
+        self, model: Any, x: Any, y: Any, y_pred: Any, loss: Any, sw: Any, training: bool
+    ) -> Any: ...
+
 
 _MAX_PER_MODEL = 8
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Callable[..., Any]]] = (
@@ -73,8 +93,6 @@ def jax_gradients(
     training: bool,
 ) -> Iterator[tuple[str, Any]]:
     import jax
-
-    from . import results, unique_variables
 
     if loss is None:
         cap.require_compiled_loss(model)

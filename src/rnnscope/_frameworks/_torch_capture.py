@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from .._adapters import LayerRef
 from .._errors import InputError, LayerError
 from .._model import readonly
-from . import results, unique_variables
+from .._refs import LayerRef, ValueFn
+from ._base import results, unique_variables
 
 __all__ = ["TorchCapture"]
 
@@ -46,10 +46,11 @@ def _hook_target(ref: LayerRef) -> Any:
 class TorchCapture:
     """Activations and gradients of torch modules."""
 
-    def __init__(self) -> None:
+    def __init__(self, to_numpy: ValueFn) -> None:
         import torch
 
         self.torch = torch
+        self._to_numpy = to_numpy
 
     @contextmanager
     def _mode(self, model: Any, training: bool, backward: bool) -> Iterator[None]:
@@ -127,7 +128,7 @@ class TorchCapture:
         return _hook_target(ref) is not None
 
     def _numpy(self, t: Any) -> np.ndarray:
-        return readonly(np.array(t.detach().cpu().numpy(), copy=True))
+        return readonly(self._to_numpy(t))
 
     def activations(
         self, model: Any, x: Any, refs: Sequence[LayerRef], training: bool

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .._adapters import LayerRef
 from .._errors import InputError, LayerError
 from .._model import readonly
-from . import results, unique_variables
+from .._refs import LayerRef, ValueFn
+from ._base import results, unique_variables
 
 __all__ = ["KerasCapture"]
 
@@ -31,8 +31,9 @@ def _first(out: Any) -> Any:
 class KerasCapture:
     """Activations and gradients of Keras 3 or tf-keras models."""
 
-    def __init__(self, framework: str) -> None:
+    def __init__(self, framework: str, to_numpy: ValueFn) -> None:
         self.framework = framework
+        self._to_numpy = to_numpy
         self.k = importlib.import_module(framework)
         self.backend = self.k.backend.backend() if framework == "keras" else "tensorflow"
 
@@ -73,9 +74,7 @@ class KerasCapture:
         return True
 
     def _numpy(self, t: Any) -> np.ndarray:
-        if self.framework == "keras":
-            return readonly(np.array(self.k.ops.convert_to_numpy(t), copy=True))
-        return readonly(np.array(t.numpy(), copy=True))
+        return readonly(self._to_numpy(t))
 
     def _tensors(self, data: Any) -> Any:
         if data is None:

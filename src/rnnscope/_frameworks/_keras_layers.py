@@ -1,4 +1,4 @@
-"""Keras 3 (every backend) and tf-keras (legacy Keras 2) models and layers.
+"""The layers of Keras 3 (every backend) and tf-keras (legacy Keras 2) models, as refs.
 
 Both frameworks keep the canonical layout already (kernel ``(in, n*units)``, gates i,f,c,o and
 z,r,h); this adapter only names things, splits the GRU's two-row bias and converts tf-keras's
@@ -17,9 +17,9 @@ import numpy as np
 from .._activations import ACTIVATIONS, canonical_name
 from .._layouts import canonical_from_cudnn, canonical_from_keras
 from .._model import LayerInfo, LayerWeights, RNNWeights, readonly
-from . import LayerRef, ValueFn
+from .._refs import LayerRef, ValueFn
 
-__all__ = ["KerasAdapter"]
+__all__ = ["KerasLayers"]
 
 _CELLS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
 _CUDNN = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
@@ -53,19 +53,14 @@ def _short(v: Any) -> str:
     return str(v.name).rsplit("/", 1)[-1].split(":", 1)[0]
 
 
-class KerasAdapter:
-    """Adapter for ``keras`` (Keras 3) or ``tf_keras`` objects."""
+class KerasLayers:
+    """The layers of ``keras`` (Keras 3) or ``tf_keras`` objects; ``to_numpy`` is the
+    framework's conversion."""
 
-    def __init__(self, framework: str) -> None:
+    def __init__(self, framework: str, to_numpy: ValueFn) -> None:
         self.framework = framework
         self._mod = importlib.import_module(framework)
-
-    # -- Adapter protocol ----------------------------------------------------------------------
-    def can_handle(self, obj: Any) -> bool:
-        return any(k.__module__.split(".", 1)[0] == self.framework for k in type(obj).__mro__)
-
-    def source_name(self, obj: Any) -> str:
-        return f"{type(obj).__name__} '{getattr(obj, 'name', '?')}'"
+        self._to_numpy = to_numpy
 
     def layer_refs(self, obj: Any) -> list[LayerRef]:
         refs: list[LayerRef] = []
@@ -110,7 +105,7 @@ class KerasAdapter:
 
     # -- records -------------------------------------------------------------------------------
     def _numpy(self, v: Any) -> np.ndarray:
-        return readonly(np.array(v.numpy(), copy=True))
+        return readonly(self._to_numpy(v))
 
     def _generic_ref(self, layer: Any, path: str, variables: list[Any], kind: str = "") -> LayerRef:
         keys: list[str] = []
@@ -221,12 +216,12 @@ class KerasAdapter:
             ops = self._mod.ops
 
             def call(a: np.ndarray) -> np.ndarray:
-                return np.asarray(ops.convert_to_numpy(fn(ops.convert_to_tensor(a))))
+                return self._to_numpy(fn(ops.convert_to_tensor(a)))
 
             return call
         tf = importlib.import_module("tensorflow")
 
         def call_tf(a: np.ndarray) -> np.ndarray:
-            return np.asarray(fn(tf.constant(a)).numpy())
+            return self._to_numpy(fn(tf.constant(a)))
 
         return call_tf

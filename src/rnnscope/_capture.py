@@ -1,8 +1,8 @@
 """Activations and gradients of chosen layers, from one forward (and backward) pass.
 
 ``activations`` and ``gradients`` resolve layer names exactly as ``rnn_weights`` does, pick the
-framework's capture backend, and return numpy arrays (or, for ``wrt="weights"``, records in the
-canonical layout built by the same adapter code that builds weight records). Each backend undoes
+framework object, and return numpy arrays (or, for ``wrt="weights"``, records in the
+canonical layout built by the same code that builds weight records). Each framework undoes
 everything it does to the model (patched ``call`` methods, hooks, train/eval modes) in
 ``finally`` blocks.
 """
@@ -10,15 +10,15 @@ everything it does to the model (patched ``call`` methods, hooks, train/eval mod
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from .._adapters import LayerRef, framework_of
-from .._api import LayerKey, resolve, select
-from .._errors import InputError, UnsupportedError
-from .._model import LayerWeights, RNNWeights
+from ._api import LayerKey, resolve, select
+from ._errors import InputError, UnsupportedError
+from ._frameworks import Framework, find_framework, type_name
+from ._refs import LayerRef
 
-__all__ = ["Wrt", "activations", "gradients", "records_from", "results", "unique_variables"]
+__all__ = ["Wrt", "activations", "gradients"]
 
 
 class Wrt(str, enum.Enum):
@@ -55,26 +55,21 @@ def _chosen(model: Any, layers: LayerKey | Sequence[LayerKey]) -> list[LayerRef]
     return picked
 
 
-def _with_outputs(backend: Any, refs: list[LayerRef], layers: Any) -> list[LayerRef]:
+def _with_outputs(backend: Framework, refs: list[LayerRef], layers: Any) -> list[LayerRef]:
     """By default, only layers whose output the framework exposes (not lower stacked torch
     layers); layers asked for by name are kept, and the backend explains what it cannot do."""
     return refs if layers is not None else [r for r in refs if backend.has_output(r)]
 
 
-def _backend(model: Any) -> Any:
-    root = framework_of(model)
-    if root == "torch":
-        from ._torch import TorchCapture
-
-        return TorchCapture()
-    if root in ("keras", "tf_keras"):
-        from ._keras import KerasCapture
-
-        return KerasCapture(root)
-    raise UnsupportedError(
-        f"activations and gradients need a Keras 3, tf-keras or torch model; "
-        f"got {type(model).__module__}.{type(model).__name__}"
-    )
+def _backend(model: Any) -> Framework:
+    """The framework object that captures ``model``'s activations and gradients."""
+    fw = find_framework(model)
+    if fw is None:
+        raise UnsupportedError(
+            f"activations and gradients need a Keras 3, tf-keras or torch model; "
+            f"got {type_name(model)}"
+        )
+    return fw
 
 
 def activations(
@@ -142,27 +137,3 @@ def gradients(
         model, x, y, refs, mode == Wrt.WEIGHTS, loss, sample_weight, bool(training)
     )
     return dict(out)
-
-
-def unique_variables(refs: Sequence[LayerRef]) -> list[Any]:
-    """The framework variables behind ``refs``, each once, in order."""
-    return list({id(v): v for r in refs for v in r.variables}.values())
-
-
-def records_from(ref: LayerRef, values: dict[int, Any]) -> RNNWeights | LayerWeights:
-    """The record of ``ref`` built from per-variable arrays keyed by ``id(variable)``."""
-    assert ref.build is not None
-    return ref.build(lambda v: values[id(v)])
-
-
-def results(
-    refs: Sequence[LayerRef], variables: Sequence[Any], arrays: Sequence[Any], weights: bool
-) -> Iterator[tuple[str, Any]]:
-    """``(layer name, result)`` pairs: output-gradient arrays in ``refs`` order, or weight
-    records built from per-variable gradient arrays (``arrays`` aligned with ``variables``)."""
-    if not weights:
-        yield from ((r.info.name, a) for r, a in zip(refs, arrays, strict=True))
-        return
-    values = {id(v): a for v, a in zip(variables, arrays, strict=True)}
-    for r in refs:
-        yield r.info.name, records_from(r, values)

@@ -1,0 +1,125 @@
+"""What every framework object provides, and the capture helpers they share (numpy only).
+
+A framework object owns everything rnnscope knows about one framework: which objects are its
+own, how its tensors become numpy arrays, its layers, activation and gradient capture, the index
+of the current process, and its layout conversions. Nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .._model import LayerWeights, RNNWeights
+from .._refs import LayerRef
+
+__all__ = [
+    "Framework",
+    "owner_root",
+    "records_from",
+    "results",
+    "type_name",
+    "unique_variables",
+]
+
+ROOTS = ("keras", "tf_keras", "torch")
+
+
+def type_name(obj: Any) -> str:
+    """``module.Class`` of ``obj``'s type, as messages name it."""
+    return f"{type(obj).__module__}.{type(obj).__name__}"
+
+
+def owner_root(klass: type) -> str | None:
+    """The top-level module of the first framework class in ``klass``'s MRO, if imported.
+
+    The first one wins: a Keras 3 layer on the torch backend is also a ``torch.nn.Module``,
+    and belongs to Keras.
+    """
+    for k in klass.__mro__:
+        root = (getattr(k, "__module__", None) or "").split(".", 1)[0]
+        if root in ROOTS and root in sys.modules:
+            return root
+    return None
+
+
+class Framework:
+    """One framework: subclasses fill in the methods below."""
+
+    name: str = ""
+
+    def handles(self, obj: Any) -> bool:
+        """True if ``obj`` (a model, layer, variable or tensor) belongs to this framework."""
+        return owner_root(type(obj)) == self.name
+
+    def to_numpy(self, tensor: Any) -> np.ndarray:
+        """A fresh numpy copy of one of this framework's tensors or variables."""
+        raise NotImplementedError
+
+    def source_name(self, obj: Any) -> str:
+        """A name for the model or layer ``obj`` to use in messages."""
+        raise NotImplementedError
+
+    def layer_refs(self, obj: Any) -> list[LayerRef]:
+        """Every layer with weights of a model or layer, in model order."""
+        raise NotImplementedError
+
+    def has_output(self, ref: LayerRef) -> bool:
+        """True if the layer's output can be captured."""
+        raise NotImplementedError
+
+    def activations(
+        self, model: Any, x: Any, refs: Sequence[LayerRef], training: bool
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """``(layer name, output)`` of each ref from one forward pass."""
+        raise NotImplementedError
+
+    def gradients(
+        self,
+        model: Any,
+        x: Any,
+        y: Any,
+        refs: Sequence[LayerRef],
+        weights: bool,
+        loss: Any,
+        sw: Any,
+        training: bool,
+    ) -> Iterator[tuple[str, Any]]:
+        """``(layer name, gradient)`` of each ref: output gradients, or weight records."""
+        raise NotImplementedError
+
+    def process_index(self) -> tuple[bool, int]:
+        """``(writes, index)``: the index of this process in a distributed run, and whether it is
+        the one that writes (the chief); ``(True, 0)`` outside distributed runs."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<rnnscope framework {self.name}>"
+
+
+# -- capture helpers ---------------------------------------------------------------------------
+def unique_variables(refs: Sequence[LayerRef]) -> list[Any]:
+    """The framework variables behind ``refs``, each once, in order."""
+    return list({id(v): v for r in refs for v in r.variables}.values())
+
+
+def records_from(ref: LayerRef, values: dict[int, Any]) -> RNNWeights | LayerWeights:
+    """The record of ``ref`` built from per-variable arrays keyed by ``id(variable)``."""
+    assert ref.build is not None
+    return ref.build(lambda v: values[id(v)])
+
+
+def results(
+    refs: Sequence[LayerRef], variables: Sequence[Any], arrays: Sequence[Any], weights: bool
+) -> Iterator[tuple[str, Any]]:
+    """``(layer name, result)`` pairs: output-gradient arrays in ``refs`` order, or weight
+    records built from per-variable gradient arrays (``arrays`` aligned with ``variables``)."""
+    if not weights:
+        yield from ((r.info.name, a) for r, a in zip(refs, arrays, strict=True))
+        return
+    values = {id(v): a for v, a in zip(variables, arrays, strict=True)}
+    for r in refs:
+        yield r.info.name, records_from(r, values)
