@@ -15,7 +15,7 @@ from typing import Any
 
 from ._api import LayerKey, resolve, select
 from ._errors import InputError, UnsupportedError
-from ._frameworks import Framework, find_framework, type_name
+from ._frameworks import Capture, find_framework, type_name
 from ._refs import LayerRef
 
 __all__ = ["Wrt", "activations", "gradients"]
@@ -55,21 +55,21 @@ def _chosen(model: Any, layers: LayerKey | Sequence[LayerKey]) -> list[LayerRef]
     return picked
 
 
-def _with_outputs(backend: Framework, refs: list[LayerRef], layers: Any) -> list[LayerRef]:
+def _with_outputs(backend: Capture, refs: list[LayerRef], layers: Any) -> list[LayerRef]:
     """By default, only layers whose output the framework exposes (not lower stacked torch
     layers); layers asked for by name are kept, and the backend explains what it cannot do."""
     return refs if layers is not None else [r for r in refs if backend.has_output(r)]
 
 
-def _backend(model: Any) -> Framework:
-    """The framework object that captures ``model``'s activations and gradients."""
+def _backend(model: Any) -> Capture:
+    """The capture of ``model``'s framework."""
     fw = find_framework(model)
     if fw is None:
         raise UnsupportedError(
             f"activations and gradients need a Keras 3, tf-keras or torch model; "
             f"got {type_name(model)}"
         )
-    return fw
+    return fw.capture
 
 
 def activations(

@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import UnsupportedError
-from ._base import Framework, type_name
+from ._base import Capture, Framework, type_name
 from ._keras import KerasFramework
 from ._torch import TorchFramework
 
 __all__ = [
     "FRAMEWORKS",
+    "Capture",
     "KERAS",
     "TF_KERAS",
     "TORCH",

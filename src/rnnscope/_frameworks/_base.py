@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from .._model import LayerWeights, RNNWeights
 from .._refs import LayerRef
 
 __all__ = [
+    "Capture",
     "Framework",
     "owner_root",
     "records_from",
@@ -67,15 +68,31 @@ class Framework:
         """Every layer with weights of a model or layer, in model order."""
         raise NotImplementedError
 
+    @property
+    def capture(self) -> Capture:
+        """The framework's capture of activations and gradients."""
+        raise NotImplementedError
+
+    def process_index(self) -> tuple[bool, int]:
+        """``(writes, index)``: the index of this process in a distributed run, and whether it is
+        the one that writes (the chief); ``(True, 0)`` outside distributed runs."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<rnnscope framework {self.name}>"
+
+
+class Capture(Protocol):
+    """Activations and gradients of one framework's models, from one forward (and backward)
+    pass; everything done to the model is undone in ``finally`` blocks."""
+
     def has_output(self, ref: LayerRef) -> bool:
         """True if the layer's output can be captured."""
-        raise NotImplementedError
 
     def activations(
         self, model: Any, x: Any, refs: Sequence[LayerRef], training: bool
     ) -> Iterator[tuple[str, np.ndarray]]:
         """``(layer name, output)`` of each ref from one forward pass."""
-        raise NotImplementedError
 
     def gradients(
         self,
@@ -89,15 +106,6 @@ class Framework:
         training: bool,
     ) -> Iterator[tuple[str, Any]]:
         """``(layer name, gradient)`` of each ref: output gradients, or weight records."""
-        raise NotImplementedError
-
-    def process_index(self) -> tuple[bool, int]:
-        """``(writes, index)``: the index of this process in a distributed run, and whether it is
-        the one that writes (the chief); ``(True, 0)`` outside distributed runs."""
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"<rnnscope framework {self.name}>"
 
 
 # -- capture helpers ---------------------------------------------------------------------------

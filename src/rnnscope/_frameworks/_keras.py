@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -78,40 +77,15 @@ class KerasFramework(Framework):
             )
         ]
 
-    @cached_property
-    def _layers(self) -> KerasLayers:
-        return KerasLayers(self.name, self.to_numpy)
-
-    @cached_property
-    def _capture(self) -> KerasCapture:
-        return KerasCapture(self.name, self.to_numpy)
-
     def source_name(self, obj: Any) -> str:
         return f"{type(obj).__name__} '{getattr(obj, 'name', '?')}'"
 
     def layer_refs(self, obj: Any) -> list[LayerRef]:
-        return self._layers.layer_refs(obj)
+        return KerasLayers(self.name, self.to_numpy).layer_refs(obj)
 
-    def has_output(self, ref: LayerRef) -> bool:
-        return self._capture.has_output(ref)
-
-    def activations(
-        self, model: Any, x: Any, refs: Sequence[LayerRef], training: bool
-    ) -> Iterator[tuple[str, np.ndarray]]:
-        return self._capture.activations(model, x, refs, training)
-
-    def gradients(
-        self,
-        model: Any,
-        x: Any,
-        y: Any,
-        refs: Sequence[LayerRef],
-        weights: bool,
-        loss: Any,
-        sw: Any,
-        training: bool,
-    ) -> Iterator[tuple[str, Any]]:
-        return self._capture.gradients(model, x, y, refs, weights, loss, sw, training)
+    @cached_property
+    def capture(self) -> KerasCapture:
+        return KerasCapture(self.name, self.to_numpy)
 
     def process_index(self) -> tuple[bool, int]:
         """JAX: ``jax.process_index()``; torch: the ``torch.distributed`` rank; TensorFlow

@@ -1,9 +1,9 @@
 """The layers of Keras 3 (every backend) and tf-keras (legacy Keras 2) models, as refs.
 
 Both frameworks keep the canonical layout already (kernel ``(in, n*units)``, gates i,f,c,o and
-z,r,h); this adapter only names things, splits the GRU's two-row bias and converts tf-keras's
+z,r,h); this module only names things, splits the GRU's two-row bias and converts tf-keras's
 CuDNN layers. Layer kinds are recognised by class names in the MRO, so subclasses work and the
-adapter imports nothing beyond the framework module already loaded.
+walk imports nothing beyond the framework module already loaded.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -38,40 +37,15 @@ class TorchFramework(Framework):
             t = t.float()
         return np.array(t.numpy(), copy=True)
 
-    @cached_property
-    def _layers(self) -> TorchLayers:
-        return TorchLayers(self.to_numpy)
-
-    @cached_property
-    def _capture(self) -> TorchCapture:
-        return TorchCapture(self.to_numpy)
-
     def source_name(self, obj: Any) -> str:
         return f"torch module {type(obj).__name__}"
 
     def layer_refs(self, obj: Any) -> list[LayerRef]:
-        return self._layers.layer_refs(obj)
+        return TorchLayers(self.to_numpy).layer_refs(obj)
 
-    def has_output(self, ref: LayerRef) -> bool:
-        return self._capture.has_output(ref)
-
-    def activations(
-        self, model: Any, x: Any, refs: Sequence[LayerRef], training: bool
-    ) -> Iterator[tuple[str, np.ndarray]]:
-        return self._capture.activations(model, x, refs, training)
-
-    def gradients(
-        self,
-        model: Any,
-        x: Any,
-        y: Any,
-        refs: Sequence[LayerRef],
-        weights: bool,
-        loss: Any,
-        sw: Any,
-        training: bool,
-    ) -> Iterator[tuple[str, Any]]:
-        return self._capture.gradients(model, x, y, refs, weights, loss, sw, training)
+    @cached_property
+    def capture(self) -> TorchCapture:
+        return TorchCapture(self.to_numpy)
 
     def process_index(self) -> tuple[bool, int]:
         """Under ``torch.distributed`` only rank 0 writes."""

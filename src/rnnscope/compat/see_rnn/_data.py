@@ -91,9 +91,10 @@ def get_outputs(
         >>> outs = get_outputs(model, 1, x)  # doctest: +SKIP
     """
     layers, one = _chosen(model, _id, layer, "outputs")
-    backend = framework_for(model)
+    fw = framework_for(model)
+    backend = fw.capture
     refs = [_ref(model, lay) for lay in layers]
-    if backend is TORCH:
+    if fw is TORCH:
         bad = [r.info.name for r in refs if not backend.has_output(r)]
         if bad:
             raise LayerError(
@@ -176,7 +177,7 @@ def get_gradients(
     else:
         layers, one = _chosen(model, _id, layer, mode)
         items = None
-    backend = framework_for(model)
+    backend = framework_for(model).capture
     training = bool(learning_phase)
     if mode == "outputs":
         refs = list({lay.name: _ref(model, lay) for lay in layers}.values())

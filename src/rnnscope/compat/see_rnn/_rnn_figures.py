@@ -76,7 +76,7 @@ def _layer_data(
         if input_data is None or labels is None:
             raise InputError(f"{fn}: mode='grads' needs input_data and labels")
         out = dict(
-            framework_for(model).gradients(
+            framework_for(model).capture.gradients(
                 model, input_data, labels, [ref], True, loss, sample_weight, False
             )
         )
