@@ -4,7 +4,7 @@ Each framework object (``KERAS``, ``TF_KERAS``, ``TORCH``) owns what rnnscope kn
 framework: ``handles``, ``to_numpy``, ``layer_refs``, activation and gradient capture,
 ``process_index`` and its layout conversions. A framework is only ever considered when it is
 already imported (in ``sys.modules``): nothing here imports one. Adding a framework is one new
-module with a :class:`Framework` subclass, and one entry in ``FRAMEWORKS``.
+module with a :class:`Framework` subclass, and one line here that registers its object.
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import UnsupportedError
-from ._base import Capture, Framework, type_name
+from ._base import FRAMEWORKS, Capture, Framework, register, type_name
 from ._keras import KerasFramework
 from ._torch import TorchFramework
 
 __all__ = [
     "FRAMEWORKS",
-    "Capture",
     "KERAS",
     "TF_KERAS",
     "TORCH",
+    "Capture",
     "Framework",
     "KerasFramework",
     "TorchFramework",
@@ -33,7 +33,7 @@ __all__ = [
 KERAS = KerasFramework("keras")
 TF_KERAS = KerasFramework("tf_keras")
 TORCH = TorchFramework()
-FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (KERAS, TF_KERAS, TORCH)}
+register(KERAS, TF_KERAS, TORCH)
 
 _BY_TYPE: dict[type, Framework | None] = {}
 

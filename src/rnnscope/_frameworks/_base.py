@@ -8,6 +8,7 @@ of the current process, and its layout conversions. Nothing here imports a frame
 from __future__ import annotations
 
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -17,16 +18,19 @@ from .._model import LayerWeights, RNNWeights
 from .._refs import LayerRef
 
 __all__ = [
+    "FRAMEWORKS",
     "Capture",
     "Framework",
     "owner_root",
     "records_from",
+    "register",
     "results",
     "type_name",
     "unique_variables",
 ]
 
-ROOTS = ("keras", "tf_keras", "torch")
+FRAMEWORKS: dict[str, Framework] = {}
+"""Every framework object by name, which is also its top-level module; ``register`` fills it."""
 
 
 def type_name(obj: Any) -> str:
@@ -42,13 +46,13 @@ def owner_root(klass: type) -> str | None:
     """
     for k in klass.__mro__:
         root = (getattr(k, "__module__", None) or "").split(".", 1)[0]
-        if root in ROOTS and root in sys.modules:
+        if root in FRAMEWORKS and root in sys.modules:
             return root
     return None
 
 
-class Framework:
-    """One framework: subclasses fill in the methods below."""
+class Framework(ABC):
+    """One framework: subclasses fill in the abstract methods below."""
 
     name: str = ""
 
@@ -56,23 +60,28 @@ class Framework:
         """True if ``obj`` (a model, layer, variable or tensor) belongs to this framework."""
         return owner_root(type(obj)) == self.name
 
+    @abstractmethod
     def to_numpy(self, tensor: Any) -> np.ndarray:
         """A fresh numpy copy of one of this framework's tensors or variables."""
         raise NotImplementedError
 
+    @abstractmethod
     def source_name(self, obj: Any) -> str:
         """A name for the model or layer ``obj`` to use in messages."""
         raise NotImplementedError
 
+    @abstractmethod
     def layer_refs(self, obj: Any) -> list[LayerRef]:
         """Every layer with weights of a model or layer, in model order."""
         raise NotImplementedError
 
     @property
+    @abstractmethod
     def capture(self) -> Capture:
         """The framework's capture of activations and gradients."""
         raise NotImplementedError
 
+    @abstractmethod
     def process_index(self) -> tuple[bool, int]:
         """``(writes, index)``: the index of this process in a distributed run, and whether it is
         the one that writes (the chief); ``(True, 0)`` outside distributed runs."""
@@ -106,6 +115,11 @@ class Capture(Protocol):
         training: bool,
     ) -> Iterator[tuple[str, Any]]:
         """``(layer name, gradient)`` of each ref: output gradients, or weight records."""
+
+
+def register(*frameworks: Framework) -> None:
+    """Make ``frameworks`` known to :func:`owner_root` and ``framework_for``."""
+    FRAMEWORKS.update({f.name: f for f in frameworks})
 
 
 # -- capture helpers ---------------------------------------------------------------------------
