@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import UnsupportedError
-from .._io._torch_keys import DIRECTIONS, ROLES, stacked_key
-from .._layouts import canonical_from_torch
+from .._layouts import TORCH_ROLES, canonical_from_torch, torch_stacked_key
 from .._model import LayerInfo, LayerWeights, RNNWeights, readonly
 from .._refs import LayerRef, ValueFn
 
@@ -75,13 +74,13 @@ class TorchLayers:
         return LayerRef(info, lambda: build(self._numpy), module, tuple(params.values()), build)
 
     def _stacked_refs(self, module: Any, path: str, cell: str) -> list[LayerRef]:
-        directions = DIRECTIONS if module.bidirectional else DIRECTIONS[:1]
+        directions = ("forward", "backward") if module.bidirectional else ("forward",)
         refs = []
         for k in range(module.num_layers):
             name = _join(path, f"l{k}")
-            keys = [stacked_key(w, k, d) for d in directions for w in ROLES]
+            keys = [torch_stacked_key(w, k, d) for d in directions for w in TORCH_ROLES]
             params = {key: getattr(module, key) for key in keys if hasattr(module, key)}
-            if stacked_key("weight_ih", k, "forward") not in params:  # e.g. packed weights
+            if torch_stacked_key("weight_ih", k, "forward") not in params:  # e.g. packed weights
                 refs.append(self._unreadable(module, name))
                 continue
             shapes = {key: tuple(p.shape) for key, p in params.items()}
@@ -110,7 +109,7 @@ class TorchLayers:
             for d in directions:
 
                 def get(w: str, d: str = d) -> np.ndarray | None:
-                    t = getattr(module, stacked_key(w, k, d), None)
+                    t = getattr(module, torch_stacked_key(w, k, d), None)
                     return None if t is None else value(t)
 
                 w_ih, w_hh = get("weight_ih"), get("weight_hh")

@@ -15,29 +15,14 @@ from collections.abc import Callable
 import numpy as np
 
 from .._errors import FormatError
-from .._layouts import canonical_from_torch
+from .._layouts import TORCH_ROLES, TORCH_STACKED_KEY, canonical_from_torch
 from .._model import CELL_BY_GATES, LayerInfo, LayerWeights, RNNWeights
 from .._refs import LayerRef
 
-__all__ = ["DIRECTIONS", "ROLES", "build_torch_refs", "stacked_key"]
-
-ROLES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
-"""The tensors of one direction of one torch RNN layer, in the module's own order."""
-DIRECTIONS = ("forward", "backward")
-_SUFFIX = {"forward": "", "backward": "_reverse"}
-
-
-def stacked_key(role: str, layer: int, direction: str) -> str:
-    """The name torch gives a stacked RNN's tensor: ``stacked_key("bias_hh", 1, "backward")`` is
-    ``'bias_hh_l1_reverse'``."""
-    return f"{role}_l{layer}{_SUFFIX[direction]}"
-
+__all__ = ["build_torch_refs"]
 
 Reader = Callable[[list[str]], list[np.ndarray]]
-_STACKED = re.compile(
-    rf"^(?:(?P<prefix>.+)\.)?(?P<w>{'|'.join(ROLES)})_l(?P<k>\d+)(?P<rev>{_SUFFIX['backward']})?$"
-)
-_CELL = re.compile(rf"^(?:(?P<prefix>.+)\.)?(?P<w>{'|'.join(ROLES[:4])})$")
+_CELL = re.compile(rf"^(?:(?P<prefix>.+)\.)?(?P<w>{'|'.join(TORCH_ROLES[:4])})$")
 _KINDS = {"LSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}
 
 
@@ -134,7 +119,7 @@ def build_torch_refs(
     order: dict[tuple[str, str], None] = {}  # (kind, name), in order of first appearance
 
     for key, _ in entries:
-        m = _STACKED.match(key)
+        m = TORCH_STACKED_KEY.match(key)
         if m:
             prefix = m["prefix"] or ""
             name = f"{prefix}.l{m['k']}" if prefix else f"l{m['k']}"
@@ -148,7 +133,7 @@ def build_torch_refs(
             generic.setdefault(prefix or leaf, {})[leaf if prefix else key] = key
             order.setdefault(("generic", prefix or leaf))
             continue
-        direction = DIRECTIONS[1] if m.groupdict().get("rev") else DIRECTIONS[0]
+        direction = "backward" if m.groupdict().get("rev") else "forward"
         groups.setdefault(name, {}).setdefault(direction, {})[m["w"]] = key
         order.setdefault(("rnn", name))
 
