@@ -6,17 +6,22 @@ every cell in numpy from these arrays and compare with the framework's own outpu
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ._errors import UnsupportedError
 from ._model import GATES
 
 __all__ = [
+    "TORCH_ROLES",
+    "TORCH_STACKED_KEY",
     "canonical_from_cudnn",
     "canonical_from_keras",
     "canonical_from_torch",
     "keras_from_canonical",
     "torch_gate_order",
+    "torch_stacked_key",
 ]
 
 # torch stores GRU gates as (reset, update, new); the canonical order is (update, reset, new).
@@ -28,6 +33,26 @@ def _fresh(a: np.ndarray) -> np.ndarray:
     if a.base is None:
         a.setflags(write=False)
     return a
+
+
+TORCH_ROLES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+"""The tensors of one direction of one torch RNN layer, in the module's own order."""
+_TORCH_SUFFIX = {"forward": "", "backward": "_reverse"}
+TORCH_STACKED_KEY = re.compile(
+    rf"^(?:(?P<prefix>.+)\.)?(?P<w>{'|'.join(TORCH_ROLES)})_l(?P<k>\d+)"
+    rf"(?P<rev>{_TORCH_SUFFIX['backward']})?$"
+)
+"""A stacked RNN's ``state_dict`` key: module prefix, role, layer number, ``_reverse``."""
+
+
+def torch_stacked_key(role: str, layer: int, direction: str) -> str:
+    """The name torch gives a stacked RNN's tensor.
+
+    Example:
+        >>> torch_stacked_key("bias_hh", 1, "backward")
+        'bias_hh_l1_reverse'
+    """
+    return f"{role}_l{layer}{_TORCH_SUFFIX[direction]}"
 
 
 def torch_gate_order(cell: str) -> tuple[int, ...]:
