@@ -53,7 +53,9 @@ def _keras_model():
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((5, 3))
-    h = keras.layers.LSTM(4, return_sequences=True, name="lstm")(inp)
+    h = keras.layers.LSTM(
+        4, return_sequences=True, name="lstm", kernel_regularizer=keras.regularizers.L2(0.01)
+    )(inp)
     h = keras.layers.Bidirectional(
         keras.layers.LSTM(3, return_sequences=True), name="bidirectional"
     )(h)
@@ -99,6 +101,14 @@ def scratch(tmp_path_factory):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 5, 3)).astype("float32")
     y = rng.standard_normal((8, 1)).astype("float32")
+    from rnnscope.keras import Monitor
+
+    # a monitor database, as the examples of history() and plot.history() read it
+    trained = _keras_model()
+    trained.fit(
+        x, y, epochs=2, batch_size=4, verbose=0,
+        callbacks=[Monitor(str(folder / "run.db"), every=1)],
+    )
     return folder, {"model": model, "x": x, "y": y}
 
 
@@ -153,7 +163,7 @@ def test_docstring_example_runs(test, scratch, monkeypatch):
         import matplotlib.pyplot as plt
 
         plt.close("all")
-        for leftover in ("run.db", "health.html"):
+        for leftover in ("monitor.db", "health.html"):  # what examples write
             if os.path.exists(leftover):
                 os.remove(leftover)
     assert result.failed == 0, out.getvalue()
