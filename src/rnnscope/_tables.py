@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import InputError
+from ._io import checkpoint_suffixes
 from ._model import LayerWeights, RNNWeights
 from ._stats import record_rows
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "CHECKPOINT_SUFFIXES",
     "COLUMNS",
     "NothingReadError",
     "collect_sources",
@@ -35,7 +35,6 @@ __all__ = [
     "stats",
 ]
 
-CHECKPOINT_SUFFIXES = (".keras", ".h5", ".hdf5", ".safetensors", ".pt", ".pth")
 KEY = ["layer", "part", "gate", "direction"]
 COLUMNS = [
     "model",
@@ -96,6 +95,7 @@ def _walk(
     """Checkpoint files under ``folder`` (natural order) and what was left out, with reasons."""
     found: list[Path] = []
     left: list[dict[str, str]] = []
+    suffixes = checkpoint_suffixes()
     try:
         entries = sorted(folder.iterdir(), key=_natural)
     except OSError as err:
@@ -120,16 +120,16 @@ def _walk(
         elif p.is_symlink() and not p.exists():
             target = os.readlink(p)
             why = f"a link to {target!r}, which does not exist"
-            if p.name.lower().endswith(CHECKPOINT_SUFFIXES):  # a checkpoint that is not there
+            if p.name.lower().endswith(suffixes):  # a checkpoint that is not there
                 left.append(_entry(p, name, "failed", "FileNotFoundError", why))
             else:
                 left.append(_entry(p, name, "skipped", "", why))
         elif not p.is_file():
             left.append(_entry(p, name, "skipped", "", "not a regular file"))
-        elif p.name.lower().endswith(CHECKPOINT_SUFFIXES):
+        elif p.name.lower().endswith(suffixes):
             found.append(p)
         else:
-            why = f"not a checkpoint file name (read: {', '.join(CHECKPOINT_SUFFIXES)})"
+            why = f"not a checkpoint file name (read: {', '.join(suffixes)})"
             left.append(_entry(p, name, "skipped", "", why))
     return found, left
 
@@ -161,7 +161,7 @@ def collect_sources(
             found, out = _walk(top, recursive, top, {top.resolve()})
             left += out
             if not found:
-                why = f"the folder holds no checkpoint files ({', '.join(CHECKPOINT_SUFFIXES)})"
+                why = f"the folder holds no checkpoint files ({', '.join(checkpoint_suffixes())})"
                 if out:
                     why += f"; {len(out)} other entr{'y' if len(out) == 1 else 'ies'} left out"
                 left.append(_entry(s, str(s), "failed", "InputError", why))

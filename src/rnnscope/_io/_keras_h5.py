@@ -19,19 +19,17 @@ import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .._errors import FormatError
 from .._model import readonly
+from ._checkpoint import Checkpoint
 from ._h5proc import call
 from ._keras_config import LayerSpec, parse_model_config
 from ._keras_layers import build_refs
 from ._limits import check_declared
-
-if TYPE_CHECKING:
-    from . import Checkpoint
 
 __all__ = ["RawLayer", "read_keras"]
 
@@ -224,12 +222,13 @@ def _keras_json(zf: zipfile.ZipFile, member: str, path: str) -> Any:
     info = zf.getinfo(member)
     if info.file_size > MAX_JSON:
         raise FormatError(
-            f"'{path}': {member} declares {info.file_size} bytes; refusing more than {MAX_JSON}"
+            f"'{path}': {member} declares {info.file_size} bytes; refusing more than {MAX_JSON}",
+            path=path,
         )
     try:
         return json.loads(zf.read(member).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
-        raise FormatError(f"'{path}': {member} is not valid JSON: {err}") from err
+        raise FormatError(f"'{path}': {member} is not valid JSON: {err}", path=path) from err
 
 
 def check_members(zf: zipfile.ZipFile, path: str) -> None:
@@ -237,12 +236,13 @@ def check_members(zf: zipfile.ZipFile, path: str) -> None:
     for n in zf.namelist():
         parts = n.replace("\\", "/").split("/")
         if n.startswith(("/", "\\")) or ".." in parts or (len(n) > 1 and n[1] == ":"):
-            raise FormatError(f"'{path}': zip member name {n!r} is unsafe (absolute or '..')")
+            raise FormatError(
+                f"'{path}': zip member name {n!r} is unsafe (absolute or '..')", path=path
+            )
 
 
 def read_keras(path: str, fmt: str) -> Checkpoint:
     """Open a Keras file and list its layers (all HDF5 access in the reader process)."""
-    from . import Checkpoint
 
     config: Any = None
     version = ""
@@ -299,7 +299,8 @@ def list_tree(
         if not any(k.startswith("layer_names") for k in root.attrs):
             raise FormatError(
                 f"'{path}' is an HDF5 file but not a Keras model or weights "
-                "file (no 'layers' group and no 'layer_names' attribute)"
+                "file (no 'layers' group and no 'layer_names' attribute)",
+                path=path,
             )
         raw_cfg = f.attrs.get("model_config")
         config = json.loads(_text(raw_cfg)) if raw_cfg is not None else None
