@@ -145,7 +145,7 @@ def vet(f: Any, where: str, path: str | None = None) -> None:
 
 def list_file(path: str, fmt: str, config: Any, version: str) -> dict[str, Any]:
     """The listing of a Keras HDF5 file as plain JSON-able data."""
-    from ._keras_h5 import list_tree
+    from ._keras_tree import list_tree
 
     with open_vetted(path, fmt) as f:
         raws, shapes, notes, version, config = list_tree(f, fmt, path, config, version)

@@ -20,7 +20,7 @@ from .._model import CELL_BY_GATES, GATES, LayerInfo, LayerWeights, RNNWeights
 from ._keras_config import LayerSpec, RNNSpec, rnn_spec
 
 if TYPE_CHECKING:
-    from ._keras_h5 import RawLayer
+    from ._keras_tree import RawLayer
 
 __all__ = ["build_refs"]
 
