@@ -194,7 +194,9 @@ def _walk_legacy(root: Any, spec: LayerSpec | None) -> list[RawLayer]:
     out: list[RawLayer] = []
     for lname in list_attr(root, "layer_names"):
         if lname not in root:
-            raise FormatError(f"layer '{lname}' is listed in layer_names but has no group")
+            raise FormatError(
+                f"layer '{lname}' is listed in layer_names but has no group", layer=lname
+            )
         group = root[lname]
         names = list_attr(group, "weight_names")
         child = spec.find(lname) if spec is not None else None
