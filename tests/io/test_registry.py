@@ -194,3 +194,21 @@ def test_register_replaces_a_reader_of_the_same_name_in_place():
         assert READERS[1] is not keras_h5
     finally:
         READERS[:] = before
+
+
+@pytest.mark.parametrize(
+    "suffix", [".keras", ".h5", ".hdf5", ".pt", ".pth", ".bin", ".safetensors"]
+)
+def test_a_name_alone_is_a_fallback_only_where_the_reader_takes_it(tmp_path, suffix):
+    p = tmp_path / f"text{suffix}"
+    p.write_bytes(b"plain text, no format at all\n")
+    with pytest.raises(FormatError) as err:
+        rnnscope.load(p)
+    if suffix == ".safetensors":  # the name is enough to try: its reader says what is wrong
+        assert str(err.value).startswith(f"'{p}': safetensors header declares ")
+    else:
+        assert str(err.value).startswith(f"'{p}' is not a checkpoint rnnscope can read")
+    pickle = tmp_path / f"bare{suffix}"
+    pickle.write_bytes(b"\x80\x04plain pickle-looking bytes")
+    if suffix in (".pt", ".pth", ".bin"):
+        assert detect_format(pickle) == "torch"  # a bare pickle under a torch name
