@@ -1,8 +1,17 @@
 """The readers rnnscope knows, in one list, and everything derived from it.
 
 Format detection (:func:`detect_format`), the format list in messages, ``FORMATS`` and the file
-suffixes a folder is searched for (:func:`checkpoint_suffixes`) all read :data:`READERS`; a new
-format is a :class:`~rnnscope._io._reader.Reader` subclass in its own file plus one line here.
+suffixes a folder is searched for (:func:`checkpoint_suffixes`) all read :data:`READERS`.
+
+A new format (ONNX, say) is one new module, ``_io/_onnx.py``, holding a
+:class:`~rnnscope._io._reader.Reader` subclass: ``name``, ``description``, ``suffixes``;
+``guess_can_open`` from the first bytes (its magic) and, as a fallback, the name; ``open``, which
+imports its heavy dependencies inside itself, raises ``FormatError(..., path=path)`` for a damaged
+file (and :class:`MissingDependencyError` for a missing package) and returns a
+:class:`Checkpoint` of :class:`LayerRef` records whose arrays are read when extracted. Then one
+entry in :data:`READERS` below. ``load`` adds the rest: a regular-file check, the guard that
+turns any other failure into a FormatError carrying the path (and the layer, on extraction),
+and valid UTF-8 names.
 """
 
 from __future__ import annotations
@@ -30,7 +39,11 @@ READERS: list[Reader] = [KerasReader(), KerasH5Reader(), SafetensorsReader(), To
 
 
 def register(reader: Reader) -> Reader:
-    """Add ``reader`` after the others (a format of the same name is replaced in its place)."""
+    """Add ``reader`` after the others (a format of the same name is replaced in its place).
+
+    For readers outside the package (tests, plug-ins); it affects this process only: worker
+    processes (``jobs=N``) start fresh and know the readers listed in :data:`READERS`.
+    """
     for i, r in enumerate(READERS):
         if r.name == reader.name:
             READERS[i] = reader
