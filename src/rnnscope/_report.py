@@ -257,7 +257,9 @@ def build_report(
     databases = [s for s in items if isinstance(s, (str, os.PathLike)) and is_database(s)]
     rest = [s for s in items if not any(s is d for d in databases)]
     if names is not None and databases:
-        raise InputError("names= names checkpoints; give it without monitor databases")
+        raise InputError(
+            "names= names checkpoints; give it without monitor databases", argument="names"
+        )
     sections: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     given: list[str] = []
@@ -302,7 +304,9 @@ def build_report(
     try:
         path.write_text(_render(context), encoding="utf-8")
     except OSError as err:
-        raise InputError(f"out: cannot write the report to '{path}': {err}") from err
+        raise InputError(
+            f"out: cannot write the report to '{path}': {err}", path=str(path), argument="out"
+        ) from err
     total = len(sections) + sum(e["status"] == "failed" for e in failed)
     return path, failed, total
 
