@@ -59,6 +59,20 @@ def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
     return out
 
 
+def _lazy_targets(init: Path) -> list[str]:
+    """Modules that ``rnnscope.__getattr__`` imports: the values of ``_LAZY`` and the
+    names in ``_SUBPACKAGES``."""
+    found: list[str] = []
+    for node in ast.parse(init.read_text()).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name) and target.id in ("_LAZY", "_SUBPACKAGES"):
+                value = ast.literal_eval(node.value)
+                names = value.values() if isinstance(value, dict) else value
+                found += [f"{PACKAGE}.{n.lstrip('.')}" for n in names]
+    return found
+
+
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     graph: dict[str, set[str]] = {m: set() for m in modules}
@@ -79,6 +93,8 @@ def _graph() -> dict[str, set[str]]:
                     f"{origin}.{a.name}" if f"{origin}.{a.name}" in modules else origin
                     for a in node.names
                 ]
+            if name == PACKAGE:  # the package's lazy names are imports on first use
+                targets += _lazy_targets(path)
             for t in targets:
                 while t and t not in modules and t.startswith(PACKAGE + "."):
                     t = t.rsplit(".", 1)[0]  # `import rnnscope.plot._rnn.x` names a module
@@ -145,6 +161,7 @@ def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
 def test_the_graph_reader_sees_known_edges():
     graph = _graph()
     assert "rnnscope._errors" in graph["rnnscope"]  # a relative `from ._errors import ...`
+    assert {"rnnscope._report", "rnnscope.plot"} <= graph["rnnscope"]  # lazy, on first use
     assert CORE <= set(graph), sorted(CORE - set(graph))
     assert any(m.startswith("rnnscope.plot") for m in graph)
     # function-level imports count: the CLI imports the report inside a function

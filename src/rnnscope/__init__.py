@@ -20,8 +20,7 @@ from ._errors import (
     RnnscopeError,
     UnsupportedError,
 )
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 # Every other public name lives in a private module that is imported on first use, so that
 # ``import rnnscope`` costs little more than ``import numpy`` (bench/bench_import.py).

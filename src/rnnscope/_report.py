@@ -376,6 +376,6 @@ def _mark_events(fig: Any, events: Any) -> None:
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return __version__
