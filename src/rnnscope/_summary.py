@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ._api import LayerKey, resolve, select
+from ._columns import SUMMARY_ROW
 from ._format import plain
 from ._model import LayerWeights, RNNWeights
 from ._stats import block_stats
@@ -43,21 +44,8 @@ def _rows(rec: RNNWeights | LayerWeights) -> Iterator[SummaryRow]:
         kind = kind if rec.cell in kind else f"{kind}({rec.cell})"  # e.g. Bidirectional(GRU)
     for d, p, g, a in rec.blocks():
         s = block_stats(a)
-        yield SummaryRow(
-            rec.name,
-            kind,
-            d,
-            p,
-            g,
-            tuple(a.shape),
-            s.size,
-            s.mean,
-            s.std,
-            s.min,
-            s.max,
-            nans=s.nan,
-            infs=s.inf,
-        )
+        named = {field: getattr(s, row) for row, field in SUMMARY_ROW.items()}
+        yield SummaryRow(rec.name, kind, d, p, g, tuple(a.shape), s.size, **named)
 
 
 @dataclass(frozen=True)
