@@ -21,6 +21,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from ._enums import Direction
 from ._errors import LayerError, UnsupportedError
 
 __all__ = [
@@ -48,7 +49,8 @@ CELL_BY_GATES: Mapping[int, str] = MappingProxyType({len(g): c for c, g in GATES
 PARTS: tuple[str, ...] = ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "projection")
 """Every part a recurrent layer can have, in display order."""
 
-DIRECTIONS: tuple[str, ...] = ("forward", "backward")
+DIRECTIONS: tuple[str, ...] = (Direction.FORWARD.value, Direction.BACKWARD.value)
+"""The directions of a bidirectional layer, in order (plain strings: records hold strings)."""
 
 NumpyFn = Callable[[np.ndarray], np.ndarray]
 Block = tuple[str, str, str, np.ndarray]
