@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import sys
 
-__all__ = ["Direction", "Severity", "StrEnum"]
+__all__ = ["Direction", "EquateAxes", "Severity", "StrEnum"]
 
 if sys.version_info >= (3, 11):
     from enum import StrEnum
@@ -37,3 +37,12 @@ class Direction(StrEnum):
     FORWARD = "forward"
     BACKWARD = "backward"
     NONE = ""
+
+
+class EquateAxes(StrEnum):
+    """Which histogram panels share bins and limits: the public ``equate_axes`` 0, 1 and 2 of
+    ``rnnscope.plot.rnn_histogram`` and See RNN's ``rnn_histogram``, named."""
+
+    NONE = "none"  # 0: each panel its own
+    PART = "part"  # 1: the panels of one part (See RNN: kernel beside recurrent kernel)
+    ALL = "all"  # 2: every panel (See RNN: and both directions, symmetric)

@@ -30,6 +30,7 @@ __all__ = [
     "EXACT_MAX",
     "BlockStats",
     "block_stats",
+    "count_nonfinite",
     "dead_units",
     "matrix_stats",
     "powerlaw_alpha",
@@ -104,14 +105,10 @@ def block_stats(a: np.ndarray, tol: float | None = None) -> BlockStats:
         (1, 1, 2, 5.0, 4.0)
     """
     a = np.asarray(a)
-    nan = inf = 0
     finite = a.reshape(-1)
-    if np.issubdtype(a.dtype, np.floating):
-        ok = np.isfinite(finite)
-        if not ok.all():  # masks only when there is something to drop
-            nan = int(np.isnan(finite).sum())
-            inf = int(a.size - nan - np.count_nonzero(ok))
-            finite = finite[ok]
+    nan, inf = count_nonfinite(finite)
+    if nan or inf:
+        finite = finite[np.isfinite(finite)]
     n = finite.size
     if n == 0:
         return BlockStats(int(a.size), nan, inf, *(math.nan,) * 8)
@@ -139,6 +136,20 @@ def block_stats(a: np.ndarray, tol: float | None = None) -> BlockStats:
         frac_zero=zero / a.size,
         frac_near_zero=math.nan if tol is None else near / a.size,
     )
+
+
+def count_nonfinite(a: np.ndarray) -> tuple[int, int]:
+    """``(NaN count, Inf count)`` of ``a``: the one count every output uses (statistics rows,
+    plots' notes, See RNN's ``detect_nans``); ``(0, 0)`` for integer and boolean arrays.
+
+    Example:
+        >>> count_nonfinite(np.array([np.nan, np.inf, -np.inf, 1.0]))
+        (1, 2)
+    """
+    a = np.asarray(a)
+    if a.dtype.kind not in "fc" or np.isfinite(a).all():  # masks only when there is a need
+        return 0, 0
+    return int(np.count_nonzero(np.isnan(a))), int(np.count_nonzero(np.isinf(a)))
 
 
 def _chunks(flat: np.ndarray) -> Iterator[np.ndarray]:
