@@ -93,6 +93,8 @@ def test_recurrent_norm_once_per_direction_gated_or_not():
         _row(**rk, gate="forget", matrix_spectral_norm=9.0),  # same matrix: not again
         _row(**rk, direction="backward", matrix_spectral_norm=0.1),
         _row(**rk, layer="rnn", kind="SimpleRNN", gate="hidden", matrix_spectral_norm=1.5),
+        _row(**rk, layer="gru", kind="GRU", gate="update", matrix_spectral_norm=0.5),  # in range
+        _row(**rk, layer="gru", kind="GRU", gate="reset", matrix_spectral_norm=9.0),  # seen
     ]
     got = _lines(flags_for(rows, T))
     grow = "largest singular value {} > 1: through this matrix gradients can grow from step to step"
