@@ -111,6 +111,10 @@ class BlockRow:
         """``layer / part [/ gate] [/ direction]`` (the forward direction left out)."""
         return _where(self.layer, self.part, self.gate, self.direction)
 
+    def flag(self, severity: Severity, message: str, where: str | None = None) -> list[Flag]:
+        """One flag of this row's model, at :attr:`where` unless told."""
+        return [Flag(severity, self.model, self.where if where is None else where, message)]
+
 
 def _where(layer: str, part: str, gate: str, direction: str) -> str:
     bits = [layer, part]
@@ -129,15 +133,11 @@ def nonfinite_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     """NaN or Inf anywhere in the block."""
     if not (r.nan or r.inf):
         return None
-    return [
-        Flag(
-            Severity.ERROR,
-            r.model,
-            r.where,
-            f"{r.nan} NaN and {r.inf} Inf of {r.size} "
-            "values: training diverged here, or the file is damaged",
-        )
-    ]
+    return r.flag(
+        Severity.ERROR,
+        f"{r.nan} NaN and {r.inf} Inf of {r.size} "
+        "values: training diverged here, or the file is damaged",
+    )
 
 
 def dead_units_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
@@ -145,48 +145,37 @@ def dead_units_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     if not r.dead_units > 0:
         return None
     where = r.layer + (f" / {r.direction}" if r.direction not in ("", Direction.FORWARD) else "")
-    return [
-        Flag(
-            Severity.WARNING,
-            r.model,
-            where,
-            f"{int(r.dead_units)} of {int(r.units)} units "
-            f"have every incoming weight below {r.tol:g}: they output a "
-            "constant and learn nothing",
-        )
-    ]
+    return r.flag(
+        Severity.WARNING,
+        f"{int(r.dead_units)} of {int(r.units)} units "
+        f"have every incoming weight below {r.tol:g}: they output a "
+        "constant and learn nothing",
+        where,
+    )
 
 
 def near_zero_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     """Too large a share of near-zero weights."""
     if not r.frac_near_zero > t.near_zero_fraction:
         return None
-    return [
-        Flag(
-            Severity.WARNING,
-            r.model,
-            r.where,
-            f"{r.frac_near_zero:.0%} of the weights "
-            f"are below {r.tol:g}: pruned, over-regularised, or never "
-            "trained",
-        )
-    ]
+    return r.flag(
+        Severity.WARNING,
+        f"{r.frac_near_zero:.0%} of the weights "
+        f"are below {r.tol:g}: pruned, over-regularised, or never "
+        "trained",
+    )
 
 
 def large_weights_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     """Weights larger than ``t.abs_max`` in magnitude."""
     if not r.abs_max > t.abs_max:
         return None
-    return [
-        Flag(
-            Severity.WARNING,
-            r.model,
-            r.where,
-            f"largest |weight| {r.abs_max:.3g} > "
-            f"{t.abs_max:g}: large weights saturate the gates and can make "
-            "gradients explode",
-        )
-    ]
+    return r.flag(
+        Severity.WARNING,
+        f"largest |weight| {r.abs_max:.3g} > "
+        f"{t.abs_max:g}: large weights saturate the gates and can make "
+        "gradients explode",
+    )
 
 
 def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
@@ -200,31 +189,25 @@ def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     )
     gated = "LSTM" in r.kind or "GRU" in r.kind
     if sigma > t.recurrent_high:
-        return [
-            Flag(
-                Severity.NOTE if gated else Severity.WARNING,
-                r.model,
-                where,
-                f"largest singular value {sigma:.3g} > {t.recurrent_high:g}: "
-                "through this matrix gradients can grow from step to step"
-                + (
-                    " (the gates usually damp this)"
-                    if gated
-                    else ", a classic cause of exploding gradients"
-                ),
-            )
-        ]
+        return r.flag(
+            Severity.NOTE if gated else Severity.WARNING,
+            f"largest singular value {sigma:.3g} > {t.recurrent_high:g}: "
+            "through this matrix gradients can grow from step to step"
+            + (
+                " (the gates usually damp this)"
+                if gated
+                else ", a classic cause of exploding gradients"
+            ),
+            where,
+        )
     if sigma < t.recurrent_low:
-        return [
-            Flag(
-                Severity.NOTE,
-                r.model,
-                where,
-                f"largest singular value {sigma:.3g} < {t.recurrent_low:g}: "
-                "the recurrent path contributes little; gradients through time "
-                "fade quickly",
-            )
-        ]
+        return r.flag(
+            Severity.NOTE,
+            f"largest singular value {sigma:.3g} < {t.recurrent_low:g}: "
+            "the recurrent path contributes little; gradients through time "
+            "fade quickly",
+            where,
+        )
     return []
 
 
