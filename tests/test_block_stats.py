@@ -67,6 +67,15 @@ def test_moments_norms_and_fractions_of_a_large_float32_block():
     assert s.abs_max == 40.0 and s.min == -40.0
 
 
+def test_long_vectors_and_3d_blocks_are_read_whole():
+    rng = np.random.default_rng(3)
+    long = rng.standard_normal(200_003) * 2 - 1  # several pieces and a short last one
+    long[-1] = 1e6  # the last value decides max, l2, mean
+    s = _check(long, tol=0.01)
+    assert s.max == 1e6
+    _check(rng.standard_normal((7, 33, 4001)).astype(np.float32)[:, :, 1000:3000], tol=0.2)
+
+
 def test_a_strided_gate_slice_is_read_as_its_own_values():
     rng = np.random.default_rng(1)
     w = rng.standard_normal((6, 16))

@@ -43,7 +43,7 @@ EXACT_MAX = 2048
 APPROX_RANK = 256
 ALPHA_MIN_EIGS = 50
 _TAIL_MIN = 10  # fewest eigenvalues a power-law tail is fitted to
-_CHUNK = 1 << 20  # elements turned into float64 at a time by block_stats
+_CHUNK = 1 << 16  # elements turned into float64 at a time by block_stats (stays in cache)
 
 
 @dataclass(frozen=True)
@@ -105,30 +105,33 @@ def block_stats(a: np.ndarray, tol: float | None = None) -> BlockStats:
         (1, 1, 2, 5.0, 4.0)
     """
     a = np.asarray(a)
-    finite = a.reshape(-1)
-    nan, inf = count_nonfinite(finite)
-    if nan or inf:
-        finite = finite[np.isfinite(finite)]
+    nan, inf = count_nonfinite(a)
+    finite = a[np.isfinite(a)] if nan or inf else a
     n = finite.size
     if n == 0:
         return BlockStats(int(a.size), nan, inf, *(math.nan,) * 8)
-    total = sumsq = 0.0
-    zero = near = 0
-    for c in _chunks(finite):  # float64 a chunk at a time: memory stays near the block's own
-        total += float(c.sum())
-        sumsq += float(np.dot(c, c))
+    total = sumsq = m2 = run_mean = 0.0
+    seen = zero = near = 0
+    lo, hi = math.inf, -math.inf
+    for c in _chunks(finite):  # float64 a cache-sized chunk at a time, views of the block
+        k, s = c.size, float(c.sum())
+        d = c - s / k
+        # the chunks' squared deviations combined (Chan, Golub and LeVeque 1979)
+        delta, seen = s / k - run_mean, seen + k
+        run_mean += delta * k / seen
+        m2 += _sumsq(d) + delta * delta * (seen - k) * k / seen
+        total += s
+        sumsq += _sumsq(c)
         zero += int(np.count_nonzero(c == 0))
         if tol is not None:
             near += int(np.count_nonzero(np.abs(c) < tol))
-    mean = total / n
-    var = sum(float(np.dot(d, d)) for d in (c - mean for c in _chunks(finite))) / n
-    lo, hi = float(finite.min()), float(finite.max())
+        lo, hi = min(lo, float(c.min())), max(hi, float(c.max()))
     return BlockStats(
         size=int(a.size),
         nan=nan,
         inf=inf,
-        mean=mean,
-        std=math.sqrt(var),
+        mean=total / n,
+        std=math.sqrt(m2 / n),
         min=lo,
         max=hi,
         abs_max=max(abs(lo), abs(hi)),
@@ -147,15 +150,34 @@ def count_nonfinite(a: np.ndarray) -> tuple[int, int]:
         (1, 2)
     """
     a = np.asarray(a)
-    if a.dtype.kind not in "fc" or np.isfinite(a).all():  # masks only when there is a need
+    if a.dtype.kind not in "fc" or a.size == 0:
+        return 0, 0
+    wide = np.complex128 if a.dtype.kind == "c" else np.float64
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = a.sum(dtype=wide)
+    if np.isfinite(total):  # any NaN or Inf makes the sum non-finite: no masks needed
         return 0, 0
     return int(np.count_nonzero(np.isnan(a))), int(np.count_nonzero(np.isinf(a)))
 
 
-def _chunks(flat: np.ndarray) -> Iterator[np.ndarray]:
-    """``flat`` as float64 pieces of at most ``_CHUNK`` elements."""
-    for i in range(0, flat.size, _CHUNK):
-        yield flat[i : i + _CHUNK].astype(np.float64)
+def _sumsq(c: np.ndarray) -> float:
+    """Sum of squares of a float64 vector (einsum: no BLAS thread start per chunk)."""
+    return float(np.einsum("i,i->", c, c))
+
+
+def _chunks(a: np.ndarray) -> Iterator[np.ndarray]:
+    """``a``'s values as float64 pieces of about ``_CHUNK`` elements, read through views (a
+    gate's columns are not copied whole first)."""
+    m = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(1, -1)
+    rows, cols = m.shape
+    if cols >= _CHUNK:
+        for r in range(rows):
+            for j in range(0, cols, _CHUNK):
+                yield m[r, j : j + _CHUNK].astype(np.float64)
+        return
+    step = _CHUNK // cols
+    for i in range(0, rows, step):
+        yield m[i : i + step].astype(np.float64).ravel()
 
 
 def tensor_health(a: np.ndarray, tol: float) -> dict[str, Any]:
