@@ -18,6 +18,7 @@ __all__ = [
     "COLUMNS",
     "COMPARED",
     "KEY",
+    "MONITOR_GRAD_ROW",
     "MONITOR_ROW",
     "REPORT_VIEW",
     "STATS_COLUMNS",
@@ -37,7 +38,9 @@ class Column:
         compared: ``compare`` adds ``<name>_change`` and ``<name>_rel_change`` for it.
         row: the :class:`~rnnscope._stats.BlockStats` field it holds; ``""`` when it is not one.
         summary: the :class:`~rnnscope.SummaryRow` field of the same value; ``""`` when none.
-        monitor: the monitor database's column of the same value; ``""`` when none.
+        monitor: the monitor database's column of the same value of the weights; ``""`` when
+            none.
+        monitor_grad: the monitor database's column of the same value of the gradients.
     """
 
     name: str
@@ -47,6 +50,7 @@ class Column:
     row: str = ""
     summary: str = ""
     monitor: str = ""
+    monitor_grad: str = ""
 
 
 def _stat(name: str, cli: str = "", report: str = "", **where: str | bool) -> Column:
@@ -69,12 +73,16 @@ STATS_COLUMNS: tuple[Column, ...] = (
     _stat("min", summary="min"),
     _stat("max", summary="max"),
     _stat("abs_max", "|w| max", "|w| max", compared=True, monitor="abs_max"),
-    _stat("l2_norm", "L2", "L2", compared=True, monitor="weight_norm"),
+    _stat("l2_norm", "L2", "L2", compared=True, monitor="weight_norm", monitor_grad="grad_norm"),
     _stat("frac_zero"),
     _stat("frac_near_zero", "near 0", "near 0", compared=True, monitor="frac_near_zero"),
     Column("tol"),
-    _stat("nan", "NaN", "NaN", compared=True, summary="nans", monitor="nan"),
-    _stat("inf", "Inf", "Inf", compared=True, summary="infs", monitor="inf"),
+    _stat(
+        "nan", "NaN", "NaN", compared=True, summary="nans", monitor="nan", monitor_grad="grad_nan"
+    ),
+    _stat(
+        "inf", "Inf", "Inf", compared=True, summary="infs", monitor="inf", monitor_grad="grad_inf"
+    ),
     Column("units"),
     Column("dead_units", "dead", "dead", compared=True),
     Column("spectral_norm", "sigma max", f"{_SIGMA} max", compared=True),
@@ -99,4 +107,6 @@ REPORT_VIEW = [(c.name, c.report) for c in STATS_COLUMNS if c.report]
 SUMMARY_ROW = {c.row: c.summary for c in STATS_COLUMNS if c.summary}
 """BlockStats field -> :class:`~rnnscope.SummaryRow` field."""
 MONITOR_ROW = {c.row: c.monitor for c in STATS_COLUMNS if c.monitor}
-"""BlockStats field -> monitor database column (weight statistics)."""
+"""BlockStats field -> monitor database column (statistics of the weights)."""
+MONITOR_GRAD_ROW = {c.row: c.monitor_grad for c in STATS_COLUMNS if c.monitor_grad}
+"""BlockStats field -> monitor database column (statistics of the gradients)."""
