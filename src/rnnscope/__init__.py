@@ -1,7 +1,7 @@
 """rnnscope: see inside recurrent neural networks, gate by gate.
 
-Importing rnnscope imports numpy only; frameworks, h5py and matplotlib are imported when a
-function needs them.
+Importing rnnscope loads its error classes only; each public name loads its module (numpy,
+then h5py, a framework or matplotlib as the function needs them) on first use.
 
 Example:
     >>> import torch, rnnscope
@@ -10,10 +10,8 @@ Example:
     ('input', 'forget', 'cell', 'output')
 """
 
-from ._activations import ACTIVATIONS
-from ._api import layers, rnn_weights, trace, weights
-from ._capture import activations, gradients
-from ._demo import demo_path
+import typing as _typing
+
 from ._errors import (
     FormatError,
     InputError,
@@ -22,32 +20,67 @@ from ._errors import (
     RnnscopeError,
     UnsupportedError,
 )
-from ._flags import Thresholds
-from ._history import history
-from ._io import Checkpoint, load
-from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
-from ._report import report
-from ._summary import Summary, SummaryRow, summary
-from ._tables import compare, stats
-from ._trace import Trace
+from ._version import __version__ as __version__
 
-__version__ = "0.1.0"
+# Every other public name lives in a private module that is imported on first use, so that
+# ``import rnnscope`` costs little more than ``import numpy`` (bench/bench_import.py).
+_LAZY = {
+    "ACTIVATIONS": "_activations",
+    "GATES": "_model",
+    "PARTS": "_model",
+    "LayerInfo": "_model",
+    "LayerWeights": "_model",
+    "RNNWeights": "_model",
+    "Checkpoint": "_io",
+    "load": "_io",
+    "Summary": "_summary",
+    "SummaryRow": "_summary",
+    "summary": "_summary",
+    "Thresholds": "_flags",
+    "Trace": "_trace",
+    "activations": "_capture",
+    "gradients": "_capture",
+    "compare": "_tables",
+    "stats": "_tables",
+    "demo_path": "_demo",
+    "history": "_history",
+    "layers": "_api",
+    "rnn_weights": "_api",
+    "trace": "_api",
+    "weights": "_api",
+    "report": "_report",
+}
+_SUBPACKAGES = ("compat", "keras", "plot", "tf_keras", "torch")  # matplotlib, frameworks
 
-_SUBPACKAGES = (
-    "compat",
-    "keras",
-    "plot",
-    "tf_keras",
-    "torch",
-)  # imported on first use (matplotlib, frameworks)
+if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__ below
+    from ._activations import ACTIVATIONS
+    from ._api import layers, rnn_weights, trace, weights
+    from ._capture import activations, gradients
+    from ._demo import demo_path
+    from ._flags import Thresholds
+    from ._history import history
+    from ._io import Checkpoint, load
+    from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
+    from ._report import report
+    from ._summary import Summary, SummaryRow, summary
+    from ._tables import compare, stats
+    from ._trace import Trace
 
 
 def __getattr__(name: str) -> object:
-    if name in _SUBPACKAGES:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if name in _SUBPACKAGES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'rnnscope' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

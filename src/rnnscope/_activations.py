@@ -107,5 +107,6 @@ def get_activation(
     raise UnsupportedError(
         f"{where}activation {name!r} has no numpy implementation; supported: "
         f"{', '.join(ACTIVATIONS)} (a custom activation of a live model is called through its "
-        f"framework)"
+        f"framework)",
+        layer=layer or None,
     )

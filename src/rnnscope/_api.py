@@ -6,15 +6,17 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import LayerError, UnsupportedError
+from ._errors import UnsupportedError
 from ._frameworks import find_framework, type_name
+from ._io import Checkpoint, open_checkpoint
 from ._model import LayerInfo, LayerWeights, RNNWeights
 from ._refs import LayerRef
+from ._select import LayerKey as LayerKey
+from ._select import pick, pick_rnn
+from ._select import select as select
 from ._trace import Trace, run_trace
 
 __all__ = ["layers", "rnn_weights", "trace", "weights"]
-
-LayerKey = str | int | None
 
 
 def _record_ref(rec: RNNWeights | LayerWeights) -> LayerRef:
@@ -30,23 +32,22 @@ def _record_ref(rec: RNNWeights | LayerWeights) -> LayerRef:
 
 @dataclass(frozen=True)
 class Source:
-    """Any source, resolved: a name for messages, its layers in order, and reader notes."""
+    """Any source, resolved: a name for messages, its layers in order, reader notes, its file."""
 
     name: str
     refs: list[LayerRef]
     notes: tuple[str, ...] = ()
+    path: str | None = None
 
 
 def resolve(obj: Any) -> Source:
     """The layers with weights of a model, layer, record, checkpoint or path."""
-    from ._io import Checkpoint, open_checkpoint
-
     if isinstance(obj, (RNNWeights, LayerWeights)):
         return Source(f"record '{obj.name}'", [_record_ref(obj)])
     if isinstance(obj, (str, os.PathLike)):
         obj = open_checkpoint(obj)
     if isinstance(obj, Checkpoint):
-        return Source(f"file '{obj.path}'", obj.layer_refs(), obj.notes)
+        return Source(f"file '{obj.path}'", obj.layer_refs(), obj.notes, obj.path)
     fw = find_framework(obj)
     if fw is None:
         raise UnsupportedError(
@@ -55,57 +56,6 @@ def resolve(obj: Any) -> Source:
             "RNNWeights/LayerWeights"
         )
     return Source(fw.source_name(obj), fw.layer_refs(obj))
-
-
-def _describe(refs: list[LayerRef]) -> str:
-    return ", ".join(f"{r.info.name} ({r.info.kind})" for r in refs) or "none"
-
-
-def select(refs: list[LayerRef], layer: LayerKey, source: str, *, recurrent: bool) -> LayerRef:
-    """Pick one layer by exact name, then unique substring, then index; None: the only candidate."""
-    if not refs:
-        raise LayerError(f"{source} has no layers with weights (is the model built?)")
-    if layer is None:
-        pool = [r for r in refs if r.info.recurrent] if recurrent else refs
-        if len(pool) == 1:
-            return pool[0]
-        if not pool:
-            raise LayerError(
-                f"{source} has no recurrent layers rnnscope can split into gates; "
-                f"layers with weights: {_describe(refs)}"
-            )
-        what = "recurrent layers" if recurrent else "layers with weights"
-        raise LayerError(
-            f"{source} has {len(pool)} {what}; choose one with layer= (a name or an index): "
-            f"{_describe(pool)}"
-        )
-    if isinstance(layer, bool) or not isinstance(layer, (str, int)):
-        raise LayerError(f"layer= must be a name, a name substring or an index; got {layer!r}")
-    if isinstance(layer, int):
-        if not -len(refs) <= layer < len(refs):
-            raise LayerError(
-                f"layer index {layer} is out of range for {source}, which has {len(refs)} layers "
-                f"with weights: {_describe(refs)}"
-            )
-        return refs[layer]
-    exact = [r for r in refs if r.info.name == layer]
-    if len(exact) == 1:
-        return exact[0]
-    if exact:
-        raise LayerError(
-            f"layer name '{layer}' is ambiguous in {source}: {len(exact)} layers carry it; "
-            f"choose one by index: {_describe(refs)}"
-        )
-    found = [r for r in refs if layer in r.info.name]
-    if len(found) == 1:
-        return found[0]
-    if found:
-        raise LayerError(
-            f"layer name '{layer}' is ambiguous in {source}; it matches: {_describe(found)}"
-        )
-    raise LayerError(
-        f"layer '{layer}' not found in {source}; layers with weights: {_describe(refs)}"
-    )
 
 
 def layers(obj: Any) -> list[LayerInfo]:
@@ -132,7 +82,7 @@ def weights(obj: Any, layer: LayerKey = None) -> RNNWeights | LayerWeights:
         ('weight', 'bias')
     """
     src = resolve(obj)
-    return select(src.refs, layer, src.name, recurrent=False).extract()
+    return pick(src.refs, layer, src.name, src.path)
 
 
 def rnn_weights(obj: Any, layer: LayerKey = None) -> RNNWeights:
@@ -150,17 +100,7 @@ def rnn_weights(obj: Any, layer: LayerKey = None) -> RNNWeights:
         (5, 5)
     """
     src = resolve(obj)
-    source, refs = src.name, src.refs
-    ref = select(refs, layer, source, recurrent=True)
-    if not ref.info.recurrent:
-        raise LayerError(
-            f"layer '{ref.info.name}' in {source} is a {ref.info.kind}, not a recurrent layer "
-            f"rnnscope can split into gates; use rnnscope.weights() for its named weights. "
-            f"Recurrent layers: {_describe([r for r in refs if r.info.recurrent])}"
-        )
-    rec = ref.extract()
-    assert isinstance(rec, RNNWeights)
-    return rec
+    return pick_rnn(src.refs, layer, src.name, src.path)
 
 
 def trace(obj: Any, x: Any, layer: LayerKey = None, initial_state: Any = None) -> Trace:

@@ -130,7 +130,7 @@ def _global_options() -> argparse.ArgumentParser:
 
 def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
     """The parser; each subcommand's ``run`` default is its function in ``commands``."""
-    from . import __version__
+    from ._version import __version__
 
     common = _global_options()
     p = argparse.ArgumentParser(

@@ -52,7 +52,9 @@ def demo_path(which: str = "run") -> Path:
     if which not in paths:
         from ._errors import InputError
 
-        raise InputError(f"which: expected one of {', '.join(paths)}; got {which!r}")
+        raise InputError(
+            f"which: expected one of {', '.join(paths)}; got {which!r}", argument="which"
+        )
     return paths[which]
 
 

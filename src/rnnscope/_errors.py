@@ -9,7 +9,10 @@ Every error the library raises on purpose derives from :class:`RnnscopeError`::
      ├── InputError            (also ValueError)  an input array of the wrong shape or type
      └── MissingDependencyError (also ImportError) an optional package is not installed
 
-Messages name the argument, layer or file, what was expected and what was found.
+Messages name the argument, layer or file, what was expected and what was found. The same facts
+travel as attributes, so callers never parse messages: ``err.path`` (the file), ``err.layer``
+(the layer's name) and ``err.argument`` (the keyword argument at fault), each None where it does
+not apply.
 """
 
 from __future__ import annotations
@@ -25,7 +28,34 @@ __all__ = [
 
 
 class RnnscopeError(Exception):
-    """Base class of every error rnnscope raises on purpose."""
+    """Base class of every error rnnscope raises on purpose.
+
+    Attributes:
+        path: the file the error is about, as given, or None.
+        layer: the layer's name (or the name or index asked for), or None.
+        argument: the name of the keyword argument at fault, e.g. ``"layer"``, or None.
+
+    Example:
+        >>> err = FormatError("'m.h5' is empty", path="m.h5")
+        >>> err.path, err.layer, str(err)
+        ('m.h5', None, "'m.h5' is empty")
+    """
+
+    path: str | None
+    layer: str | int | None
+    argument: str | None
+
+    def __init__(
+        self,
+        *args: object,
+        path: str | None = None,
+        layer: str | int | None = None,
+        argument: str | None = None,
+    ) -> None:
+        super().__init__(*args)  # first: ImportError's own __init__ resets .path
+        self.path = path
+        self.layer = layer
+        self.argument = argument
 
 
 class LayerError(RnnscopeError, ValueError):

@@ -117,7 +117,8 @@ def canonical_from_keras(
             if cell != "GRU" or bias.shape[0] != 2:
                 raise UnsupportedError(
                     f"layer '{name}': a 2-D bias is only expected for a GRU with reset_after=True "
-                    f"(shape (2, 3*units)); got {cell} bias of shape {bias.shape}"
+                    f"(shape (2, 3*units)); got {cell} bias of shape {bias.shape}",
+                    layer=name or None,
                 )
             out["bias"], out["recurrent_bias"] = bias[0], bias[1]
         else:
@@ -161,7 +162,8 @@ def canonical_from_cudnn(
         raise UnsupportedError(
             f"layer '{name}': a CuDNN{cell} layer needs a 2-D kernel of width 4*units (LSTM) or "
             f"3*units (GRU) and a bias of twice that width; got kernel {kernel.shape}, "
-            f"bias {bias.shape}"
+            f"bias {bias.shape}",
+            layer=name or None,
         )
     return {
         "kernel": _fresh(np.hstack([_cudnn_kernel_block(k) for k in np.hsplit(kernel, n)])),

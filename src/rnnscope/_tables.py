@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._columns import COLUMNS, COMPARED, KEY
 from ._errors import InputError
+from ._io import checkpoint_suffixes
 from ._model import LayerWeights, RNNWeights
 from ._stats import record_rows
 
@@ -23,7 +25,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "CHECKPOINT_SUFFIXES",
     "COLUMNS",
     "NothingReadError",
     "collect_sources",
@@ -35,48 +36,6 @@ __all__ = [
     "stats",
 ]
 
-CHECKPOINT_SUFFIXES = (".keras", ".h5", ".hdf5", ".safetensors", ".pt", ".pth")
-KEY = ["layer", "part", "gate", "direction"]
-COLUMNS = [
-    "model",
-    *KEY,
-    "kind",
-    "shape",
-    "size",
-    "mean",
-    "std",
-    "min",
-    "max",
-    "abs_max",
-    "l2_norm",
-    "frac_zero",
-    "frac_near_zero",
-    "tol",
-    "nan",
-    "inf",
-    "units",
-    "dead_units",
-    "spectral_norm",
-    "stable_rank",
-    "alpha",
-    "alpha_note",
-    "matrix_spectral_norm",
-    "approx",
-]
-COMPARED = [
-    "mean",
-    "std",
-    "abs_max",
-    "l2_norm",
-    "frac_near_zero",
-    "nan",
-    "inf",
-    "dead_units",
-    "spectral_norm",
-    "stable_rank",
-    "alpha",
-    "matrix_spectral_norm",
-]
 Progress = Callable[[int, int, str], None]
 _BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -96,6 +55,7 @@ def _walk(
     """Checkpoint files under ``folder`` (natural order) and what was left out, with reasons."""
     found: list[Path] = []
     left: list[dict[str, str]] = []
+    suffixes = checkpoint_suffixes()
     try:
         entries = sorted(folder.iterdir(), key=_natural)
     except OSError as err:
@@ -120,16 +80,16 @@ def _walk(
         elif p.is_symlink() and not p.exists():
             target = os.readlink(p)
             why = f"a link to {target!r}, which does not exist"
-            if p.name.lower().endswith(CHECKPOINT_SUFFIXES):  # a checkpoint that is not there
+            if p.name.lower().endswith(suffixes):  # a checkpoint that is not there
                 left.append(_entry(p, name, "failed", "FileNotFoundError", why))
             else:
                 left.append(_entry(p, name, "skipped", "", why))
         elif not p.is_file():
             left.append(_entry(p, name, "skipped", "", "not a regular file"))
-        elif p.name.lower().endswith(CHECKPOINT_SUFFIXES):
+        elif p.name.lower().endswith(suffixes):
             found.append(p)
         else:
-            why = f"not a checkpoint file name (read: {', '.join(CHECKPOINT_SUFFIXES)})"
+            why = f"not a checkpoint file name (read: {', '.join(suffixes)})"
             left.append(_entry(p, name, "skipped", "", why))
     return found, left
 
@@ -161,7 +121,7 @@ def collect_sources(
             found, out = _walk(top, recursive, top, {top.resolve()})
             left += out
             if not found:
-                why = f"the folder holds no checkpoint files ({', '.join(CHECKPOINT_SUFFIXES)})"
+                why = f"the folder holds no checkpoint files ({', '.join(checkpoint_suffixes())})"
                 if out:
                     why += f"; {len(out)} other entr{'y' if len(out) == 1 else 'ies'} left out"
                 left.append(_entry(s, str(s), "failed", "InputError", why))
@@ -173,21 +133,25 @@ def collect_sources(
             flat.append(os.fspath(s) if _is_path(s) else s)
     if not flat:
         if len(items) == 1 and left and left[-1]["status"] == "failed":
-            raise InputError(f"folder '{items[0]}': {left[-1]['reason']}")
+            raise InputError(
+                f"folder '{items[0]}': {left[-1]['reason']}", path=str(items[0]), argument="sources"
+            )
         raise InputError(
             "sources: nothing to read (an empty list)"
             if not left
             else "sources: nothing to read; "
-            + "; ".join(f"{e['name']}: {e['reason']}" for e in left[:5])
+            + "; ".join(f"{e['name']}: {e['reason']}" for e in left[:5]),
+            argument="sources",
         )
     if names is not None:
         names = [str(n) for n in names]
         if len(names) != len(flat):
             raise InputError(
-                f"names: {len(flat)} sources, so {len(flat)} names are needed; got {len(names)}"
+                f"names: {len(flat)} sources, so {len(flat)} names are needed; got {len(names)}",
+                argument="names",
             )
         if len(set(names)) != len(names):
-            raise InputError(f"names must be unique; got {names}")
+            raise InputError(f"names must be unique; got {names}", argument="names")
         return list(zip(names, flat, strict=True)), left
     default = _default_names(flat, rel)
     return list(zip(default, flat, strict=True)), left
@@ -198,7 +162,11 @@ def expand_sources(sources: Any, names: Sequence[str] | None = None) -> list[tup
     pairs, left = collect_sources(sources, names)
     failed = [e for e in left if e["status"] == "failed"]
     if failed:
-        raise InputError(f"folder '{failed[0]['source']}': {failed[0]['reason']}")
+        raise InputError(
+            f"folder '{failed[0]['source']}': {failed[0]['reason']}",
+            path=failed[0]["source"],
+            argument="sources",
+        )
     return pairs
 
 
@@ -287,9 +255,9 @@ def run_sources(
     from ._parallel import Runner
 
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise InputError(f"jobs must be a positive integer; got {jobs!r}")
+        raise InputError(f"jobs must be a positive integer; got {jobs!r}", argument="jobs")
     if executor is not None and jobs not in (None, 1):
-        raise InputError("give jobs= or executor=, not both")
+        raise InputError("give jobs= or executor=, not both", argument="executor")
     runner = Runner(fn, pairs, args, progress, strict)
     remote = [i for i, (_, s) in enumerate(pairs) if _is_path(s)]
     if executor is None and (jobs or 1) > 1 and len(remote) > 1:
@@ -316,9 +284,9 @@ def _tol(tol: Any) -> float:
     try:
         value = float(tol)
     except (TypeError, ValueError) as err:
-        raise InputError(f"tol must be a non-negative number; got {tol!r}") from err
+        raise InputError(f"tol must be a non-negative number; got {tol!r}", argument="tol") from err
     if not value >= 0:
-        raise InputError(f"tol must be a non-negative number; got {tol!r}")
+        raise InputError(f"tol must be a non-negative number; got {tol!r}", argument="tol")
     return value
 
 
@@ -354,7 +322,11 @@ def read_all(
     if strict:
         bad = [e for e in left if e["status"] == "failed"]
         if bad:
-            raise InputError(f"folder '{bad[0]['source']}': {bad[0]['reason']}")
+            raise InputError(
+                f"folder '{bad[0]['source']}': {bad[0]['reason']}",
+                path=bad[0]["source"],
+                argument="sources",
+            )
     alone = len(pairs) == 1 and not left
     results, failed = run_sources(fn, pairs, args, executor, jobs, progress, strict=strict or alone)
     table = sorted(failed + left, key=lambda e: e["status"])  # failed first, then skipped
@@ -526,17 +498,23 @@ def pick_baseline(
         return models[0], ""
     if isinstance(baseline, int) and not isinstance(baseline, bool):
         if not -len(given) <= baseline < len(given):
-            raise InputError(f"baseline index {baseline} is out of range for {len(given)} sources")
+            raise InputError(
+                f"baseline index {baseline} is out of range for {len(given)} sources",
+                argument="baseline",
+            )
         name = given[baseline]
     elif baseline in given:
         name = str(baseline)
     else:
-        raise InputError(f"baseline {baseline!r} is not one of the models: {', '.join(given)}")
+        raise InputError(
+            f"baseline {baseline!r} is not one of the models: {', '.join(given)}",
+            argument="baseline",
+        )
     which = f"baseline {baseline!r}" + ("" if name == baseline else f" ({name})")
     if name in lost:
-        raise InputError(f"{which} could not be read: {lost[name]}")
+        raise InputError(f"{which} could not be read: {lost[name]}", argument="baseline")
     if name not in models:
-        raise InputError(f"{which} has no layer statistics to compare")
+        raise InputError(f"{which} has no layer statistics to compare", argument="baseline")
     return name, ""
 
 

@@ -76,12 +76,16 @@ class Trace:
         if direction not in self.directions:
             raise LayerError(
                 f"trace of '{self.layer}': direction must be one of "
-                f"{', '.join(self.directions)}; got {direction!r}"
+                f"{', '.join(self.directions)}; got {direction!r}",
+                layer=self.layer,
+                argument="direction",
             )
         if name not in self.names:
             raise LayerError(
                 f"trace of '{self.layer}' ({self.cell}) has no {name!r}; "
-                f"it has: {', '.join(self.names)}"
+                f"it has: {', '.join(self.names)}",
+                layer=self.layer,
+                argument="name",
             )
         return np.ascontiguousarray(self.time_major[(name, direction)].transpose(1, 0, 2))
 
@@ -106,7 +110,11 @@ class Trace:
             return outs[0]
         mode = self.merge_mode if merge_mode == "layer" else merge_mode
         if mode not in MERGE_MODES:
-            raise LayerError(f"merge_mode must be one of {MERGE_MODES}; got {mode!r}")
+            raise LayerError(
+                f"merge_mode must be one of {MERGE_MODES}; got {mode!r}",
+                layer=self.layer,
+                argument="merge_mode",
+            )
         if mode == "concat":
             return np.concatenate(outs, axis=-1)
         if mode == "sum":
@@ -130,7 +138,9 @@ def _initial_states(
         if unknown:
             raise InputError(
                 f"initial_state for layer '{w.name}': unknown direction(s) {unknown}; "
-                f"expected keys among {list(w.directions)}"
+                f"expected keys among {list(w.directions)}",
+                layer=w.name,
+                argument="initial_state",
             )
         per_dir = {d: initial_state[d] for d in w.directions if d in initial_state}
         for d, states_d in per_dir.items():
@@ -138,7 +148,9 @@ def _initial_states(
             if n_given != len(sizes):
                 raise InputError(
                     f"initial_state['{d}'] for layer '{w.name}' ({w.cell}): expected "
-                    f"{len(sizes)} array(s) ({'h, c' if w.cell == 'LSTM' else 'h'}), got {n_given}"
+                    f"{len(sizes)} array(s) ({'h, c' if w.cell == 'LSTM' else 'h'}), got {n_given}",
+                    layer=w.name,
+                    argument="initial_state",
                 )
             if not isinstance(states_d, (list, tuple)):
                 per_dir[d] = [states_d]
@@ -148,7 +160,9 @@ def _initial_states(
             raise InputError(
                 f"initial_state for layer '{w.name}' ({w.cell}, directions {w.directions}): "
                 f"expected "
-                f"{len(sizes) * len(w.directions)} arrays in Keras order, got {len(flat)}"
+                f"{len(sizes) * len(w.directions)} arrays in Keras order, got {len(flat)}",
+                layer=w.name,
+                argument="initial_state",
             )
         n = len(sizes)
         per_dir = {d: flat[k * n : (k + 1) * n] for k, d in enumerate(w.directions)}
@@ -161,7 +175,9 @@ def _initial_states(
             if a.shape != (batch, s):
                 raise InputError(
                     f"initial_state for layer '{w.name}' ({d}): expected shape {(batch, s)}, "
-                    f"got {a.shape}"
+                    f"got {a.shape}",
+                    layer=w.name,
+                    argument="initial_state",
                 )
         out[d] = arrays
     return out
@@ -170,13 +186,23 @@ def _initial_states(
 def run_trace(w: RNNWeights, x: Any, initial_state: Any = None) -> Trace:
     """Trace ``w`` over ``x`` of shape ``(batch, time, input_dim)``."""
     if isinstance(x, (str, bytes)):
-        raise InputError(f"x for layer '{w.name}': expected an array, got {type(x).__name__}")
+        raise InputError(
+            f"x for layer '{w.name}': expected an array, got {type(x).__name__}",
+            layer=w.name,
+            argument="x",
+        )
     xa = to_numpy(x)
     if xa.ndim == 3 and xa.shape[1] == 0:
-        raise InputError(f"x for layer '{w.name}' has no timesteps (shape {xa.shape})")
+        raise InputError(
+            f"x for layer '{w.name}' has no timesteps (shape {xa.shape})",
+            layer=w.name,
+            argument="x",
+        )
     if xa.ndim != 3 or xa.shape[2] != w.input_dim:
         raise InputError(
-            f"x for layer '{w.name}': expected shape (batch, time, {w.input_dim}), got {xa.shape}"
+            f"x for layer '{w.name}': expected shape (batch, time, {w.input_dim}), got {xa.shape}",
+            layer=w.name,
+            argument="x",
         )
     dtype = np.result_type(w.arrays[("kernel", w.directions[0])].dtype, np.float32)
     xa = np.ascontiguousarray(xa, dtype=dtype)

@@ -59,15 +59,15 @@ def open_vetted(path: str, fmt: str) -> Iterator[Any]:
     where = f"'{path}'" + (" (model.weights.h5)" if fmt == "keras" else "")
     if fmt == "keras":
         with open_member(path, "model.weights.h5") as fh, h5py.File(fh, "r") as f:
-            vet(f, where)
+            vet(f, where, path)
             yield f
     else:
         with h5py.File(path, "r") as f:
-            vet(f, where)
+            vet(f, where, path)
             yield f
 
 
-def vet(f: Any, where: str) -> None:
+def vet(f: Any, where: str, path: str | None = None) -> None:
     """Refuse anything that reaches outside the file or makes the walk unbounded."""
     from h5py import h5a, h5d, h5l, h5o
 
@@ -81,17 +81,22 @@ def vet(f: Any, where: str) -> None:
             if n > MAX_ATTR_BYTES:
                 raise FormatError(
                     f"{where}: attribute '{_name(aid.name)}' of '{at}' declares {n} bytes "
-                    f"(limit {MAX_ATTR_BYTES})"
+                    f"(limit {MAX_ATTR_BYTES})",
+                    path=path,
                 )
 
     def walk(gid: Any, at: str, depth: int) -> None:
         nonlocal count
         if depth > MAX_DEPTH:
-            raise FormatError(f"{where}: groups nested deeper than {MAX_DEPTH} levels at '{at}'")
+            raise FormatError(
+                f"{where}: groups nested deeper than {MAX_DEPTH} levels at '{at}'", path=path
+            )
         for raw in gid:
             count += 1
             if count > MAX_OBJECTS:
-                raise FormatError(f"{where}: more than {MAX_OBJECTS} objects; refusing to list")
+                raise FormatError(
+                    f"{where}: more than {MAX_OBJECTS} objects; refusing to list", path=path
+                )
             sub = f"{at.rstrip('/')}/{_name(raw)}"
             kind = gid.links.get_info(raw).type
             if kind == h5l.TYPE_SOFT:
@@ -100,10 +105,13 @@ def vet(f: Any, where: str) -> None:
                 target = gid.links.get_val(raw)
                 raise FormatError(
                     f"{where}: '{sub}' is an external link to {_name(target[0])!r}; rnnscope "
-                    "reads nothing outside the checkpoint file"
+                    "reads nothing outside the checkpoint file",
+                    path=path,
                 )
             if kind != h5l.TYPE_HARD:
-                raise FormatError(f"{where}: '{sub}' is a user-defined link (type {kind})")
+                raise FormatError(
+                    f"{where}: '{sub}' is a user-defined link (type {kind})", path=path
+                )
             oid = h5o.open(gid, raw)
             info = h5o.get_info(oid)
             attrs(oid, sub)
@@ -118,7 +126,8 @@ def vet(f: Any, where: str) -> None:
                     raise FormatError(
                         f"{where}: dataset '{sub}' is a virtual dataset (its data is mapped from "
                         "other datasets, possibly in other files or itself); rnnscope reads "
-                        "only data stored in the checkpoint"
+                        "only data stored in the checkpoint",
+                        path=path,
                     )
                 if dcpl.get_external_count() > 0:
                     files = [
@@ -126,7 +135,8 @@ def vet(f: Any, where: str) -> None:
                     ]
                     raise FormatError(
                         f"{where}: dataset '{sub}' keeps its data in external files {files}; "
-                        "rnnscope reads nothing outside the checkpoint file"
+                        "rnnscope reads nothing outside the checkpoint file",
+                        path=path,
                     )
 
     attrs(f.id, "/")
@@ -135,7 +145,7 @@ def vet(f: Any, where: str) -> None:
 
 def list_file(path: str, fmt: str, config: Any, version: str) -> dict[str, Any]:
     """The listing of a Keras HDF5 file as plain JSON-able data."""
-    from ._keras_h5 import list_tree
+    from ._keras_tree import list_tree
 
     with open_vetted(path, fmt) as f:
         raws, shapes, notes, version, config = list_tree(f, fmt, path, config, version)
@@ -163,7 +173,8 @@ def _stored(ds: Any, declared: int, size: int, path: str, name: str) -> int:
         if offset + declared > size:
             raise FormatError(
                 f"'{path}': dataset '{name}' ({declared} bytes at offset {offset}) runs past the "
-                f"end of the {size}-byte file (truncated)"
+                f"end of the {size}-byte file (truncated)",
+                path=path,
             )
         return declared
     return int(dsid.get_storage_size())
@@ -178,7 +189,9 @@ def read_datasets(path: str, fmt: str, names: list[str]) -> Iterator[np.ndarray]
         for p in names:
             ds = f[p]
             if ds.dtype.kind not in "fiub":
-                raise FormatError(f"'{path}': dataset '{p}' holds {ds.dtype}, not numbers")
+                raise FormatError(
+                    f"'{path}': dataset '{p}' holds {ds.dtype}, not numbers", path=path
+                )
             declared = int(np.prod(ds.shape, dtype=object)) * ds.dtype.itemsize
             check_declared(
                 path,

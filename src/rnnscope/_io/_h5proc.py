@@ -173,7 +173,8 @@ def call(request: dict[str, Any], path: str, what: str, nbytes: int = 0) -> Any:
             _kill()
             raise FormatError(
                 f"'{path}': reading {what} took longer than {limit:.0f} s; the HDF5 library "
-                "stopped responding (a damaged file)"
+                "stopped responding (a damaged file)",
+                path=path,
             ) from None
         except (_Dead, OSError, ValueError):
             try:
@@ -184,7 +185,8 @@ def call(request: dict[str, Any], path: str, what: str, nbytes: int = 0) -> Any:
             how = f" (exit status {code})" if code is not None else ""
             raise FormatError(
                 f"'{path}': reading {what} crashed the HDF5 reader process{how}; the file is "
-                "damaged or crafted"
+                "damaged or crafted",
+                path=path,
             ) from None
     return _result(header, arrays)
 
@@ -194,9 +196,10 @@ def _result(header: dict[str, Any], arrays: list[np.ndarray]) -> Any:
     if status == "ok":
         return arrays if header.get("kind") == "arrays" else header.get("value")
     message = str(header.get("message", ""))
+    path, layer = header.get("path"), header.get("layer")
     if status == "MissingDependencyError":
-        raise MissingDependencyError(message)
-    raise FormatError(message)
+        raise MissingDependencyError(message, path=path, layer=layer)
+    raise FormatError(message, path=path, layer=layer)
 
 
 def _handle(request: dict[str, Any]) -> tuple[dict[str, Any], Iterator[np.ndarray]]:
@@ -214,12 +217,18 @@ def _handle(request: dict[str, Any]) -> tuple[dict[str, Any], Iterator[np.ndarra
 
 
 def _failure(request: dict[str, Any], err: Exception) -> dict[str, Any]:
-    if isinstance(err, (FormatError, MissingDependencyError)):
-        return {"status": type(err).__name__, "message": str(err)}
+    if isinstance(err, (FormatError, MissingDependencyError)):  # its data travels with it
+        return {
+            "status": type(err).__name__,
+            "message": str(err),
+            "path": err.path,
+            "layer": err.layer,
+        }
     path = request.get("path", "?")  # any low-level failure is reported, never lost
     return {
         "status": "FormatError",
         "message": f"'{path}': cannot read the HDF5 file: {type(err).__name__}: {err}",
+        "path": path,
     }
 
 

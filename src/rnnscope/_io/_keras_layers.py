@@ -20,7 +20,7 @@ from .._model import CELL_BY_GATES, GATES, LayerInfo, LayerWeights, RNNWeights
 from ._keras_config import LayerSpec, RNNSpec, rnn_spec
 
 if TYPE_CHECKING:
-    from ._keras_h5 import RawLayer
+    from ._keras_tree import RawLayer
 
 __all__ = ["build_refs"]
 
@@ -128,20 +128,26 @@ def _check(
         if missing:
             raise FormatError(
                 f"'{path}': {spec.kind} layer '{raw.path}' ({d or 'forward'}) has no "
-                f"{' or '.join(missing)}; found: {', '.join(rl) or 'nothing'}"
+                f"{' or '.join(missing)}; found: {', '.join(rl) or 'nothing'}",
+                path=path,
+                layer=raw.path,
             )
         k, r = shapes[rl["kernel"]], shapes[rl["recurrent_kernel"]]
         n = len(GATES[spec.cell])
         if len(r) == 2 and r[0] < 1:
             raise FormatError(
                 f"'{path}': {spec.kind} layer '{raw.path}': units must be >= 1; the recurrent "
-                f"kernel {r} declares {r[0]}"
+                f"kernel {r} declares {r[0]}",
+                path=path,
+                layer=raw.path,
             )
         if len(k) != 2 or len(r) != 2 or r[1] != n * r[0] or k[1] != r[1]:
             raise FormatError(
                 f"'{path}': {spec.kind} layer '{raw.path}': expected kernel "
                 f"(in, {n}*units) and recurrent kernel (units, {n}*units); found "
-                f"{k} and {r}"
+                f"{k} and {r}",
+                path=path,
+                layer=raw.path,
             )
 
 
@@ -152,7 +158,9 @@ def _rnn(
     if spec.bidirectional and set(raw.variables) != {"forward", "backward"}:
         raise FormatError(
             f"'{path}': Bidirectional layer '{raw.path}' should have forward and "
-            f"backward weights; found {sorted(raw.variables)}"
+            f"backward weights; found {sorted(raw.variables)}",
+            path=path,
+            layer=raw.path,
         )
     roles = {d: _roles(raw, d) for d in dirs}
     _check(raw, spec, roles, shapes, path)

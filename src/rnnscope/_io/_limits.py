@@ -62,14 +62,16 @@ def check_declared(path: str, what: str, declared: int, stored: int) -> None:
     if declared > budget:
         raise FormatError(
             f"'{path}': {what} declares {declared} bytes, over the read budget of {budget} "
-            "bytes (set RNNSCOPE_MAX_TENSOR_BYTES to raise it)"
+            "bytes (set RNNSCOPE_MAX_TENSOR_BYTES to raise it)",
+            path=path,
         )
     ratio = max_ratio()
     if declared > ALLOWANCE and declared > stored * ratio:
         raise FormatError(
             f"'{path}': {what} declares {declared} bytes but the file stores only {stored} "
             f"bytes for it (more than {ratio:g}x; sparse, fill-value or repeated data that no "
-            "saved weights produce; set RNNSCOPE_MAX_RATIO to allow it)"
+            "saved weights produce; set RNNSCOPE_MAX_RATIO to allow it)",
+            path=path,
         )
 
 
@@ -78,11 +80,11 @@ def regular_file(path: str) -> int:
     try:
         st = os.stat(path)
     except FileNotFoundError as err:
-        raise FormatError(f"checkpoint file '{path}' does not exist") from err
+        raise FormatError(f"checkpoint file '{path}' does not exist", path=path) from err
     except OSError as err:
-        raise FormatError(f"cannot read '{path}': {err.strerror or err}") from err
+        raise FormatError(f"cannot read '{path}': {err.strerror or err}", path=path) from err
     if stat.S_ISDIR(st.st_mode):
-        raise FormatError(f"'{path}' is a directory, not a checkpoint file")
+        raise FormatError(f"'{path}' is a directory, not a checkpoint file", path=path)
     if not stat.S_ISREG(st.st_mode):
         kind = (
             "a FIFO (named pipe)"
@@ -93,5 +95,5 @@ def regular_file(path: str) -> int:
             if stat.S_ISSOCK(st.st_mode)
             else "not a regular file"
         )
-        raise FormatError(f"'{path}' is {kind}, not a regular checkpoint file")
+        raise FormatError(f"'{path}' is {kind}, not a regular checkpoint file", path=path)
     return int(st.st_size)

@@ -13,17 +13,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .._errors import FormatError
 from .._model import readonly
+from ._checkpoint import Checkpoint
 from ._limits import check_declared
 from ._torch_keys import build_torch_refs
-
-if TYPE_CHECKING:
-    from . import Checkpoint
 
 __all__ = ["read_safetensors"]
 
@@ -52,20 +50,27 @@ def _header(path: str) -> tuple[dict[str, Any], int]:
     with open(path, "rb") as fh:
         head = fh.read(8)
         if len(head) < 8:
-            raise FormatError(f"'{path}': safetensors file shorter than its 8-byte header length")
+            raise FormatError(
+                f"'{path}': safetensors file shorter than its 8-byte header length", path=path
+            )
         n = int.from_bytes(head, "little")
         if n > min(size - 8, MAX_HEADER):
             raise FormatError(
                 f"'{path}': safetensors header declares {n} bytes, but the file has "
-                f"{size - 8} after the length field (limit {MAX_HEADER})"
+                f"{size - 8} after the length field (limit {MAX_HEADER})",
+                path=path,
             )
         raw = fh.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
-        raise FormatError(f"'{path}': safetensors header is not valid JSON: {err}") from err
+        raise FormatError(
+            f"'{path}': safetensors header is not valid JSON: {err}", path=path
+        ) from err
     if not isinstance(header, dict):
-        raise FormatError(f"'{path}': safetensors header is a {type(header).__name__}, not a map")
+        raise FormatError(
+            f"'{path}': safetensors header is a {type(header).__name__}, not a map", path=path
+        )
     return header, size - 8 - n
 
 
@@ -94,31 +99,33 @@ def _check(path: str, key: str, meta: Any, data_size: int) -> tuple[int, ...]:
     if shape is not None:
         return shape
     if not isinstance(meta, dict):
-        raise FormatError(f"'{path}': tensor '{key}' has a malformed header entry")
+        raise FormatError(f"'{path}': tensor '{key}' has a malformed header entry", path=path)
     dtype, shape, offsets = meta.get("dtype"), meta.get("shape"), meta.get("data_offsets")
     if dtype not in _ITEMSIZE:
-        raise FormatError(f"'{path}': tensor '{key}' has unknown dtype {dtype!r}")
+        raise FormatError(f"'{path}': tensor '{key}' has unknown dtype {dtype!r}", path=path)
     if not (isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape)):
-        raise FormatError(f"'{path}': tensor '{key}' has an invalid shape {shape!r}")
+        raise FormatError(f"'{path}': tensor '{key}' has an invalid shape {shape!r}", path=path)
     if not (
         isinstance(offsets, list)
         and len(offsets) == 2
         and all(isinstance(o, int) for o in offsets)
         and 0 <= offsets[0] <= offsets[1]
     ):
-        raise FormatError(f"'{path}': tensor '{key}' has invalid data_offsets {offsets!r}")
+        raise FormatError(
+            f"'{path}': tensor '{key}' has invalid data_offsets {offsets!r}", path=path
+        )
     need = math.prod(shape) * _ITEMSIZE[dtype]
     if offsets[1] > data_size or offsets[1] - offsets[0] != need:
         raise FormatError(
             f"'{path}': tensor '{key}' ({dtype} {shape}, {need} bytes) has "
-            f"data_offsets {offsets}, but the data section holds {data_size} bytes"
+            f"data_offsets {offsets}, but the data section holds {data_size} bytes",
+            path=path,
         )
     return tuple(shape)
 
 
 def read_safetensors(path: str) -> Checkpoint:
     """Open a safetensors file and list its layers."""
-    from . import Checkpoint
 
     header, data_size = _header(path)
     entries = [(k, _check(path, k, v, data_size)) for k, v in header.items() if k != "__metadata__"]
@@ -129,12 +136,13 @@ def read_safetensors(path: str) -> Checkpoint:
         if lo != end:
             raise FormatError(
                 f"'{path}': tensor '{k}' starts at byte {lo} of the data section; "
-                f"expected {end} (tensors overlap or leave a gap)"
+                f"expected {end} (tensors overlap or leave a gap)",
+                path=path,
             )
         end = hi
     if end != data_size:
         raise FormatError(
-            f"'{path}': the tensors cover {end} bytes of a {data_size}-byte data section"
+            f"'{path}': the tensors cover {end} bytes of a {data_size}-byte data section", path=path
         )
     data_start = os.path.getsize(path) - data_size
 
@@ -169,14 +177,15 @@ def _tensor(path: str, fh: Any, start: int, key: str, meta: dict[str, Any]) -> n
     if dtype.startswith("F8"):
         raise FormatError(
             f"'{path}': tensor '{key}' is {dtype} (8-bit float), which numpy cannot hold; "
-            "rnnscope reads float64/32/16, bfloat16 and integer tensors"
+            "rnnscope reads float64/32/16, bfloat16 and integer tensors",
+            path=path,
         )
     lo, hi = meta["data_offsets"]
     check_declared(path, f"tensor '{key}' {tuple(meta['shape'])}", hi - lo, hi - lo)
     fh.seek(start + lo)
     raw = fh.read(hi - lo)
     if len(raw) != hi - lo:
-        raise FormatError(f"'{path}': tensor '{key}' is cut short (the file changed?)")
+        raise FormatError(f"'{path}': tensor '{key}' is cut short (the file changed?)", path=path)
     if dtype == "BF16":
         wide = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
         return readonly(wide.view(np.float32).reshape(meta["shape"]))

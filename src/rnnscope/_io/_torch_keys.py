@@ -33,7 +33,9 @@ def _cell_of(
     if "weight_ih" not in keys or "weight_hh" not in keys:
         raise FormatError(
             f"'{path}': recurrent layer '{name}' lacks weight_ih or weight_hh; "
-            f"found: {', '.join(sorted(keys))}"
+            f"found: {', '.join(sorted(keys))}",
+            path=path,
+            layer=name,
         )
     ih, hh = shapes[keys["weight_ih"]], shapes[keys["weight_hh"]]
     hr = shapes.get(keys.get("weight_hr", ""))
@@ -41,13 +43,17 @@ def _cell_of(
     if len(ih) != 2 or len(hh) != 2 or hidden <= 0 or hh[0] % hidden or ih[0] != hh[0]:
         raise FormatError(
             f"'{path}': recurrent layer '{name}': weight_ih {ih} and weight_hh {hh} "
-            "are not (g*hidden, in) and (g*hidden, hidden) for g in 1, 3, 4"
+            "are not (g*hidden, in) and (g*hidden, hidden) for g in 1, 3, 4",
+            path=path,
+            layer=name,
         )
     g = hh[0] // hidden
     if g not in CELL_BY_GATES or (hr and (len(hr) != 2 or hh[1] != hr[0])):
         raise FormatError(
             f"'{path}': recurrent layer '{name}': {g} gate blocks in weight_hh {hh}; "
-            "expected 4 (LSTM), 3 (GRU) or 1 (RNN)"
+            "expected 4 (LSTM), 3 (GRU) or 1 (RNN)",
+            path=path,
+            layer=name,
         )
     return CELL_BY_GATES[g], hidden, (hr[0] if hr else None)
 
@@ -62,7 +68,11 @@ def _rnn_ref(
 ) -> LayerRef:
     dirs = [d for d in ("forward", "backward") if d in by_dir]
     if dirs[0] != "forward":
-        raise FormatError(f"'{path}': recurrent layer '{name}' has _reverse weights only")
+        raise FormatError(
+            f"'{path}': recurrent layer '{name}' has _reverse weights only",
+            path=path,
+            layer=name,
+        )
     cell, hidden, proj = _cell_of(name, by_dir["forward"], shapes, path)
     fw = by_dir["forward"]
     note = (

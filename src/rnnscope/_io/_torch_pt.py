@@ -19,17 +19,15 @@ import pickletools
 import re
 import zipfile
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .._errors import FormatError, MissingDependencyError
 from .._model import readonly
+from ._checkpoint import Checkpoint
 from ._limits import check_declared
 from ._torch_keys import build_torch_refs
-
-if TYPE_CHECKING:
-    from . import Checkpoint
 
 __all__ = ["read_torch"]
 
@@ -130,11 +128,14 @@ def _plan(path: str) -> bool:
     for key, nbytes in declared.items():
         rec = records.get(key)
         if rec is None:
-            raise FormatError(f"'{path}': the pickle uses storage '{key}', which has no record")
+            raise FormatError(
+                f"'{path}': the pickle uses storage '{key}', which has no record", path=path
+            )
         if rec.file_size != nbytes:
             raise FormatError(
                 f"'{path}': storage record '{prefix}{key}' holds {rec.file_size} bytes; the "
-                f"pickle declares {nbytes} (truncated or altered)"
+                f"pickle declares {nbytes} (truncated or altered)",
+                path=path,
             )
     return all(i.compress_type == zipfile.ZIP_STORED for i in records.values())
 
@@ -151,13 +152,12 @@ def read_torch(path: str) -> Checkpoint:
     """Open a torch checkpoint and list its layers."""
     import importlib.util
 
-    from . import Checkpoint
-
     if importlib.util.find_spec("torch") is None:
         raise MissingDependencyError(
             f"reading '{path}' (a torch checkpoint) needs torch, which is not installed; install "
             "it with: pip install 'rnnscope[torch]' (or save the state dict as .safetensors, "
-            "which rnnscope reads without torch)"
+            "which rnnscope reads without torch)",
+            path=path,
         )
     import pickle
 
@@ -171,7 +171,8 @@ def read_torch(path: str) -> Checkpoint:
         first = plain.splitlines()[0] if plain else type(err).__name__
         raise FormatError(
             f"'{path}': refused to unpickle: the file holds objects other than tensors, and "
-            f"rnnscope only loads with weights_only=True ({first})"
+            f"rnnscope only loads with weights_only=True ({first})",
+            path=path,
         ) from err
     notes: list[str] = []
     state = obj
@@ -188,7 +189,8 @@ def read_torch(path: str) -> Checkpoint:
             keys = list(obj)[:10] if isinstance(obj, Mapping) else type(obj).__name__
             raise FormatError(
                 f"'{path}': expected a state dict (tensor names -> tensors) or a "
-                f"checkpoint holding one under {', '.join(_WRAPPERS)}; found {keys}"
+                f"checkpoint holding one under {', '.join(_WRAPPERS)}; found {keys}",
+                path=path,
             )
         state = obj[inner]
         notes.append(f"weights read from the checkpoint's '{inner}' entry")

@@ -58,7 +58,7 @@ def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
         try:
             info = zf.getinfo(member)
         except KeyError as err:
-            raise FormatError(f"'{path}': the archive has no member '{member}'") from err
+            raise FormatError(f"'{path}': the archive has no member '{member}'", path=path) from err
         if info.compress_type != zipfile.ZIP_STORED:
             with zf.open(info) as fh:
                 yield fh
@@ -67,13 +67,14 @@ def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
         raw.seek(info.header_offset)
         header = raw.read(_LOCAL_HEADER.size)
         if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
-            raise FormatError(f"'{path}': damaged local header for member '{member}'")
+            raise FormatError(f"'{path}': damaged local header for member '{member}'", path=path)
         fields = _LOCAL_HEADER.unpack(header)
         start = info.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1]
         raw.seek(0, io.SEEK_END)
         if start + info.file_size > raw.tell():
             raise FormatError(
-                f"'{path}': member '{member}' runs past the end of the file (truncated archive)"
+                f"'{path}': member '{member}' runs past the end of the file (truncated archive)",
+                path=path,
             )
         window = _Window(raw, start, info.file_size)
         yield io.BufferedReader(window, buffer_size=1 << 16)
