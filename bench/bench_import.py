@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 
-
 CODE = {
     "numpy": "import numpy",
     "rnnscope": "import rnnscope",
