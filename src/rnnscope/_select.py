@@ -12,7 +12,7 @@ from ._errors import LayerError
 from ._model import LayerWeights, RNNWeights
 
 if TYPE_CHECKING:
-    from ._adapters import LayerRef
+    from ._refs import LayerRef
 
 __all__ = ["LayerKey", "describe", "pick", "pick_rnn", "select"]
 

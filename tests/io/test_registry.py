@@ -14,7 +14,6 @@ import pytest
 
 import rnnscope
 from rnnscope import FormatError
-from rnnscope._adapters import LayerRef
 from rnnscope._io import (
     FORMATS,
     Checkpoint,
@@ -27,6 +26,7 @@ from rnnscope._io import (
 )
 from rnnscope._io._registry import READERS
 from rnnscope._model import LayerInfo, LayerWeights
+from rnnscope._refs import LayerRef
 from rnnscope._tables import collect_sources
 
 TINY_MAGIC = b"TINYCKPT"

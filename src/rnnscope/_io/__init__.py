@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from .._adapters import LayerRef
 from .._errors import FormatError, MissingDependencyError, RnnscopeError
 from .._format import plain, valid_text
 from .._model import LayerWeights, RNNWeights
+from .._refs import LayerRef
 from ._checkpoint import Checkpoint
 from ._reader import Match, Reader
 from ._registry import (

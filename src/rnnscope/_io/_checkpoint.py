@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .._adapters import LayerRef
 from .._model import LayerInfo, LayerWeights, RNNWeights
+from .._refs import LayerRef
 from .._select import pick, pick_rnn
 
 __all__ = ["Checkpoint"]

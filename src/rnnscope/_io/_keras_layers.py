@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._adapters import LayerRef
 from .._errors import FormatError
 from .._layouts import canonical_from_cudnn, canonical_from_keras
 from .._model import CELL_BY_GATES, GATES, LayerInfo, LayerWeights, RNNWeights
+from .._refs import LayerRef
 from ._keras_config import LayerSpec, RNNSpec, rnn_spec
 
 if TYPE_CHECKING:
