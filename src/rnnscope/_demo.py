@@ -215,7 +215,10 @@ def run_demo(
     there, and with ``report`` the HTML report of both models.
 
     Example:
-        >>> traces = run_demo()  # doctest: +SKIP
+        >>> import io
+        >>> traces = run_demo(file=io.StringIO())
+        >>> sorted(traces)
+        ['bigru', 'lstm']
     """
     fh = file or sys.stdout
 

@@ -317,7 +317,9 @@ class RNNWeights:
             direction: ``"forward"`` or ``"backward"`` (bidirectional layers).
 
         Example:
-            >>> w.array("recurrent_kernel", gate="forget", direction="backward")  # doctest: +SKIP
+            >>> w = rnnscope.rnn_weights(model, "bidirectional")
+            >>> w.array("recurrent_kernel", gate="forget", direction="backward").shape
+            (3, 3)
         """
         if direction not in self.directions:
             raise LayerError(

@@ -185,7 +185,8 @@ def report(
             ``RuntimeWarning`` names the failed ones.
 
     Example:
-        >>> rnnscope.report("checkpoints/", out="health.html", jobs=2)  # doctest: +SKIP
+        >>> rnnscope.report("checkpoints/", out="health.html", jobs=2).name
+        'health.html'
     """
     path, failed, total = build_report(
         sources,

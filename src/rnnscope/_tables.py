@@ -397,9 +397,15 @@ def stats(
             source, or ``strict``, raises that source's own error.
 
     Example:
-        >>> df = rnnscope.stats(["epoch1.keras", "epoch9.keras"])  # doctest: +SKIP
-        >>> rk = df[df.part == "recurrent_kernel"]  # doctest: +SKIP
-        >>> rk[["model", "gate", "spectral_norm"]]  # doctest: +SKIP
+        >>> df = rnnscope.stats(["checkpoints/epoch1.safetensors", "checkpoints/epoch16.safetensors"])
+        >>> rk = df[df.part == "recurrent_kernel"]
+        >>> rk.pivot_table("spectral_norm", "gate", "model", sort=False).round(2)
+        model   epoch1.safetensors  epoch16.safetensors
+        gate
+        input                 1.67                 5.98
+        forget                1.78                 5.68
+        cell                  2.62                 6.03
+        output                1.70                 6.58
     """
     from ._errors import require
 
@@ -452,9 +458,17 @@ def compare(
     could not be read, ``df.attrs["baseline_note"]`` says so (and a warning).
 
     Example:
-        >>> df = rnnscope.compare("checkpoints/", baseline=0)  # doctest: +SKIP
-        >>> rk = df[df.part == "recurrent_kernel"]  # doctest: +SKIP
-        >>> rk[["model", "gate", "l2_norm_rel_change"]]  # doctest: +SKIP
+        >>> df = rnnscope.compare("checkpoints/", baseline=0)
+        >>> rk = df[df.part == "recurrent_kernel"]
+        >>> rk.pivot_table("l2_norm_rel_change", "model", "gate", sort=False).round(2)
+        gate                 input  forget  cell  output
+        model
+        epoch0.safetensors    0.00    0.00  0.00    0.00
+        epoch1.safetensors    0.23    0.25  0.51    0.20
+        epoch2.safetensors    0.42    0.38  0.83    0.38
+        epoch4.safetensors    0.86    0.70  1.22    0.86
+        epoch8.safetensors    1.82    1.52  1.89    1.95
+        epoch16.safetensors   3.52    3.11  3.04    3.58
     """
     import warnings
 

@@ -52,8 +52,9 @@ class Trace:
     ``(time, batch, size)`` in input order, and is what ``get`` transposes.
 
     Example:
-        >>> t = rnnscope.trace(model, x, layer="lstm")  # doctest: +SKIP
-        >>> t.get("forget").mean(axis=(0, 2))  # mean forget gate per timestep  # doctest: +SKIP
+        >>> t = rnnscope.trace(model, x, layer="lstm")
+        >>> t.get("forget").mean(axis=(0, 2)).shape  # mean forget gate per timestep
+        (5,)
     """
 
     layer: str

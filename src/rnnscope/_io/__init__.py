@@ -134,8 +134,8 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
             file. The format is detected from the content.
 
     Example:
-        >>> ckpt = rnnscope.load("model.keras")  # doctest: +SKIP
-        >>> [(i.name, i.kind) for i in ckpt.layers()]  # doctest: +SKIP
-        [('lstm', 'LSTM'), ('dense', 'Dense')]
+        >>> ckpt = rnnscope.load("model.keras")
+        >>> [(i.name, i.kind) for i in ckpt.layers()]
+        [('lstm', 'LSTM'), ('bidirectional', 'Bidirectional'), ('gru', 'GRU'), ('dense', 'Dense')]
     """
     return open_checkpoint(path)

@@ -6,7 +6,7 @@ and notebooks display them; close them with ``plt.close(fig)`` when drawing many
 
 Example:
     >>> from rnnscope import plot
-    >>> fig = plot.rnn_heatmap("model.keras", "lstm")  # doctest: +SKIP
+    >>> fig = plot.rnn_heatmap("model.keras", "lstm")
 """
 
 from ._features import features_0d, features_1d, features_2d, features_hist

@@ -178,7 +178,8 @@ def features_2d(
         dpi, fig, savepath: resolution, a Figure to draw into, and a file to write.
 
     Example:
-        >>> fig = rnnscope.plot.features_2d(grads, n_rows=2, norm=(-.01, .01))  # doctest: +SKIP
+        >>> grads = rnnscope.gradients(model, x, y, layers="lstm")["lstm"]
+        >>> fig = rnnscope.plot.features_2d(grads, n_rows=2, norm=(-.01, .01))
     """
     a = _samples_time_channels(data, channel_axis, "data")
     if max_timesteps is not None:
@@ -249,7 +250,8 @@ def features_1d(
         label, show_title, title, dpi, fig, savepath: as in :func:`features_2d`.
 
     Example:
-        >>> fig = rnnscope.plot.features_1d(acts["lstm"][:4], n_rows=2)  # doctest: +SKIP
+        >>> acts = rnnscope.activations(model, x, layers="lstm")
+        >>> fig = rnnscope.plot.features_1d(acts["lstm"][:4], n_rows=2)
     """
     if per not in ("sample", "channel"):
         raise InputError(f"per must be 'sample' or 'channel'; got {per!r}")
@@ -313,7 +315,8 @@ def features_0d(
     figure title is then left alone).
 
     Example:
-        >>> fig = rnnscope.plot.features_0d(grads["lstm"])  # doctest: +SKIP
+        >>> grads = rnnscope.gradients(model, x, y, layers="gru")  # (samples, channels)
+        >>> fig = rnnscope.plot.features_0d(grads["gru"])
     """
     a = _array(data, (1, 2), "data")
     a = np.moveaxis(a, channel_axis, -1) if a.ndim == 2 else a[None]
@@ -370,7 +373,8 @@ def features_hist(
     With shared x, every panel uses the same bins, so the shapes compare directly.
 
     Example:
-        >>> fig = rnnscope.plot.features_hist(conv1d_kernel.transpose(2, 0, 1))  # doctest: +SKIP
+        >>> conv1d_kernel = np.random.randn(5, 3, 8)  # (width, in channels, out channels)
+        >>> fig = rnnscope.plot.features_hist(conv1d_kernel.transpose(2, 0, 1))
     """
     a = _array(data, (2, 3, 4), "data")
     if not isinstance(bins, int) or bins < 1:

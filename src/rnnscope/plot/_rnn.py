@@ -287,7 +287,7 @@ def rnn_heatmap(
         The Figure, or a list of Figures (one per direction).
 
     Example:
-        >>> fig = rnnscope.plot.rnn_heatmap("model.keras", "lstm", norm=(-1, 1))  # doctest: +SKIP
+        >>> fig = rnnscope.plot.rnn_heatmap("model.keras", "lstm", norm=(-1, 1))
     """
     rec, m = rnn_record(source, layer, mode, x, y, loss, sample_weight)
     dirs = _directions(rec, direction)
@@ -478,7 +478,7 @@ def rnn_histogram(
         The Figure, or a list of Figures (one per direction).
 
     Example:
-        >>> fig = rnnscope.plot.rnn_histogram(model, "lstm", equate_axes=2)  # doctest: +SKIP
+        >>> fig = rnnscope.plot.rnn_histogram(model, "lstm", equate_axes=2)
     """
     rec, m = rnn_record(source, layer, mode, x, y, loss, sample_weight)
     equate = to_equate(equate_axes)

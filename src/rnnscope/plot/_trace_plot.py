@@ -76,8 +76,8 @@ def trace_plot(
         show_title, title, dpi, fig, savepath: as in :func:`features_2d`.
 
     Example:
-        >>> t = rnnscope.trace(model, x, layer="lstm")  # doctest: +SKIP
-        >>> fig = rnnscope.plot.trace_plot(t, ["forget", "c"], sample=3)  # doctest: +SKIP
+        >>> t = rnnscope.trace(model, x, layer="lstm")
+        >>> fig = rnnscope.plot.trace_plot(t, ["forget", "c"], sample=3)
     """
     if not isinstance(trace, Trace):
         raise InputError(f"trace: expected a rnnscope.Trace; got {type(trace).__name__}")

@@ -14,8 +14,8 @@ or a list mixing them. Older keyword names from See RNN's README (``xy_ticks``, 
 ``title_mode``, ``bias``) are accepted; an unknown keyword raises ``TypeError`` naming it.
 
 Example:
-    >>> from rnnscope.compat.see_rnn import rnn_histogram, get_gradients  # doctest: +SKIP
-    >>> figs, axes = rnn_histogram(model, "lstm", equate_axes=2)  # doctest: +SKIP
+    >>> from rnnscope.compat.see_rnn import rnn_histogram, get_gradients
+    >>> figs, axes = rnn_histogram(model, "lstm", equate_axes=2)
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ def show_features_2D(
     ``title``: True or a kind such as ``'grads'``).
 
     Example:
-        >>> fig, axes = show_features_2D(grads, n_rows=8, norm=(-1e-4, 1e-4))  # doctest: +SKIP
+        >>> from rnnscope.compat.see_rnn import get_gradients
+        >>> grads = get_gradients(model, "lstm", x, y)  # (samples, timesteps, channels)
+        >>> fig, axes = show_features_2D(grads, n_rows=8, norm=(-1e-4, 1e-4))
     """
     title = "outputs" if show_title is True else show_title
     return features_2D(
@@ -59,7 +61,9 @@ def show_features_1D(
     """One panel per channel, a curve per sample (the answer's ``show_features_1D``).
 
     Example:
-        >>> fig, axes = show_features_1D(outs[:1], n_rows=8, show_borders=False)  # doctest: +SKIP
+        >>> from rnnscope.compat.see_rnn import get_outputs
+        >>> outs = get_outputs(model, "lstm", x)
+        >>> fig, axes = show_features_1D(outs[:1], n_rows=8, show_borders=False)
     """
     title = "outputs" if show_title is True else show_title
     return features_1D(
@@ -87,7 +91,9 @@ def show_features_0D(
     """Points per sample, coloured per channel (the answer's ``show_features_0D``).
 
     Example:
-        >>> fig, ax = show_features_0D(grads)  # doctest: +SKIP
+        >>> from rnnscope.compat.see_rnn import get_gradients
+        >>> grads = get_gradients(model, "gru", x, y)  # (samples, channels)
+        >>> fig, ax = show_features_0D(grads)
     """
     title = "outputs" if show_title is True else show_title
     return features_0D(

@@ -88,7 +88,7 @@ def get_outputs(
         returning several tensors gives its first.
 
     Example:
-        >>> outs = get_outputs(model, 1, x)  # doctest: +SKIP
+        >>> outs = get_outputs(model, 1, x)
     """
     layers, one = _chosen(model, _id, layer, "outputs")
     fw = framework_for(model)
@@ -167,7 +167,7 @@ def get_gradients(
         numpy arrays: one when one was asked for, else a list.
 
     Example:
-        >>> grads = get_gradients(model, "lstm", x, y, mode="weights")  # doctest: +SKIP
+        >>> grads = get_gradients(model, "lstm", x, y, mode="weights")
     """
     if mode not in ("outputs", "weights"):
         raise InputError(f"get_gradients: mode must be 'outputs' or 'weights'; got {mode!r}")
@@ -222,7 +222,7 @@ def get_rnn_gradients(
         loss: for torch, a callable ``(prediction, target)``.
 
     Example:
-        >>> grads = get_rnn_gradients(model, x, y, layer_idx=1)  # doctest: +SKIP
+        >>> grads = get_rnn_gradients(model, x, y, layer_idx=1)
     """
     if (layer_idx is None) == (layer_name is None):
         raise InputError("get_rnn_gradients: give exactly one of layer_idx and layer_name")
@@ -283,7 +283,7 @@ def get_weight_penalties(model: Any) -> dict[str, tuple[float, float]]:
     ``'lstm/lstm_cell/kernel:0'``), values ``(l1, l2)``.
 
     Example:
-        >>> get_weight_penalties(model)  # doctest: +SKIP
+        >>> get_weight_penalties(model)
         {'lstm/lstm_cell/kernel': (0.0, 0.01)}
     """
     return {name: factors for name, _, factors in _regularised(model)}
@@ -294,8 +294,8 @@ def weight_loss(model: Any) -> float:
     :func:`get_weight_penalties` lists (what the regularisers add to the training loss).
 
     Example:
-        >>> weight_loss(model)  # doctest: +SKIP
-        0.0123
+        >>> weight_loss(model) > 0  # the LSTM kernel's L2 penalty
+        True
     """
     loss = 0.0
     for _, var, (l1, l2) in _regularised(model):

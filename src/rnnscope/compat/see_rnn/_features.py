@@ -109,7 +109,7 @@ def features_0D(
         ``(fig, ax)``.
 
     Example:
-        >>> fig, ax = features_0D(np.random.randn(16, 6), show_y_zero=False)  # doctest: +SKIP
+        >>> fig, ax = features_0D(np.random.randn(16, 6), show_y_zero=False)
     """
     o = options(
         "features_0D",
@@ -229,7 +229,7 @@ def features_1D(
         ``subplot_samples=True``).
 
     Example:
-        >>> fig, axes = features_1D(np.random.randn(4, 20, 6), n_rows=2)  # doctest: +SKIP
+        >>> fig, axes = features_1D(np.random.randn(4, 20, 6), n_rows=2)
     """
     o = options(
         "features_1D",
@@ -341,7 +341,7 @@ def features_2D(
         ``(fig, axes)``.
 
     Example:
-        >>> fig, axes = features_2D(np.random.randn(4, 20, 6), norm="auto")  # doctest: +SKIP
+        >>> fig, axes = features_2D(np.random.randn(4, 20, 6), norm="auto")
     """
     o = options(
         "features_2D",

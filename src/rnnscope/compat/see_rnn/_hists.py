@@ -89,7 +89,7 @@ def features_hist(
         ``(fig, axes)`` with ``axes`` 2D.
 
     Example:
-        >>> fig, axes = features_hist(np.random.randn(3, 100), bins=20)  # doctest: +SKIP
+        >>> fig, axes = features_hist(np.random.randn(3, 100), bins=20)
     """
     o = options("features_hist", kwargs, dict(_HIST_OPTS))
     o["tight"] = tight
@@ -165,7 +165,7 @@ def features_hist_v2(
         ``(fig, axes)`` with ``axes`` 2D.
 
     Example:
-        >>> fig, axes = features_hist_v2([[[np.ones(5), np.zeros(5)]]])  # doctest: +SKIP
+        >>> fig, axes = features_hist_v2([[[np.ones(5), np.zeros(5)]]])
     """
     o = options("features_hist_v2", kwargs, dict(_HIST_OPTS))
     kw = _grid_kw(
@@ -233,7 +233,7 @@ def hist_clipped(
         **kw: ``hist()`` kwargs (``bins``, ...).
 
     Example:
-        >>> hist_clipped(np.r_[np.zeros(50), np.ones(9)], peaks_to_clip=1)  # doctest: +SKIP
+        >>> hist_clipped(np.r_[np.zeros(50), np.ones(9)], peaks_to_clip=1)
     """
     target = ax if ax is not None else _plt().gca()
     counts, edges, _ = target.hist(np.asarray(data).ravel(), **kw)

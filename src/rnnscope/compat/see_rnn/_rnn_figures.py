@@ -180,7 +180,7 @@ def rnn_histogram(
         an array of axes ``(n_gates [+1 for the bias row], 2)``.
 
     Example:
-        >>> figs, axes = rnn_histogram(model, "lstm", equate_axes=2, bins=50)  # doctest: +SKIP
+        >>> figs, axes = rnn_histogram(model, "lstm", equate_axes=2, bins=50)
     """
     o = options(
         "rnn_histogram",
@@ -359,7 +359,7 @@ def rnn_heatmap(
         a 2x2 array of axes: the kernel pair, then the bias panel (twice).
 
     Example:
-        >>> figs, axes = rnn_heatmap(model, "gru", cmap=None, absolute_value=True)  # doctest: +SKIP
+        >>> figs, axes = rnn_heatmap(model, "gru", cmap=None, absolute_value=True)
     """
     o = options(
         "rnn_heatmap",

@@ -42,7 +42,8 @@ def get_layer(model: Any, _id: Any) -> Any:
         model order. torch layers are modules (a stacked layer is ``(module, layer_number)``).
 
     Example:
-        >>> get_layer(model, "lstm")  # doctest: +SKIP
+        >>> get_layer(model, "lstm").name
+        'lstm'
     """
     picked, one = pick_layers(model, _id)
     objs = [lay.obj for lay in picked]
@@ -53,7 +54,7 @@ def get_full_name(model: Any, _id: Any) -> Any:
     """The complete name(s) of the layer(s) ``_id`` names (same rules as :func:`get_layer`).
 
     Example:
-        >>> get_full_name(model, "bidir")  # doctest: +SKIP
+        >>> get_full_name(model, "bidir")
         'bidirectional'
     """
     picked, one = pick_layers(model, _id)
@@ -134,7 +135,9 @@ def get_weights(
         single weight), or the dict.
 
     Example:
-        >>> get_weights(model, ["lstm", (3, 1)], as_dict=True)  # doctest: +SKIP
+        >>> list(get_weights(model, ["lstm", (3, 1)], as_dict=True))  # (3, 1): layer 3, weight 1
+        ['lstm/lstm_cell/kernel', 'lstm/lstm_cell/recurrent_kernel', 'lstm/lstm_cell/bias',
+         'gru/gru_cell/recurrent_kernel']
     """
     layers = model_layers(model)
     if isinstance(_id, str) and _id == "*":
@@ -205,7 +208,7 @@ def weights_norm(
 
     Example:
         >>> stats = None
-        >>> for epoch in range(3):  # doctest: +SKIP
+        >>> for epoch in range(3):
         ...     stats = weights_norm(model, ["lstm", "dense"], stats)
     """
     layers = model_layers(model)
@@ -295,7 +298,7 @@ def get_rnn_weights(
         stacked as ``(2, gates*units)``), gates in Keras order.
 
     Example:
-        >>> kernel, recurrent_kernel, bias = get_rnn_weights(model, "lstm")  # doctest: +SKIP
+        >>> kernel, recurrent_kernel, bias = get_rnn_weights(model, "lstm")
     """
     obj, ref = rnn_layer(model, _id, layer)
     if as_tensors and concat_gates:
@@ -328,8 +331,10 @@ def rnn_summary(layer: Any) -> None:
             recurrent module.
 
     Example:
-        >>> rnn_summary(model.layers[1])  # doctest: +SKIP
-        lstm/lstm_cell/kernel:0 -- shape=(3, 16)
+        >>> rnn_summary(model.layers[1])
+        lstm/lstm_cell/kernel -- shape=(3, 16)
+        lstm/lstm_cell/recurrent_kernel -- shape=(4, 16)
+        lstm/lstm_cell/bias -- shape=(16,)
     """
     _, ref = rnn_layer(None, None, layer)
     rec = record_of(ref)
