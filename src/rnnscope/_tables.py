@@ -397,7 +397,8 @@ def stats(
             source, or ``strict``, raises that source's own error.
 
     Example:
-        >>> df = rnnscope.stats(["checkpoints/epoch1.safetensors", "checkpoints/epoch16.safetensors"])
+        >>> df = rnnscope.stats(
+        ...     ["checkpoints/epoch1.safetensors", "checkpoints/epoch16.safetensors"])
         >>> rk = df[df.part == "recurrent_kernel"]
         >>> rk.pivot_table("spectral_norm", "gate", "model", sort=False).round(2)
         model   epoch1.safetensors  epoch16.safetensors
