@@ -23,9 +23,9 @@ from ._errors import (
     UnsupportedError,
 )
 from ._flags import Thresholds
-from ._history import history
 from ._io import Checkpoint, load
 from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
+from ._monitor._history import history
 from ._report import report
 from ._summary import Summary, SummaryRow, summary
 from ._tables import compare, stats

@@ -1,0 +1,109 @@
+"""The monitor's rows: one per (step, layer, part, gate, direction), with its block's
+statistics, computed from the weight and gradient records the front ends hand over."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._model import LayerWeights, RNNWeights
+
+__all__ = ["Record", "Row", "blocks", "norm", "rows_for"]
+
+Record = RNNWeights | LayerWeights
+Key = tuple[str, str, str, str]  # (layer, part, gate, direction)
+
+
+def blocks(rec: Record) -> Iterator[tuple[str, str, str, np.ndarray]]:
+    """``(part, gate, direction, block)`` of a record: gates of recurrent parts, whole weights
+    of other layers."""
+    if isinstance(rec, RNNWeights):
+        for d, p, g, a in rec.items():
+            yield p, g, d, a
+    else:
+        for name, a in rec.items():
+            yield name, "", "", a
+
+
+def keyed(recs: list[Record]) -> dict[Key, np.ndarray]:
+    """The blocks of ``recs`` by (layer, part, gate, direction)."""
+    return {(r.name, p, g, d): a for r in recs for p, g, d, a in blocks(r)}
+
+
+def norm(a: np.ndarray) -> float:
+    """The L2 norm of all of ``a``, accumulated in float64."""
+    f = a.astype(np.float64, copy=False).ravel()
+    return float(np.sqrt(np.dot(f, f)))
+
+
+@dataclass
+class Row:
+    """One block at one step."""
+
+    step: int
+    epoch: int
+    layer: str
+    part: str
+    gate: str
+    direction: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> Key:
+        return (self.layer, self.part, self.gate, self.direction)
+
+
+def _weight_stats(a: np.ndarray, tol: float) -> dict[str, Any]:
+    finite = np.isfinite(a)
+    nan = int(np.isnan(a).sum())
+    inf = int((~finite).sum()) - nan
+    f = a[finite] if (nan or inf) else a
+    f = f.astype(np.float64, copy=False)
+    if f.size == 0:
+        return {
+            "weight_norm": None,
+            "mean": None,
+            "std": None,
+            "abs_max": None,
+            "frac_near_zero": None,
+            "nan": nan,
+            "inf": inf,
+        }
+    return {
+        "weight_norm": norm(f),
+        "mean": float(f.mean()),
+        "std": float(f.std()),
+        "abs_max": float(np.abs(f).max()),
+        "frac_near_zero": float(np.count_nonzero(np.abs(f) < tol) / a.size),
+        "nan": nan,
+        "inf": inf,
+    }
+
+
+def _grad_stats(ga: np.ndarray) -> dict[str, Any]:
+    finite = np.isfinite(ga)
+    gnan = int(np.isnan(ga).sum())
+    return {
+        "grad_norm": norm(ga[finite]) if finite.any() else None,
+        "grad_nan": gnan,
+        "grad_inf": int((~finite).sum()) - gnan,
+    }
+
+
+def rows_for(
+    step: int, epoch: int, weights: list[Record], grads: list[Record] | None, tol: float
+) -> list[Row]:
+    """Rows of one step: weight statistics, and gradient norms where gradients are given."""
+    grad_blocks = keyed(grads or [])
+    rows = []
+    for rec in weights:
+        for p, gate, d, a in blocks(rec):
+            row = Row(step, epoch, rec.name, p, gate, d, _weight_stats(a, tol))
+            ga = grad_blocks.get(row.key)
+            if ga is not None:
+                row.values.update(_grad_stats(ga))
+            rows.append(row)
+    return rows
