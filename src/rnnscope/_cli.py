@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ._columns import CLI_VIEW
 from ._errors import InputError, RnnscopeError
 from ._format import cell, plain
 
@@ -23,25 +24,6 @@ __all__ = ["main"]
 
 OK, PARTIAL, ERROR = 0, 1, 2
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
-
-_STATS_VIEW = [
-    ("model", "model"),
-    ("layer", "layer"),
-    ("part", "part"),
-    ("gate", "gate"),
-    ("direction", "dir"),
-    ("shape", "shape"),
-    ("mean", "mean"),
-    ("std", "std"),
-    ("abs_max", "|w| max"),
-    ("l2_norm", "L2"),
-    ("frac_near_zero", "near 0"),
-    ("nan", "NaN"),
-    ("inf", "Inf"),
-    ("dead_units", "dead"),
-    ("spectral_norm", "sigma max"),
-    ("alpha", "alpha"),
-]
 
 
 def _layer_key(text: str | None) -> str | int | None:
@@ -162,10 +144,10 @@ def _cmd_stats(args: argparse.Namespace) -> int:
             recursive=args.recursive,
             strict=args.strict,
         )
-    rows = [[r[k] for k, _ in _STATS_VIEW] for r in df.to_dict("records")]
+    rows = [[r[k] for k, _ in CLI_VIEW] for r in df.to_dict("records")]
     if not _machine(args) or (args.show and "-" not in (args.csv, args.json)):
         _print_table(
-            f"per-gate statistics (near 0: |w| < {args.tol:g})", [h for _, h in _STATS_VIEW], rows
+            f"per-gate statistics (near 0: |w| < {args.tol:g})", [h for _, h in CLI_VIEW], rows
         )
     _write_frame(df, args.csv, args.json)
     return _report_failed(df.attrs["failed"])

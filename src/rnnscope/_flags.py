@@ -1,12 +1,20 @@
-"""Health flags: one line per finding, each with a severity and a short explanation."""
+"""Health flags: one line per finding, each with a severity and a short explanation.
+
+Each rule is one small function over a typed row (:class:`BlockRow` for one model's statistics,
+:class:`ChangeRow` for a comparison): row in, flags out. Rules listed in :data:`RULES` with
+``once=True`` fire for the first row of a (layer, direction) they apply to only.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Flag", "Thresholds", "change_flags", "flags_for"]
+from ._enums import Direction, Severity
+
+__all__ = ["RULES", "BlockRow", "ChangeRow", "Flag", "Thresholds", "change_flags", "flags_for"]
 
 _MIN_MOVING = 8  # blocks smaller than this are not flagged for moving fast
 
@@ -33,21 +41,16 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Flag:
-    """One finding: ``severity`` is ``"error"``, ``"warning"`` or ``"note"``."""
+    """One finding: ``severity`` is ``"error"``, ``"warning"`` or ``"note"`` (a
+    :class:`~rnnscope._enums.Severity` given is kept as its plain string)."""
 
     severity: str
     model: str
     where: str
     message: str
 
-
-def _where(r: dict[str, Any]) -> str:
-    bits = [r["layer"], r["part"]]
-    if r.get("gate"):
-        bits.append(r["gate"])
-    if r.get("direction") and r["direction"] != "forward":
-        bits.append(r["direction"])
-    return " / ".join(str(b) for b in bits)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", Severity(self.severity).value)
 
 
 def _num(v: Any) -> float:
@@ -58,96 +61,241 @@ def _num(v: Any) -> float:
     return f
 
 
+@dataclass(frozen=True)
+class BlockRow:
+    """The fields of one statistics row (a ``stats`` record) that the flag rules read.
+
+    Counts and ``tol`` are kept as given (they are printed as they are); the other numbers
+    are floats, NaN where the row has none.
+    """
+
+    model: str
+    layer: str
+    kind: str
+    part: str
+    gate: str
+    direction: str
+    size: Any
+    nan: Any
+    inf: Any
+    tol: Any
+    frac_near_zero: float
+    abs_max: float
+    units: float
+    dead_units: float
+    matrix_spectral_norm: float
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> BlockRow:
+        """The typed row of a ``stats`` record."""
+        return cls(
+            model=r["model"],
+            layer=r["layer"],
+            kind=r.get("kind", ""),
+            part=r["part"],
+            gate=r.get("gate") or "",
+            direction=r["direction"],
+            size=r["size"],
+            nan=r["nan"],
+            inf=r["inf"],
+            tol=r.get("tol"),
+            frac_near_zero=_num(r["frac_near_zero"]),
+            abs_max=_num(r["abs_max"]),
+            units=_num(r.get("units")),
+            dead_units=_num(r.get("dead_units")),
+            matrix_spectral_norm=_num(r.get("matrix_spectral_norm")),
+        )
+
+    @property
+    def where(self) -> str:
+        """``layer / part [/ gate] [/ direction]`` (the forward direction left out)."""
+        return _where(self.layer, self.part, self.gate, self.direction)
+
+    def flag(self, severity: Severity, message: str, where: str | None = None) -> list[Flag]:
+        """One flag of this row's model, at :attr:`where` unless told."""
+        return [Flag(severity, self.model, self.where if where is None else where, message)]
+
+
+def _where(layer: str, part: str, gate: str, direction: str) -> str:
+    bits = [layer, part]
+    if gate:
+        bits.append(gate)
+    if direction and direction != Direction.FORWARD:
+        bits.append(direction)
+    return " / ".join(str(b) for b in bits)
+
+
+Rule = Callable[[BlockRow, Thresholds], "list[Flag] | None"]
+"""A flag rule: the flags of one row, or None where the rule does not apply to it."""
+
+
+def nonfinite_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
+    """NaN or Inf anywhere in the block."""
+    if not (r.nan or r.inf):
+        return None
+    return r.flag(
+        Severity.ERROR,
+        f"{r.nan} NaN and {r.inf} Inf of {r.size} "
+        "values: training diverged here, or the file is damaged",
+    )
+
+
+def dead_units_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
+    """Units whose incoming weights are all near zero (once per layer and direction)."""
+    if not r.dead_units > 0:
+        return None
+    where = r.layer + (f" / {r.direction}" if r.direction not in ("", Direction.FORWARD) else "")
+    return r.flag(
+        Severity.WARNING,
+        f"{int(r.dead_units)} of {int(r.units)} units "
+        f"have every incoming weight below {r.tol:g}: they output a "
+        "constant and learn nothing",
+        where,
+    )
+
+
+def near_zero_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
+    """Too large a share of near-zero weights."""
+    if not r.frac_near_zero > t.near_zero_fraction:
+        return None
+    return r.flag(
+        Severity.WARNING,
+        f"{r.frac_near_zero:.0%} of the weights "
+        f"are below {r.tol:g}: pruned, over-regularised, or never "
+        "trained",
+    )
+
+
+def large_weights_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
+    """Weights larger than ``t.abs_max`` in magnitude."""
+    if not r.abs_max > t.abs_max:
+        return None
+    return r.flag(
+        Severity.WARNING,
+        f"largest |weight| {r.abs_max:.3g} > "
+        f"{t.abs_max:g}: large weights saturate the gates and can make "
+        "gradients explode",
+    )
+
+
+def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
+    """The recurrent kernel's largest singular value out of range (once per layer and
+    direction: the row of its first gate carries the whole matrix's value)."""
+    sigma = r.matrix_spectral_norm
+    if r.part != "recurrent_kernel" or math.isnan(sigma):
+        return None
+    where = f"{r.layer} / recurrent_kernel" + (
+        f" / {r.direction}" if r.direction != Direction.FORWARD else ""
+    )
+    gated = "LSTM" in r.kind or "GRU" in r.kind
+    if sigma > t.recurrent_high:
+        return r.flag(
+            Severity.NOTE if gated else Severity.WARNING,
+            f"largest singular value {sigma:.3g} > {t.recurrent_high:g}: "
+            "through this matrix gradients can grow from step to step"
+            + (
+                " (the gates usually damp this)"
+                if gated
+                else ", a classic cause of exploding gradients"
+            ),
+            where,
+        )
+    if sigma < t.recurrent_low:
+        return r.flag(
+            Severity.NOTE,
+            f"largest singular value {sigma:.3g} < {t.recurrent_low:g}: "
+            "the recurrent path contributes little; gradients through time "
+            "fade quickly",
+            where,
+        )
+    return []
+
+
+RULES: tuple[tuple[Rule, bool], ...] = (
+    (nonfinite_rule, False),
+    (dead_units_rule, True),
+    (near_zero_rule, False),
+    (large_weights_rule, False),
+    (recurrent_norm_rule, True),
+)
+"""The rules of :func:`flags_for` in order, each with ``once`` (first applying row of a
+(layer, direction) only)."""
+
+
 def flags_for(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
     """Flags of one model's statistics rows."""
     out: list[Flag] = []
-    seen_dead: set[tuple[str, str]] = set()
-    seen_rk: set[tuple[str, str]] = set()
-    for r in rows:
-        m, w = r["model"], _where(r)
-        if r["nan"] or r["inf"]:
-            out.append(
-                Flag(
-                    "error",
-                    m,
-                    w,
-                    f"{r['nan']} NaN and {r['inf']} Inf of {r['size']} "
-                    "values: training diverged here, or the file is damaged",
-                )
-            )
-        dead = _num(r.get("dead_units"))
-        key = (r["layer"], r["direction"])
-        if dead > 0 and key not in seen_dead:
-            seen_dead.add(key)
-            where = r["layer"] + (
-                f" / {r['direction']}" if r["direction"] not in ("", "forward") else ""
-            )
-            out.append(
-                Flag(
-                    "warning",
-                    m,
-                    where,
-                    f"{int(dead)} of {int(_num(r['units']))} units "
-                    f"have every incoming weight below {r['tol']:g}: they output a "
-                    "constant and learn nothing",
-                )
-            )
-        if _num(r["frac_near_zero"]) > t.near_zero_fraction:
-            out.append(
-                Flag(
-                    "warning",
-                    m,
-                    w,
-                    f"{_num(r['frac_near_zero']):.0%} of the weights "
-                    f"are below {r['tol']:g}: pruned, over-regularised, or never "
-                    "trained",
-                )
-            )
-        if _num(r["abs_max"]) > t.abs_max:
-            out.append(
-                Flag(
-                    "warning",
-                    m,
-                    w,
-                    f"largest |weight| {_num(r['abs_max']):.3g} > "
-                    f"{t.abs_max:g}: large weights saturate the gates and can make "
-                    "gradients explode",
-                )
-            )
-        sigma = _num(r.get("matrix_spectral_norm"))
-        if r["part"] == "recurrent_kernel" and not math.isnan(sigma) and key not in seen_rk:
-            seen_rk.add(key)
-            where = f"{r['layer']} / recurrent_kernel" + (
-                f" / {r['direction']}" if r["direction"] != "forward" else ""
-            )
-            gated = "LSTM" in r["kind"] or "GRU" in r["kind"]
-            if sigma > t.recurrent_high:
-                out.append(
-                    Flag(
-                        "note" if gated else "warning",
-                        m,
-                        where,
-                        f"largest singular value {sigma:.3g} > {t.recurrent_high:g}: "
-                        "through this matrix gradients can grow from step to step"
-                        + (
-                            " (the gates usually damp this)"
-                            if gated
-                            else ", a classic cause of exploding gradients"
-                        ),
-                    )
-                )
-            elif sigma < t.recurrent_low:
-                out.append(
-                    Flag(
-                        "note",
-                        m,
-                        where,
-                        f"largest singular value {sigma:.3g} < {t.recurrent_low:g}: "
-                        "the recurrent path contributes little; gradients through time "
-                        "fade quickly",
-                    )
-                )
+    seen: set[tuple[int, str, str]] = set()
+    for raw in rows:
+        r = BlockRow.of(raw)
+        for i, (rule, once) in enumerate(RULES):
+            key = (i, r.layer, r.direction)
+            if once and key in seen:
+                continue
+            found = rule(r, t)
+            if found is None:
+                continue
+            if once:
+                seen.add(key)
+            out.extend(found)
     return out
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    """The fields of one ``compare`` record that :func:`change_flags` reads."""
+
+    model: str
+    layer: str
+    part: str
+    gate: str
+    direction: str
+    present: bool
+    size: float
+    step: float  # l2_norm_step_rel_change
+
+    @classmethod
+    def of(cls, r: Mapping[str, Any]) -> ChangeRow:
+        """The typed row of a ``compare`` record."""
+        return cls(
+            model=r["model"],
+            layer=r["layer"],
+            part=r["part"],
+            gate=r.get("gate") or "",
+            direction=r["direction"],
+            present=bool(r.get("present")),
+            size=_num(r.get("size")),
+            step=_num(r.get("l2_norm_step_rel_change")),
+        )
+
+
+def moving_fast(r: ChangeRow, t: Thresholds) -> bool:
+    """The block's L2 norm moved by more than ``t.growth`` since the previous model (blocks
+    under ``_MIN_MOVING`` values left out: a lone bias moves by large ratios for nothing)."""
+    if not r.present or math.isnan(r.step) or abs(r.step) <= t.growth:
+        return False
+    return not r.size < _MIN_MOVING
+
+
+def growth_flag(r: ChangeRow) -> Flag:
+    """The flag of the block that moved most in its part."""
+    gate = f" ({r.gate} gate most)" if r.gate else ""
+    where = " / ".join(
+        [r.layer, r.part] + ([r.direction] if r.direction not in ("", Direction.FORWARD) else [])
+    )
+    verb = "grew" if r.step > 0 else "shrank"
+    why = (
+        "learning rate too high, or no weight decay"
+        if r.step > 0
+        else "strong weight decay or regularisation, or a reset"
+    )
+    return Flag(
+        Severity.WARNING,
+        r.model,
+        where,
+        f"L2 norm {verb} {abs(r.step):.0%} since the previous model{gate}: "
+        f"weights changing fast ({why})",
+    )
 
 
 def change_flags(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
@@ -155,37 +303,14 @@ def change_flags(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
 
     One flag per (model, layer, part, direction), naming the gate that moved most.
     """
-    worst: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for r in rows:
-        step = _num(r.get("l2_norm_step_rel_change"))
-        if not r.get("present") or math.isnan(step) or abs(step) <= t.growth:
+    worst: dict[tuple[str, str, str, str], ChangeRow] = {}
+    for raw in rows:
+        r = ChangeRow.of(raw)
+        if not moving_fast(r, t):
             continue
-        if _num(r.get("size")) < _MIN_MOVING:  # a lone bias moves by large ratios for nothing
-            continue
-        key = (r["model"], r["layer"], r["part"], r["direction"])
-        if key not in worst or abs(step) > abs(_num(worst[key]["l2_norm_step_rel_change"])):
+        key = (r.model, r.layer, r.part, r.direction)
+        if key not in worst or abs(r.step) > abs(worst[key].step):
             worst[key] = r
     order = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in rows))}
-    out = []
-    for (model, layer, part, direction), r in sorted(worst.items(), key=lambda kv: order[kv[0][0]]):
-        step = _num(r["l2_norm_step_rel_change"])
-        gate = f" ({r['gate']} gate most)" if r.get("gate") else ""
-        where = " / ".join(
-            [layer, part] + ([direction] if direction not in ("", "forward") else [])
-        )
-        verb = "grew" if step > 0 else "shrank"
-        why = (
-            "learning rate too high, or no weight decay"
-            if step > 0
-            else "strong weight decay or regularisation, or a reset"
-        )
-        out.append(
-            Flag(
-                "warning",
-                model,
-                where,
-                f"L2 norm {verb} {abs(step):.0%} since the previous model{gate}: "
-                f"weights changing fast ({why})",
-            )
-        )
-    return out
+    ranked = sorted(worst.items(), key=lambda kv: order[kv[0][0]])
+    return [growth_flag(r) for _, r in ranked]

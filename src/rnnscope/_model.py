@@ -21,9 +21,18 @@ from types import MappingProxyType
 
 import numpy as np
 
+from ._enums import Direction
 from ._errors import LayerError, UnsupportedError
 
-__all__ = ["CELL_BY_GATES", "GATES", "PARTS", "LayerInfo", "LayerWeights", "RNNWeights"]
+__all__ = [
+    "CELL_BY_GATES",
+    "GATES",
+    "PARTS",
+    "Block",
+    "LayerInfo",
+    "LayerWeights",
+    "RNNWeights",
+]
 
 GATES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -40,9 +49,12 @@ CELL_BY_GATES: Mapping[int, str] = MappingProxyType({len(g): c for c, g in GATES
 PARTS: tuple[str, ...] = ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "projection")
 """Every part a recurrent layer can have, in display order."""
 
-DIRECTIONS: tuple[str, ...] = ("forward", "backward")
+DIRECTIONS: tuple[str, ...] = (Direction.FORWARD.value, Direction.BACKWARD.value)
+"""The directions of a bidirectional layer, in order (plain strings: records hold strings)."""
 
 NumpyFn = Callable[[np.ndarray], np.ndarray]
+Block = tuple[str, str, str, np.ndarray]
+"""One block of a record: ``(direction, part, gate, array)``, ``""`` where there is none."""
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -122,6 +134,12 @@ class LayerWeights:
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
         """Iterate over ``(name, read-only array)`` pairs (no copies)."""
         yield from self.weights.items()
+
+    def blocks(self) -> Iterator[Block]:
+        """Iterate over ``(direction, part, gate, array)`` as :meth:`RNNWeights.blocks` does:
+        each weight is one block, its name the part, direction and gate ``""``."""
+        for name, a in self.weights.items():
+            yield "", name, "", a
 
 
 @dataclass(frozen=True)
@@ -318,10 +336,12 @@ class RNNWeights:
             raise LayerError(f"layer '{self.name}': the projection has no gates; use gate=None")
         return a[..., self.gate_slice(gate)].copy()
 
-    def items(self) -> Iterator[tuple[str, str, str, np.ndarray]]:
-        """Iterate over ``(direction, part, gate, block)``; gate is ``""`` for the projection.
+    def blocks(self) -> Iterator[Block]:
+        """Iterate over ``(direction, part, gate, block)``: directions, then parts in display
+        order, then gates in canonical order; gate is ``""`` for the projection.
 
-        Blocks are read-only views (no copies); use :meth:`array` for a copy to change.
+        Blocks are read-only views (no copies); use :meth:`array` for a copy to change. Every
+        record kind yields this same order (:meth:`LayerWeights.blocks`).
         """
         for d in self.directions:
             for p in self.parts:
@@ -331,6 +351,10 @@ class RNNWeights:
                     continue
                 for g in self.gates:
                     yield d, p, g, a[..., self.gate_slice(g)]
+
+    def items(self) -> Iterator[Block]:
+        """The same as :meth:`blocks` (kept for existing callers)."""
+        return self.blocks()
 
     def n_params(self) -> int:
         """Number of scalar weights in the layer (all parts and directions)."""

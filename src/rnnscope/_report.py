@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._columns import COLUMNS, REPORT_VIEW
 from ._errors import InputError, require
 from ._flags import Flag, Thresholds, change_flags, flags_for
 from ._format import cell
@@ -30,25 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["build_report", "model_section", "report"]
 
 _DPI = 72
-_STAT_COLUMNS = [
-    ("layer", "layer"),
-    ("part", "part"),
-    ("gate", "gate"),
-    ("direction", "direction"),
-    ("shape", "shape"),
-    ("mean", "mean"),
-    ("std", "std"),
-    ("abs_max", "|w| max"),
-    ("l2_norm", "L2"),
-    ("frac_near_zero", "near 0"),
-    ("nan", "NaN"),
-    ("inf", "Inf"),
-    ("dead_units", "dead"),
-    ("spectral_norm", "\N{GREEK SMALL LETTER SIGMA} max"),
-    ("stable_rank", "stable rank"),
-    ("alpha", "\N{GREEK SMALL LETTER ALPHA}"),
-    ("matrix_spectral_norm", "\N{GREEK SMALL LETTER SIGMA} max (all gates)"),
-]
 
 
 def _png(fig: Figure) -> str:
@@ -249,7 +231,7 @@ def build_report(
         require("matplotlib", "report", "rnnscope.report figures")
     import pandas as pd
 
-    from ._tables import COLUMNS, _tol
+    from ._tables import _tol
 
     t = thresholds or Thresholds()
     value = _tol(tol)
@@ -293,7 +275,7 @@ def build_report(
         "thresholds": t,
         "models": sections,
         "flags": all_flags,
-        "columns": _STAT_COLUMNS,
+        "columns": REPORT_VIEW,
         "comparison": comparison,
         "failed": failed,
         "histories": [_history_section(Path(d), figures) for d in databases],

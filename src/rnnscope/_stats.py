@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,9 @@ __all__ = [
     "ALPHA_MIN_EIGS",
     "APPROX_RANK",
     "EXACT_MAX",
+    "BlockStats",
+    "block_stats",
+    "count_nonfinite",
     "dead_units",
     "matrix_stats",
     "powerlaw_alpha",
@@ -39,41 +43,124 @@ EXACT_MAX = 2048
 APPROX_RANK = 256
 ALPHA_MIN_EIGS = 50
 _TAIL_MIN = 10  # fewest eigenvalues a power-law tail is fitted to
+_CHUNK = 1 << 20  # elements turned into float64 at a time by block_stats
+
+
+@dataclass(frozen=True)
+class BlockStats:
+    """Element statistics of one block: the one row every consumer reads (stats, summary,
+    plots, compat, the monitor). Each output maps these names to its own public column names
+    at its boundary (:mod:`rnnscope._columns`).
+
+    Moments, extremes and the L2 norm are over the finite values (NaN when there are none);
+    the fractions are over every element. Integer and boolean blocks have no NaN or Inf.
+
+    Attributes:
+        size: number of elements.
+        nan: number of NaN elements.
+        inf: number of +Inf and -Inf elements.
+        mean: mean of the finite values.
+        std: population standard deviation of the finite values.
+        min: smallest finite value.
+        max: largest finite value.
+        abs_max: largest finite magnitude.
+        l2_norm: square root of the sum of squares of the finite values.
+        frac_zero: share of elements exactly 0.
+        frac_near_zero: share of elements with ``|v| < tol`` (NaN when no ``tol`` was given).
+    """
+
+    size: int
+    nan: int
+    inf: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    abs_max: float
+    l2_norm: float
+    frac_zero: float
+    frac_near_zero: float
+
+    @property
+    def finite(self) -> int:
+        """Number of finite elements."""
+        return self.size - self.nan - self.inf
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as ``{name: value}``, in field order."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def block_stats(a: np.ndarray, tol: float | None = None) -> BlockStats:
+    """Element statistics of one block (numpy, float64 arithmetic whatever the dtype).
+
+    Args:
+        a: any real array (float16/32/64, integer, boolean); empty arrays give NaN moments.
+        tol: the near-zero threshold of ``frac_near_zero``; None leaves it NaN.
+
+    Example:
+        >>> import numpy as np
+        >>> s = block_stats(np.array([3.0, np.nan, -4.0, np.inf]))
+        >>> (s.nan, s.inf, s.finite, s.l2_norm, s.abs_max)
+        (1, 1, 2, 5.0, 4.0)
+    """
+    a = np.asarray(a)
+    finite = a.reshape(-1)
+    nan, inf = count_nonfinite(finite)
+    if nan or inf:
+        finite = finite[np.isfinite(finite)]
+    n = finite.size
+    if n == 0:
+        return BlockStats(int(a.size), nan, inf, *(math.nan,) * 8)
+    total = sumsq = 0.0
+    zero = near = 0
+    for c in _chunks(finite):  # float64 a chunk at a time: memory stays near the block's own
+        total += float(c.sum())
+        sumsq += float(np.dot(c, c))
+        zero += int(np.count_nonzero(c == 0))
+        if tol is not None:
+            near += int(np.count_nonzero(np.abs(c) < tol))
+    mean = total / n
+    var = sum(float(np.dot(d, d)) for d in (c - mean for c in _chunks(finite))) / n
+    lo, hi = float(finite.min()), float(finite.max())
+    return BlockStats(
+        size=int(a.size),
+        nan=nan,
+        inf=inf,
+        mean=mean,
+        std=math.sqrt(var),
+        min=lo,
+        max=hi,
+        abs_max=max(abs(lo), abs(hi)),
+        l2_norm=math.sqrt(sumsq),
+        frac_zero=zero / a.size,
+        frac_near_zero=math.nan if tol is None else near / a.size,
+    )
+
+
+def count_nonfinite(a: np.ndarray) -> tuple[int, int]:
+    """``(NaN count, Inf count)`` of ``a``: the one count every output uses (statistics rows,
+    plots' notes, See RNN's ``detect_nans``); ``(0, 0)`` for integer and boolean arrays.
+
+    Example:
+        >>> count_nonfinite(np.array([np.nan, np.inf, -np.inf, 1.0]))
+        (1, 2)
+    """
+    a = np.asarray(a)
+    if a.dtype.kind not in "fc" or np.isfinite(a).all():  # masks only when there is a need
+        return 0, 0
+    return int(np.count_nonzero(np.isnan(a))), int(np.count_nonzero(np.isinf(a)))
+
+
+def _chunks(flat: np.ndarray) -> Iterator[np.ndarray]:
+    """``flat`` as float64 pieces of at most ``_CHUNK`` elements."""
+    for i in range(0, flat.size, _CHUNK):
+        yield flat[i : i + _CHUNK].astype(np.float64)
 
 
 def tensor_health(a: np.ndarray, tol: float) -> dict[str, Any]:
-    """Element statistics over the finite values of ``a`` (NaN where there are none)."""
-    a = np.asarray(a)
-    finite = a[np.isfinite(a)] if np.issubdtype(a.dtype, np.floating) else a
-    nan = int(np.isnan(a).sum()) if np.issubdtype(a.dtype, np.floating) else 0
-    inf = int(np.isinf(a).sum()) if np.issubdtype(a.dtype, np.floating) else 0
-    out: dict[str, Any] = {"size": int(a.size), "nan": nan, "inf": inf}
-    if finite.size == 0:
-        none = float("nan")
-        return {
-            **out,
-            "mean": none,
-            "std": none,
-            "min": none,
-            "max": none,
-            "abs_max": none,
-            "l2_norm": none,
-            "frac_zero": none,
-            "frac_near_zero": none,
-        }
-    f64 = finite.astype(np.float64, copy=False)
-    absf = np.abs(f64)
-    return {
-        **out,
-        "mean": float(f64.mean()),
-        "std": float(f64.std()),
-        "min": float(f64.min()),
-        "max": float(f64.max()),
-        "abs_max": float(absf.max()),
-        "l2_norm": float(np.sqrt(np.dot(f64.ravel(), f64.ravel()))),
-        "frac_zero": float(np.count_nonzero(f64 == 0) / a.size),
-        "frac_near_zero": float(np.count_nonzero(absf < tol) / a.size),
-    }
+    """:func:`block_stats` as the dictionary the statistics rows are built from."""
+    return block_stats(a, tol).as_dict()
 
 
 def singular_values(m: np.ndarray, seed: int = 0) -> tuple[np.ndarray, bool]:
@@ -185,7 +272,7 @@ def _rnn_rows(rec: RNNWeights, tol: float) -> Iterator[dict[str, Any]]:
         ]
         dead = dead_units(incoming, tol)
         whole = matrix_stats(np.asarray(rec.arrays[("recurrent_kernel", d)]))["spectral_norm"]
-        for direction, part, gate, block in rec.items():
+        for direction, part, gate, block in rec.blocks():
             if direction != d:
                 continue
             yield {

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-import numpy as np
-
 from ._api import LayerKey, resolve, select
+from ._columns import SUMMARY_ROW
 from ._format import plain
 from ._model import LayerWeights, RNNWeights
+from ._stats import block_stats
 
-__all__ = ["Summary", "SummaryRow", "summary", "tensor_stats"]
+__all__ = ["Summary", "SummaryRow", "summary"]
 
 
 @dataclass(frozen=True)
@@ -38,37 +38,14 @@ class SummaryRow:
     infs: int
 
 
-def tensor_stats(a: np.ndarray) -> dict[str, Any]:
-    """mean, std, min, max over finite values, plus NaN and Inf counts."""
-    a = np.asarray(a)
-    if a.size == 0:
-        nan = float("nan")
-        return {"mean": nan, "std": nan, "min": nan, "max": nan, "nans": 0, "infs": 0}
-    total = a.sum(dtype=np.float64)
-    n_nan = n_inf = 0
-    finite = a
-    if not np.isfinite(total):  # only then are masks worth their memory
-        bad_nan, bad_inf = np.isnan(a), np.isinf(a)
-        n_nan, n_inf = int(bad_nan.sum()), int(bad_inf.sum())
-        finite = a[~(bad_nan | bad_inf)]
-        total = finite.sum(dtype=np.float64)
-    if finite.size == 0:
-        mean = std = lo = hi = float("nan")
-    else:
-        mean, std = float(total / finite.size), float(finite.std(dtype=np.float64))
-        lo, hi = float(finite.min()), float(finite.max())
-    return {"mean": mean, "std": std, "min": lo, "max": hi, "nans": n_nan, "infs": n_inf}
-
-
 def _rows(rec: RNNWeights | LayerWeights) -> Iterator[SummaryRow]:
     kind = rec.kind
     if isinstance(rec, RNNWeights):
         kind = kind if rec.cell in kind else f"{kind}({rec.cell})"  # e.g. Bidirectional(GRU)
-        blocks = ((d, p, g, a) for d, p, g, a in rec.items())
-    else:
-        blocks = (("", name, "", a) for name, a in rec.items())
-    for d, p, g, a in blocks:
-        yield SummaryRow(rec.name, kind, d, p, g, tuple(a.shape), int(a.size), **tensor_stats(a))
+    for d, p, g, a in rec.blocks():
+        s = block_stats(a)
+        named = {field: getattr(s, row) for row, field in SUMMARY_ROW.items()}
+        yield SummaryRow(rec.name, kind, d, p, g, tuple(a.shape), s.size, **named)
 
 
 @dataclass(frozen=True)

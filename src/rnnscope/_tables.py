@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._columns import COLUMNS, COMPARED, KEY
 from ._errors import InputError
 from ._model import LayerWeights, RNNWeights
 from ._stats import record_rows
@@ -36,47 +37,6 @@ __all__ = [
 ]
 
 CHECKPOINT_SUFFIXES = (".keras", ".h5", ".hdf5", ".safetensors", ".pt", ".pth")
-KEY = ["layer", "part", "gate", "direction"]
-COLUMNS = [
-    "model",
-    *KEY,
-    "kind",
-    "shape",
-    "size",
-    "mean",
-    "std",
-    "min",
-    "max",
-    "abs_max",
-    "l2_norm",
-    "frac_zero",
-    "frac_near_zero",
-    "tol",
-    "nan",
-    "inf",
-    "units",
-    "dead_units",
-    "spectral_norm",
-    "stable_rank",
-    "alpha",
-    "alpha_note",
-    "matrix_spectral_norm",
-    "approx",
-]
-COMPARED = [
-    "mean",
-    "std",
-    "abs_max",
-    "l2_norm",
-    "frac_near_zero",
-    "nan",
-    "inf",
-    "dead_units",
-    "spectral_norm",
-    "stable_rank",
-    "alpha",
-    "matrix_spectral_norm",
-]
 Progress = Callable[[int, int, str], None]
 _BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._enums import EquateAxes
 from .._errors import InputError, LayerError
 from .._model import LayerWeights, RNNWeights
+from .._stats import count_nonfinite
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "QUIET",
+    "EquateAxes",
     "NonFinite",
     "PlotMode",
     "color_limits",
@@ -67,6 +70,18 @@ class PlotMode(str, enum.Enum):
 
     WEIGHTS = "weights"
     GRADS = "grads"
+
+
+def equate_axes(value: Any) -> EquateAxes:
+    """The member of a public ``equate_axes``: 0, 1, 2, or a bool (True is 1)."""
+    if value is True or value is False:
+        return _EQUATE[int(value)]
+    if value not in (0, 1, 2):
+        raise InputError(f"equate_axes must be 0, 1 or 2 (or a bool); got {value!r}")
+    return _EQUATE[int(value)]
+
+
+_EQUATE = (EquateAxes.NONE, EquateAxes.PART, EquateAxes.ALL)
 
 
 def _mode(value: Any) -> PlotMode:
@@ -176,17 +191,12 @@ def shrink_image(a: np.ndarray, limit: tuple[int, int] = MAX_IMAGE) -> np.ndarra
 def nonfinite_counts(rec: RNNWeights | LayerWeights, directions: Sequence[str]) -> NonFinite:
     """NaN and Inf counts per (direction, part, gate) of ``rec``; zero counts are left out."""
     out: NonFinite = {}
-    items: Any = (
-        ((d, p, g, a) for d, p, g, a in rec.items() if d in directions)
-        if isinstance(rec, RNNWeights)
-        else (("", n, "", a) for n, a in rec.items())
-    )
-    for d, p, g, a in items:
-        if not np.issubdtype(a.dtype, np.floating) or np.isfinite(a).all():
+    for d, p, g, a in rec.blocks():
+        if isinstance(rec, RNNWeights) and d not in directions:
             continue
-        nan = int(np.isnan(a).sum())
-        inf = int(np.isinf(a).sum())
-        out[(d, p, g)] = {"nan": nan, "inf": inf}
+        nan, inf = count_nonfinite(a)
+        if nan or inf:
+            out[(d, p, g)] = {"nan": nan, "inf": inf}
     return out
 
 

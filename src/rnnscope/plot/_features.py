@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from .._errors import InputError
+from .._stats import count_nonfinite
 from .._trace import to_numpy
 from ._common import (
     color_limits,
@@ -120,8 +121,8 @@ def _finish(fig: Figure, title: str | None, default: str, show_title: bool) -> N
 
 
 def _nonfinite_note(ax: Axes, a: np.ndarray) -> None:
-    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
-        nan, inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+    nan, inf = count_nonfinite(a)
+    if nan or inf:
         ax.text(
             0.99,
             0.98,

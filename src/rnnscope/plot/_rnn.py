@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._enums import EquateAxes
 from .._errors import InputError, LayerError
 from .._model import RNNWeights
 from ._common import (
@@ -24,6 +26,9 @@ from ._common import (
     save,
     savepaths,
     shrink_image,
+)
+from ._common import (
+    equate_axes as to_equate,
 )
 
 if TYPE_CHECKING:
@@ -152,20 +157,28 @@ def _heat_panels(rec: RNNWeights, show_bias: bool) -> list[tuple[str, tuple[str,
     return panels
 
 
+@dataclass(frozen=True)
+class HeatOptions:
+    """How :func:`rnn_heatmap` draws each direction's figure (its keyword arguments)."""
+
+    norm: tuple[float, float] | None = None
+    cmap: Any = "bwr"
+    absolute: bool = False
+    show_bias: bool = True
+    gate_lines: bool = True
+    title: str | None = None
+    dpi: float | None = None
+
+
 def _heat_one(
     rec: RNNWeights,
     mode: PlotMode,
     direction: str,
     fig: Figure | None,
     counts: NonFinite,
-    norm: Any,
-    cmap: Any,
-    absolute: bool,
-    show_bias: bool,
-    gate_lines: bool,
-    title: str | None,
-    dpi: float | None,
+    o: HeatOptions,
 ) -> Figure:
+    norm, cmap, absolute, show_bias = o.norm, o.cmap, o.absolute, o.show_bias
     panels = _heat_panels(rec, show_bias)
     data = [  # one part: a view, no copy (a 100 MB layer must not cost its size again here)
         np.vstack(blocks) if len(blocks) > 1 else blocks[0]
@@ -181,7 +194,7 @@ def _heat_one(
     lo, hi = color_limits(shown, norm, absolute)
     heights = [h for _, _, h in panels]
     height = sum(heights) + 0.35 * (len(panels) - 1) + 1.4
-    fig = new_figure(fig, (10.0, height), dpi)
+    fig = new_figure(fig, (10.0, height), o.dpi)
     axes = fig.subplots(len(panels), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
     fig.subplots_adjust(
         left=0.13,
@@ -206,7 +219,7 @@ def _heat_one(
             ax.set_xlabel("projection output")
             ax.set_ylabel(f"projection\n({rec.units} units)")
         else:
-            _gate_axis(ax, rec, gate_lines, _line_colour(image, absolute))
+            _gate_axis(ax, rec, o.gate_lines, _line_colour(image, absolute))
             if panel == "biases":
                 ax.set_yticks(range(len(parts)), [_LABEL[p] for p in parts], fontsize=9)
             else:
@@ -220,7 +233,7 @@ def _heat_one(
     assert image is not None
     cbar = fig.colorbar(image, cax=fig.add_axes((0.88, 0.2, 0.018, 0.6), label="<colorbar>"))
     cbar.set_label("|value|" if absolute else "value")
-    fig.suptitle(title or _title(rec, mode, direction, "Heatmap"), fontsize=12)
+    fig.suptitle(o.title or _title(rec, mode, direction, "Heatmap"), fontsize=12)
     return fig
 
 
@@ -280,10 +293,10 @@ def rnn_heatmap(
     dirs = _directions(rec, direction)
     drawn = {p for _, parts, _ in _heat_panels(rec, show_bias) for p in parts}
 
+    o = HeatOptions(norm, cmap, absolute_value, show_bias, gate_lines, title, dpi)
+
     def draw(d: str, f: Figure | None, counts: NonFinite) -> Figure:
-        return _heat_one(
-            rec, m, d, f, counts, norm, cmap, absolute_value, show_bias, gate_lines, title, dpi
-        )
+        return _heat_one(rec, m, d, f, counts, o)
 
     return _per_direction("rnn_heatmap", rec, dirs, drawn, fig, savepath, draw)
 
@@ -311,14 +324,6 @@ def _per_direction(
 
 
 # -- histogram -------------------------------------------------------------------------------------
-def _equate(value: Any) -> int:
-    if value is True or value is False:
-        return int(value)
-    if value not in (0, 1, 2):
-        raise InputError(f"equate_axes must be 0, 1 or 2 (or a bool); got {value!r}")
-    return int(value)
-
-
 def _edges(arrays: list[np.ndarray], bins: int) -> np.ndarray:
     finite = [a[np.isfinite(a)] for a in arrays]
     finite = [a for a in finite if a.size]
@@ -349,27 +354,35 @@ _COLORS = {
 }
 
 
+@dataclass(frozen=True)
+class HistOptions:
+    """How :func:`rnn_histogram` draws each direction's figure (its keyword arguments)."""
+
+    equate: EquateAxes = EquateAxes.PART
+    show_bias: bool = True
+    bins: int = 100
+    title: str | None = None
+    dpi: float | None = None
+
+
 def _hist_one(
     rec: RNNWeights,
     mode: PlotMode,
     direction: str,
     fig: Figure | None,
     counts: NonFinite,
-    equate: int,
-    show_bias: bool,
-    bins: int,
-    title: str | None,
-    dpi: float | None,
+    o: HistOptions,
 ) -> Figure:
+    equate, show_bias, bins = o.equate, o.show_bias, o.bins
     rows = _hist_rows(rec, show_bias)
     n_cols = rec.n_gates
     blocks = {(p, g): a for d, p, g, a in rec.items() if d == direction and p in rows}
-    fig = new_figure(fig, (2.6 * n_cols + 0.6, 1.75 * len(rows) + 1.0), dpi)
+    fig = new_figure(fig, (2.6 * n_cols + 0.6, 1.75 * len(rows) + 1.0), o.dpi)
     axes = fig.subplots(len(rows), n_cols, squeeze=False)
     groups: list[list[tuple[str, str]]]
-    if equate == 2:
+    if equate is EquateAxes.ALL:
         groups = [list(blocks)]
-    elif equate == 1:
+    elif equate is EquateAxes.PART:
         groups = [[k for k in blocks if k[0] == p] for p in rows]
     else:
         groups = [[k] for k in blocks]
@@ -395,7 +408,7 @@ def _hist_one(
             h, edges = hists[(p, g)]
             ax.stairs(h, edges, fill=True, color=_COLORS[p], alpha=0.85)
             ax.set_xlim(edges[0], edges[-1])
-            if equate:
+            if equate is not EquateAxes.NONE:
                 ax.set_ylim(0, peaks[(p, g)] * 1.05 or 1)
             ax.tick_params(labelsize=7)
             ax.locator_params(axis="y", nbins=4)
@@ -425,7 +438,7 @@ def _hist_one(
         wspace=0.22,
         hspace=0.38,
     )
-    fig.suptitle(title or _title(rec, mode, direction, "Histograms"), fontsize=12)
+    fig.suptitle(o.title or _title(rec, mode, direction, "Histograms"), fontsize=12)
     return fig
 
 
@@ -468,13 +481,15 @@ def rnn_histogram(
         >>> fig = rnnscope.plot.rnn_histogram(model, "lstm", equate_axes=2)  # doctest: +SKIP
     """
     rec, m = rnn_record(source, layer, mode, x, y, loss, sample_weight)
-    equate = _equate(equate_axes)
+    equate = to_equate(equate_axes)
     if not isinstance(bins, int) or bins < 1:
         raise InputError(f"bins must be a positive integer; got {bins!r}")
     dirs = _directions(rec, direction)
 
+    o = HistOptions(equate, show_bias, bins, title, dpi)
+
     def draw(d: str, f: Figure | None, counts: NonFinite) -> Figure:
-        return _hist_one(rec, m, d, f, counts, equate, show_bias, bins, title, dpi)
+        return _hist_one(rec, m, d, f, counts, o)
 
     return _per_direction(
         "rnn_histogram", rec, dirs, set(_hist_rows(rec, show_bias)), fig, savepath, draw

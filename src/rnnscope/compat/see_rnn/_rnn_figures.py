@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..._capture import _backend
+from ..._enums import EquateAxes
 from ..._errors import InputError
 from ..._model import RNNWeights
 from ._common import merge_configs, options, save_figs, scalefig
@@ -220,7 +221,10 @@ def rnn_histogram(
             "save": {},
         },
     )
-    if not equate_axes:
+    equate = (  # See RNN's reading: 2 is 2, any other true value 1
+        EquateAxes.ALL if equate_axes == 2 else EquateAxes.PART if equate_axes else EquateAxes.NONE
+    )
+    if equate is EquateAxes.NONE:
         kw["subplot"].update(sharex=False, sharey=False)
     fw, fh = kw["subplot"]["figsize"]
     kw["subplot"]["figsize"] = (fw * o["w"], fh * o["h"])
@@ -257,7 +261,7 @@ def rnn_histogram(
 
     for di, direction in enumerate(d.directions):
         if with_bias:
-            fig, gs, pairs = _grid(plt, d.n_gates, kw["subplot"], bool(equate_axes))
+            fig, gs, pairs = _grid(plt, d.n_gates, kw["subplot"], equate is not EquateAxes.NONE)
             if direction is not None:
                 fig.suptitle(f"{direction} LAYER", **kw["title"])
         else:
@@ -286,7 +290,7 @@ def rnn_histogram(
             fig.tight_layout()
         figs.append(fig)
         all_axes.append(np.array(rows, dtype=object))
-    if equate_axes == 2:
+    if equate is EquateAxes.ALL:
         panels = [ax for axs in all_axes for ax in axs[: d.n_gates].flat]
         x = max(float(np.max(np.abs(ax.get_xlim()))) for ax in panels)
         y = max(float(np.max(np.abs(ax.get_ylim()))) for ax in panels)

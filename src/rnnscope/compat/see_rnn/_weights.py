@@ -15,6 +15,7 @@ from ..._adapters import framework_of
 from ..._api import resolve
 from ..._errors import LayerError
 from ..._model import RNNWeights
+from ..._stats import count_nonfinite
 from ._ids import KERAS, Layer, _by_index, _by_names, is_input, model_layers, parse_ids, pick_layers
 
 __all__ = [
@@ -398,10 +399,11 @@ def detect_nans(data: Any, include_inf: bool = True) -> str | None:
     if a.size == 0 or not (np.issubdtype(a.dtype, np.floating) or np.iscomplexobj(a)):
         return None
     parts = []
-    kinds = [("NaN", np.isnan(a))] + ([("Inf", np.isinf(a))] if include_inf else [])
-    for label, mask in kinds:
-        perc = 100 * float(np.sum(mask)) / a.size
+    nan, inf = count_nonfinite(a)
+    kinds = [("NaN", nan)] + ([("Inf", inf)] if include_inf else [])
+    for label, n in kinds:
+        perc = 100 * float(n) / a.size
         if perc == 0:
             continue
-        parts.append(f"{int(np.sum(mask))} {label}" if perc < 0.1 else f"{perc:.1f}% {label}")
+        parts.append(f"{n} {label}" if perc < 0.1 else f"{perc:.1f}% {label}")
     return ", ".join(parts) or None
