@@ -51,9 +51,7 @@ def test_each_block_of_a_bidirectional_layer_gets_its_own_update_ratio(tmp_path)
                 for gate, rows in ROWS.items():
                     w = seen[step][tensor + suffix][rows]
                     after = seen[step + 1][tensor + suffix][rows]
-                    expected[(step, part, gate, direction)] = float(
-                        (after - w).norm() / w.norm()
-                    )
+                    expected[(step, part, gate, direction)] = float((after - w).norm() / w.norm())
     assert len(set(round(v, 6) for v in expected.values())) == len(expected)  # all tell apart
     for key, ratio in expected.items():
         assert got[key] == pytest.approx(ratio, rel=1e-4), key

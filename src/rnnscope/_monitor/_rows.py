@@ -3,13 +3,16 @@ statistics, computed from the weight and gradient records the front ends hand ov
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .._columns import MONITOR_ROW
 from .._model import LayerWeights, RNNWeights
+from .._stats import block_stats
 
 __all__ = ["Record", "Row", "blocks", "norm", "rows_for"]
 
@@ -19,13 +22,9 @@ Key = tuple[str, str, str, str]  # (layer, part, gate, direction)
 
 def blocks(rec: Record) -> Iterator[tuple[str, str, str, np.ndarray]]:
     """``(part, gate, direction, block)`` of a record: gates of recurrent parts, whole weights
-    of other layers."""
-    if isinstance(rec, RNNWeights):
-        for d, p, g, a in rec.items():
-            yield p, g, d, a
-    else:
-        for name, a in rec.items():
-            yield name, "", "", a
+    of other layers (gate and direction ``""``)."""
+    for d, p, g, a in rec.blocks():
+        yield p, g, d, a
 
 
 def keyed(recs: list[Record]) -> dict[Key, np.ndarray]:
@@ -56,41 +55,19 @@ class Row:
         return (self.layer, self.part, self.gate, self.direction)
 
 
+def _value(v: Any) -> Any:
+    """A statistic as the database holds it: None where there is no value (no finite element)."""
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
 def _weight_stats(a: np.ndarray, tol: float) -> dict[str, Any]:
-    finite = np.isfinite(a)
-    nan = int(np.isnan(a).sum())
-    inf = int((~finite).sum()) - nan
-    f = a[finite] if (nan or inf) else a
-    f = f.astype(np.float64, copy=False)
-    if f.size == 0:
-        return {
-            "weight_norm": None,
-            "mean": None,
-            "std": None,
-            "abs_max": None,
-            "frac_near_zero": None,
-            "nan": nan,
-            "inf": inf,
-        }
-    return {
-        "weight_norm": norm(f),
-        "mean": float(f.mean()),
-        "std": float(f.std()),
-        "abs_max": float(np.abs(f).max()),
-        "frac_near_zero": float(np.count_nonzero(np.abs(f) < tol) / a.size),
-        "nan": nan,
-        "inf": inf,
-    }
+    s = block_stats(a, tol)
+    return {column: _value(getattr(s, name)) for name, column in MONITOR_ROW.items()}
 
 
 def _grad_stats(ga: np.ndarray) -> dict[str, Any]:
-    finite = np.isfinite(ga)
-    gnan = int(np.isnan(ga).sum())
-    return {
-        "grad_norm": norm(ga[finite]) if finite.any() else None,
-        "grad_nan": gnan,
-        "grad_inf": int((~finite).sum()) - gnan,
-    }
+    s = block_stats(ga)
+    return {"grad_norm": _value(s.l2_norm), "grad_nan": s.nan, "grad_inf": s.inf}
 
 
 def rows_for(
