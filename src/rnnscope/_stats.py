@@ -114,14 +114,17 @@ def block_stats(a: np.ndarray, tol: float | None = None) -> BlockStats:
         return BlockStats(int(a.size), nan, inf, *(math.nan,) * 8)
     total = sumsq = 0.0
     zero = near = 0
+    # sums of squares by einsum, not np.dot: BLAS runs a long dot product on its own threads,
+    # which spin for tens of milliseconds afterwards and take cores from a training loop that
+    # calls this (the training monitor)
     for c in _chunks(finite):  # float64 a chunk at a time: memory stays near the block's own
         total += float(c.sum())
-        sumsq += float(np.dot(c, c))
+        sumsq += float(np.einsum("i,i", c, c))
         zero += int(np.count_nonzero(c == 0))
         if tol is not None:
             near += int(np.count_nonzero(np.abs(c) < tol))
     mean = total / n
-    var = sum(float(np.dot(d, d)) for d in (c - mean for c in _chunks(finite))) / n
+    var = sum(float(np.einsum("i,i", d, d)) for d in (c - mean for c in _chunks(finite))) / n
     lo, hi = float(finite.min()), float(finite.max())
     return BlockStats(
         size=int(a.size),

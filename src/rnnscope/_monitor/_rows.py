@@ -33,9 +33,13 @@ def keyed(recs: list[Record]) -> dict[Key, np.ndarray]:
 
 
 def norm(a: np.ndarray) -> float:
-    """The L2 norm of all of ``a``, accumulated in float64."""
+    """The L2 norm of all of ``a``, accumulated in float64.
+
+    ``einsum``, not ``dot``: numpy's BLAS runs a dot product of more than ~10,000 elements on
+    its own threads, which then spin for tens of milliseconds after it returns, taking cores
+    from the training the monitor runs inside (bench/bench_monitor.py)."""
     f = a.astype(np.float64, copy=False).ravel()
-    return float(np.sqrt(np.dot(f, f)))
+    return float(np.sqrt(np.einsum("i,i", f, f)))
 
 
 @dataclass
