@@ -10,9 +10,9 @@ Laid out from the bottom up (each module imports only those above it in this lis
 - ``_tensorboard``: the optional TensorBoard writer.
 - ``_recorder``: rows in, update ratios one step later, writers out; non-finite flags.
 - front ends, the only modules that import a framework: ``_torch`` (``rnnscope.torch``);
-  ``_keras_logic`` + ``_keras_tap`` + ``_penalties``, shared by ``_keras`` (``rnnscope.keras``)
-  and ``_tf_keras`` (``rnnscope.tf_keras``). Each front end converts tensors to numpy in one
-  function, ``to_numpy``.
+  ``_keras_tap``, ``_keras_logic`` and ``_penalties``, shared by ``_keras``
+  (``rnnscope.keras``) and ``_tf_keras`` (``rnnscope.tf_keras``). Each front end converts
+  tensors to numpy in one function, ``to_numpy``.
 
 Nothing is imported here, so reading a database (``rnnscope.history``) loads only
 ``_schema`` and ``_history``.
