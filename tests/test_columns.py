@@ -16,7 +16,7 @@ from rnnscope._columns import (
     REPORT_VIEW,
     SUMMARY_ROW,
 )
-from rnnscope._monitor_db import STAT_COLUMNS
+from rnnscope._monitor._schema import STAT_COLUMNS
 from rnnscope._stats import BlockStats
 
 

@@ -43,7 +43,7 @@ _LAZY = {
     "compare": "_tables",
     "stats": "_tables",
     "demo_path": "_demo",
-    "history": "_history",
+    "history": "_monitor._history",
     "layers": "_api",
     "rnn_weights": "_api",
     "trace": "_api",
@@ -58,9 +58,9 @@ if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __
     from ._capture import activations, gradients
     from ._demo import demo_path
     from ._flags import Thresholds
-    from ._history import history
     from ._io import Checkpoint, load
     from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
+    from ._monitor._history import history
     from ._report import report
     from ._summary import Summary, SummaryRow, summary
     from ._tables import compare, stats

@@ -20,8 +20,8 @@ from ._columns import COLUMNS, REPORT_VIEW
 from ._errors import InputError, require
 from ._flags import Flag, Thresholds, change_flags, flags_for
 from ._format import cell
-from ._history import is_database
 from ._model import RNNWeights
+from ._monitor._history import is_database
 from ._stats import record_rows
 from ._tables import Progress, compare_table, read_all, warn_failed
 
@@ -316,7 +316,7 @@ def _comparison(cmp: Any, growth: list[Flag], figures: bool, table: Any) -> dict
 
 def _history_section(path: Path, figures: bool) -> dict[str, Any]:
     """A monitored run: its figure of per-gate norms over steps, its events, its last step."""
-    from ._history import history
+    from ._monitor._history import history
     from .plot import history as draw
     from .plot._common import offscreen
 

@@ -11,7 +11,7 @@ import pytest
 
 import rnnscope
 from rnnscope._model import LayerWeights
-from rnnscope._monitor import Recorder
+from rnnscope._monitor._recorder import Recorder
 
 pytest.importorskip("pandas")
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import rnnscope
-from rnnscope._history import is_database
-from rnnscope._monitor_db import BUSY_TIMEOUT
+from rnnscope._monitor._history import is_database
+from rnnscope._monitor._store import BUSY_TIMEOUT
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("pandas")

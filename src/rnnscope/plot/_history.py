@@ -56,7 +56,7 @@ def history(
     """
     from matplotlib.ticker import MaxNLocator
 
-    from .._history import history as read
+    from .._monitor._history import history as read
 
     if isinstance(source, (str, os.PathLike)):
         df, events = read(source, run=run), read(source, "events", run=run)

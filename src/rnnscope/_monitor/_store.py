@@ -34,6 +34,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from ._schema import SCHEMA, insert_sql
+
 __all__ = ["BUSY_TIMEOUT", "DRAIN_TIMEOUT", "Store"]
 
 BUSY_TIMEOUT = 0.1
@@ -42,36 +44,9 @@ MAX_FAILURES = 3
 MAX_SWITCHES = 3
 DRAIN_TIMEOUT = 5.0
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT, framework TEXT, model TEXT,
-    every INTEGER, tol REAL, meta TEXT);
-CREATE TABLE IF NOT EXISTS stats (
-    run_id INTEGER, step INTEGER, epoch INTEGER, layer TEXT, part TEXT, gate TEXT,
-    direction TEXT, weight_norm REAL, mean REAL, std REAL, abs_max REAL, frac_near_zero REAL,
-    nan INTEGER, inf INTEGER, grad_norm REAL, grad_nan INTEGER, grad_inf INTEGER,
-    update_ratio REAL);
-CREATE INDEX IF NOT EXISTS stats_step ON stats (run_id, step);
-CREATE TABLE IF NOT EXISTS timestep_grads (
-    run_id INTEGER, step INTEGER, layer TEXT, timestep INTEGER, grad_norm REAL);
-CREATE TABLE IF NOT EXISTS events (
-    run_id INTEGER, step INTEGER, kind TEXT, where_ TEXT, message TEXT);
-"""
-STAT_COLUMNS = (
-    "weight_norm",
-    "mean",
-    "std",
-    "abs_max",
-    "frac_near_zero",
-    "nan",
-    "inf",
-    "grad_norm",
-    "grad_nan",
-    "grad_inf",
-    "update_ratio",
-)
-# one batch: stats rows (step, epoch, layer, part, gate, direction, *STAT_COLUMNS),
-# timestep rows (step, layer, timestep, norm) and events (step, kind, where, message)
+# one batch: stats rows (*KEY_COLUMNS, *STAT_COLUMNS), timestep rows (step, layer, timestep,
+# norm) and events (step, kind, where, message), each a row of its table without the run id
+TABLES_WRITTEN = ("stats", "timestep_grads", "events")
 Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
@@ -243,7 +218,7 @@ class Store:
         if self.current != self.path:
             meta["continues"] = str(self.path)
         cur = conn.execute(
-            "INSERT INTO runs (started, framework, model, every, tol, meta) VALUES (?,?,?,?,?,?)",
+            insert_sql("runs"),
             (
                 dt.datetime.now().isoformat(timespec="seconds"),
                 meta.get("framework"),
@@ -256,19 +231,11 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def _insert(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        rows, timesteps, events = batch
         run = self.run_id
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                f"INSERT INTO stats (run_id, step, epoch, layer, part, gate, direction, "
-                f"{', '.join(STAT_COLUMNS)}) VALUES ({', '.join('?' * (7 + len(STAT_COLUMNS)))})",
-                [(run, *r) for r in rows],
-            )
-            conn.executemany(
-                "INSERT INTO timestep_grads VALUES (?,?,?,?,?)", [(run, *t) for t in timesteps]
-            )
-            conn.executemany("INSERT INTO events VALUES (?,?,?,?,?)", [(run, *e) for e in events])
+            for table, values in zip(TABLES_WRITTEN, batch, strict=True):
+                conn.executemany(insert_sql(table), [(run, *v) for v in values])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -12,15 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ._errors import FormatError, InputError, require
+from .._errors import FormatError, InputError, require
+from ._schema import SQLITE_MAGIC, TABLES
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TABLES", "history", "is_database", "readonly_uri"]
-
-TABLES = ("stats", "events", "timestep_grads", "runs")
-SQLITE_MAGIC = b"SQLite format 3\x00"
+__all__ = ["history", "is_database", "readonly_uri"]
 
 
 def is_database(path: Any) -> bool:

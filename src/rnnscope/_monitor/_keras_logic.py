@@ -1,5 +1,5 @@
-"""The Keras training monitor's logic, shared by Keras 3 (``rnnscope.keras``) and tf-keras
-(``rnnscope.tf_keras``), and the weight penalties of a Keras model.
+"""The Keras training monitor's logic, shared by Keras 3 (:mod:`._keras`) and tf-keras
+(:mod:`._tf_keras`).
 
 Nothing here imports a Keras: each front end supplies its backend name and tensor conversion.
 """
@@ -9,17 +9,19 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ._api import LayerKey
-from ._errors import InputError
-from ._model import LayerWeights, RNNWeights
-from ._monitor import Recorder, chosen_refs
+from .._api import LayerKey
+from .._errors import InputError
+from .._model import LayerWeights, RNNWeights
+from ._keras_tap import GradientTap
+from ._layers import chosen_refs
+from ._recorder import Recorder
 
-__all__ = ["GradientTap", "MonitorLogic", "chief", "penalties"]
+__all__ = ["MonitorLogic", "chief"]
 
 
 def chief(backend: str) -> tuple[bool, int]:
@@ -151,7 +153,7 @@ class MonitorLogic:
                 return [r.build(lambda v: values[id(v)]) for r in self.refs if r.build]
         if self.data is None:
             return None
-        from ._capture import gradients
+        from .._capture import gradients
 
         x, y = self.data
         names = [r.info.name for r in self.refs]
@@ -180,7 +182,7 @@ class MonitorLogic:
         self._last_recorded = s
         rec.record(s, self.epoch, self._weights(), self._grads())
         if self.timestep_layers is not None and self.data is not None:
-            from ._capture import gradients
+            from .._capture import gradients
 
             x, y = self.data
             for name, g in gradients(self.model, x, y, layers=self.timestep_layers).items():
@@ -198,140 +200,3 @@ class MonitorLogic:
             self._tap = None
         if self.recorder is not None:
             self.recorder.close()
-
-
-class GradientTap:
-    """Keeps the last training batch's gradients of the watched variables.
-
-    The optimizer's own ``apply_gradients`` (TensorFlow backend, inside the compiled train step:
-    each gradient is copied into a shadow variable) or ``apply`` (torch backend: the tensors
-    are kept) is wrapped on the instance for the duration of ``fit``. JAX's train step is a pure
-    function with no such hook: there the held batch (``data=``) gives the gradients.
-    """
-
-    def __init__(self, optimizer: Any, name: str, original: Any, keep: Any, read: Any) -> None:
-        self.optimizer, self.name, self.original = optimizer, name, original
-        self.keep, self.read = keep, read
-        self.model: Any = None
-
-    @classmethod
-    def install(
-        cls, model: Any, refs: list[Any], backend: str, to_numpy: Any
-    ) -> GradientTap | None:
-        optimizer = getattr(model, "optimizer", None)
-        watched = [v for r in refs for v in r.variables]
-        if optimizer is None or not watched or backend not in ("tensorflow", "torch"):
-            return None
-        by_id = {id(v): v for v in watched}
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            shadows = {
-                i: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
-                for i, v in by_id.items()
-            }
-            seen = tf.Variable(False, trainable=False)
-            original = optimizer.apply_gradients
-
-            def apply_gradients(grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
-                pairs = list(grads_and_vars)
-                for g, v in pairs:
-                    if g is not None and id(v) in shadows:
-                        shadows[id(v)].assign(tf.convert_to_tensor(g))
-                seen.assign(True)
-                return original(pairs, *args, **kwargs)
-
-            def read() -> dict[int, np.ndarray] | None:
-                if not bool(seen.numpy()):
-                    return None
-                return {i: np.array(s.numpy()) for i, s in shadows.items()}
-
-            optimizer.apply_gradients = apply_gradients
-            model.make_train_function(force=True)  # traced anew, with the tap, at the first batch
-            tap = cls(optimizer, "apply_gradients", original, shadows, read)
-            tap.model = model
-            return tap
-        latest: dict[int, Any] = {}
-        original = optimizer.apply
-
-        def apply(grads: Any, variables: Any = None, *args: Any, **kwargs: Any) -> Any:
-            for g, v in zip(grads, variables if variables is not None else [], strict=False):
-                if id(v) in by_id and g is not None:
-                    latest[id(v)] = g
-            return original(grads, variables, *args, **kwargs)
-
-        def read_torch() -> dict[int, np.ndarray] | None:
-            if not latest:
-                return None
-            out = {}
-            for i, v in by_id.items():
-                g = latest.get(i)
-                out[i] = np.array(to_numpy(g)) if g is not None else np.zeros(tuple(v.shape), "f4")
-            return out
-
-        optimizer.apply = apply
-        return cls(optimizer, "apply", original, latest, read_torch)
-
-    def values(self) -> dict[int, np.ndarray] | None:
-        """The last batch's gradients by ``id(variable)``, or None before the first batch."""
-        return self.read()
-
-    def remove(self) -> None:
-        """Restore the optimizer's own method."""
-        try:
-            delattr(self.optimizer, self.name)  # the instance attribute shadows the class's
-        except AttributeError:
-            setattr(self.optimizer, self.name, self.original)
-        if self.model is not None:  # the next fit traces a train step without the tap
-            self.model.make_train_function(force=True)
-
-
-_REGULARISED = (
-    ("kernel_regularizer", "kernel"),
-    ("recurrent_regularizer", "recurrent_kernel"),
-    ("bias_regularizer", "bias"),
-    ("embeddings_regularizer", "embeddings"),
-    ("depthwise_regularizer", "depthwise_kernel"),
-    ("pointwise_regularizer", "pointwise_kernel"),
-)
-
-
-def _walk(layer: Any, path: str, seen: set[int]) -> Iterator[tuple[str, Any]]:
-    if id(layer) in seen:
-        return
-    seen.add(id(layer))
-    yield path, layer
-    for sub in getattr(layer, "layers", []) or []:
-        yield from _walk(sub, f"{path}/{sub.name}" if path else sub.name, seen)
-    for attr in ("forward_layer", "backward_layer", "cell", "layer"):
-        sub = getattr(layer, attr, None)
-        if sub is not None and hasattr(sub, "weights"):
-            inner = path if attr == "cell" else (f"{path}/{attr}" if path else attr)
-            yield from _walk(sub, inner, seen)
-
-
-def penalties(model: Any, to_numpy: Any) -> list[dict[str, Any]]:
-    """Every regularised weight of a Keras model: its L1 and L2 factors and penalty value.
-
-    Returns ``[{"layer", "weight", "l1", "l2", "penalty"}]``; the penalties add up to the
-    model's regularisation loss (``sum(model.losses)`` after a forward pass).
-    """
-    out = []
-    for path, layer in _walk(model, "", set()):
-        for reg_attr, weight_attr in _REGULARISED:
-            reg = getattr(layer, reg_attr, None)
-            weight = getattr(layer, weight_attr, None)
-            if reg is None or weight is None:
-                continue
-            config = reg.get_config() if hasattr(reg, "get_config") else {}
-            value = float(to_numpy(reg(weight)))
-            out.append(
-                {
-                    "layer": path or layer.name,
-                    "weight": weight_attr,
-                    "l1": float(config.get("l1", 0.0)),
-                    "l2": float(config.get("l2", 0.0)),
-                    "penalty": value,
-                }
-            )
-    return out
