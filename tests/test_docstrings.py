@@ -12,7 +12,6 @@ from __future__ import annotations
 import doctest
 import importlib
 import io
-import os
 import pkgutil
 import shutil
 from pathlib import Path
@@ -112,6 +111,17 @@ def scratch(tmp_path_factory):
     return folder, {"model": model, "x": x, "y": y}
 
 
+def _tf_keras_model():
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential(
+        [tf_keras.Input((5, 3)), tf_keras.layers.LSTM(4, name="lstm"), tf_keras.layers.Dense(1)]
+    )
+    model.compile(loss="mse", optimizer="sgd")
+    return model
+
+
 def _namespace(test: doctest.DocTest, keras_objects: dict[str, object]) -> dict[str, object]:
     ns = dict(test.globs)  # the module's own names, as doctest gives them
     ns.update({"rnnscope": rnnscope, "np": np})
@@ -119,6 +129,8 @@ def _namespace(test: doctest.DocTest, keras_objects: dict[str, object]) -> dict[
         ns.update(_torch_namespace())
     else:
         ns.update(keras_objects)
+    if test.name.startswith("rnnscope.tf_keras"):
+        ns["model"] = _tf_keras_model()
     return ns
 
 
@@ -141,9 +153,11 @@ def test_the_finder_sees_the_examples():
 
 
 @pytest.mark.parametrize("test", EXAMPLES, ids=[t.name for t in EXAMPLES])
-def test_docstring_example_runs(test, scratch, monkeypatch):
+def test_docstring_example_runs(test, scratch, monkeypatch, tmp_path):
     folder, keras_objects = scratch
-    monkeypatch.chdir(folder)
+    work = tmp_path / "work"  # a fresh copy each: what one example writes, no other one reads
+    shutil.copytree(folder, work)
+    monkeypatch.chdir(work)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     test = doctest.DocTest(
         test.examples,
@@ -163,7 +177,4 @@ def test_docstring_example_runs(test, scratch, monkeypatch):
         import matplotlib.pyplot as plt
 
         plt.close("all")
-        for leftover in ("monitor.db", "health.html"):  # what examples write
-            if os.path.exists(leftover):
-                os.remove(leftover)
     assert result.failed == 0, out.getvalue()

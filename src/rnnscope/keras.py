@@ -6,8 +6,8 @@ every ``every`` batches into SQLite and, optionally, TensorBoard. ``weight_penal
 ``get_weight_penalties`` and ``weight_loss`` did.
 
 Example:
-    >>> mon = rnnscope.keras.Monitor("run.db", every=50)  # doctest: +SKIP
-    >>> model.fit(x, y, epochs=3, callbacks=[mon])  # doctest: +SKIP
+    >>> mon = rnnscope.keras.Monitor("run.db", every=50)
+    >>> _ = model.fit(x, y, epochs=3, callbacks=[mon], verbose=0)
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 ``Monitor``, ``weight_penalties`` and ``weight_loss`` for ``tf_keras`` models.
 
 Example:
-    >>> mon = rnnscope.tf_keras.Monitor("run.db", every=50)  # doctest: +SKIP
-    >>> model.fit(x, y, epochs=3, callbacks=[mon])  # doctest: +SKIP
+    >>> mon = rnnscope.tf_keras.Monitor("run.db", every=50)
+    >>> _ = model.fit(x, y, epochs=3, callbacks=[mon], verbose=0)
 """
 
 from __future__ import annotations

@@ -61,9 +61,10 @@ def history(
         run: a run id, ``"all"``, or None for the latest run.
 
     Example:
-        >>> h = rnnscope.history("run.db")  # doctest: +SKIP
-        >>> rk = h[h.part == "recurrent_kernel"]  # doctest: +SKIP
-        >>> rk.pivot_table("grad_norm", "step", "gate")  # doctest: +SKIP
+        >>> h = rnnscope.history("run.db")
+        >>> rk = h[(h.layer == "lstm") & (h.part == "recurrent_kernel")]
+        >>> list(rk.pivot_table("grad_norm", "step", "gate", sort=False).columns)
+        ['input', 'forget', 'cell', 'output']
     """
     require("pandas", "report", "rnnscope.history")
 

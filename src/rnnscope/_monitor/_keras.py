@@ -7,6 +7,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from .._frameworks import KERAS
 from ._keras_logic import MonitorLogic
 from ._penalties import penalties
 
@@ -14,21 +15,17 @@ __all__ = ["Monitor", "to_numpy", "weight_loss", "weight_penalties"]
 
 
 def to_numpy(t: Any) -> np.ndarray:
-    """A Keras 3 tensor or variable (any backend) as a numpy array."""
-    return np.asarray(keras.ops.convert_to_numpy(t))
+    """A tensor or variable as a numpy array of its own (the framework object's conversion)."""
+    return KERAS.to_numpy(t)
 
 
 class Monitor(MonitorLogic, keras.callbacks.Callback):  # type: ignore[misc]
     __doc__ = MonitorLogic.__doc__
 
-    def _backend(self) -> str:
-        return str(keras.backend.backend())
+    fw = KERAS
 
     def _framework(self) -> str:
         return f"keras {keras.__version__} ({keras.backend.backend()})"
-
-    def _numpy(self, t: Any) -> np.ndarray:
-        return to_numpy(t)
 
 
 def weight_penalties(model: Any) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ Nothing here imports a Keras: each front end supplies its backend name and tenso
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -16,34 +15,13 @@ import numpy as np
 
 from .._api import LayerKey
 from .._errors import InputError
+from .._frameworks import KerasFramework
 from .._model import LayerWeights, RNNWeights
 from ._keras_tap import GradientTap
 from ._layers import chosen_refs
 from ._recorder import Recorder
 
-__all__ = ["MonitorLogic", "chief"]
-
-
-def chief(backend: str) -> tuple[bool, int]:
-    """(writes?, process index) under Keras distribution: only process 0 writes."""
-    if backend == "jax":
-        import jax
-
-        index = int(jax.process_index())
-        return index == 0, index
-    if backend == "torch":
-        import torch
-
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank() == 0, dist.get_rank()
-        return True, 0
-    task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
-    index = int(task.get("index", 0))
-    chief = task.get("type", "chief") in ("chief", "master") or (
-        task.get("type") == "worker" and index == 0
-    )
-    return chief, index
+__all__ = ["MonitorLogic"]
 
 
 class MonitorLogic:
@@ -101,20 +79,16 @@ class MonitorLogic:
 
     model: Any  # set by Keras's callback machinery
 
-    # -- what each Keras flavour provides ----------------------------------------------------
-    def _backend(self) -> str:
-        raise NotImplementedError
+    # -- what each Keras flavour provides: its framework object (KERAS or TF_KERAS) -----------
+    fw: KerasFramework
 
     def _framework(self) -> str:
         raise NotImplementedError
 
-    def _numpy(self, t: Any) -> np.ndarray:
-        raise NotImplementedError
-
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.refs = chosen_refs(self.model, self.layer_keys)
-        self._tap = GradientTap.install(self.model, self.refs, self._backend(), self._numpy)
-        if self._backend() == "jax" and self.data is None and not self._told_no_grads:
+        self._tap = GradientTap.install(self.model, self.refs, self.fw.backend(), self.fw.to_numpy)
+        if self.fw.backend() == "jax" and self.data is None and not self._told_no_grads:
             import warnings
 
             self._told_no_grads = True
@@ -126,7 +100,7 @@ class MonitorLogic:
                 stacklevel=2,
             )
         self._last_recorded = self.steps - 1
-        writes, index = chief(self._backend())
+        writes, index = self.fw.process_index()
         meta = {
             "framework": self._framework(),
             "model": self.model.name,

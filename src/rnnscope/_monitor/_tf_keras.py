@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import tf_keras
 
+from .._frameworks import TF_KERAS
 from ._keras_logic import MonitorLogic
 from ._penalties import penalties
 
@@ -15,21 +16,17 @@ __all__ = ["Monitor", "to_numpy", "weight_loss", "weight_penalties"]
 
 
 def to_numpy(t: Any) -> np.ndarray:
-    """A TensorFlow tensor or variable (or a plain number) as a numpy array."""
-    return np.asarray(t.numpy() if hasattr(t, "numpy") else t)
+    """A tensor or variable as a numpy array of its own (the framework object's conversion)."""
+    return TF_KERAS.to_numpy(t)
 
 
 class Monitor(MonitorLogic, tf_keras.callbacks.Callback):  # type: ignore[misc]
     __doc__ = MonitorLogic.__doc__
 
-    def _backend(self) -> str:
-        return "tensorflow"
+    fw = TF_KERAS
 
     def _framework(self) -> str:
         return f"tf_keras {tf_keras.__version__}"
-
-    def _numpy(self, t: Any) -> np.ndarray:
-        return to_numpy(t)
 
 
 def weight_penalties(model: Any) -> list[dict[str, Any]]:

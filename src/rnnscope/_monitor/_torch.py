@@ -11,6 +11,7 @@ import torch
 
 from .._api import LayerKey
 from .._errors import InputError
+from .._frameworks import TORCH
 from .._model import LayerWeights, RNNWeights
 from ._layers import chosen_refs, key_list
 from ._recorder import Recorder
@@ -20,19 +21,7 @@ __all__ = ["Monitor", "to_numpy"]
 
 def to_numpy(t: Any) -> np.ndarray:
     """A torch tensor as a numpy array of its own (bfloat16 widened to float32)."""
-    t = t.detach()
-    if t.dtype == torch.bfloat16:
-        t = t.float()
-    return np.array(t.cpu().numpy(), copy=True)
-
-
-def _chief() -> tuple[bool, int]:
-    """(writes?, rank): under torch.distributed only rank 0 writes."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        rank = dist.get_rank()
-        return rank == 0, rank
-    return True, 0
+    return TORCH.to_numpy(t)
 
 
 class Monitor:
@@ -98,7 +87,7 @@ class Monitor:
         self.params = [p for r in self.refs for p in r.variables]
         self.held, self.loss = held, loss
         self.timestep_layers = None if timestep_layers is None else key_list(timestep_layers)
-        writes, rank = _chief()
+        writes, rank = TORCH.process_index()
         meta = {
             "framework": f"torch {torch.__version__}",
             "model": type(model).__name__,

@@ -52,7 +52,7 @@ def history(
         title, dpi, fig, savepath: as in :func:`rnn_heatmap`.
 
     Example:
-        >>> fig = rnnscope.plot.history("run.db", ["grad_norm"])  # doctest: +SKIP
+        >>> fig = rnnscope.plot.history("run.db", ["grad_norm"])
     """
     from matplotlib.ticker import MaxNLocator
 
