@@ -154,7 +154,13 @@ def call(request: dict[str, Any], path: str, what: str, nbytes: int = 0) -> Any:
     from ._limits import max_ratio, max_tensor_bytes
 
     limit = time_limit() + nbytes / READ_RATE
-    request = dict(request, budget=max_tensor_bytes(), ratio=max_ratio())
+    # the reader outlives this call: relative paths are resolved where the caller stands now
+    # (a caller that changed directory since the reader started must not read another file)
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:  # the working directory was removed; absolute paths still work
+        cwd = None
+    request = dict(request, budget=max_tensor_bytes(), ratio=max_ratio(), cwd=cwd)
     if sys.platform == "win32":
         return _local(request)
     global _proc
@@ -207,6 +213,8 @@ def _handle(request: dict[str, Any]) -> tuple[dict[str, Any], Iterator[np.ndarra
 
     os.environ["RNNSCOPE_MAX_TENSOR_BYTES"] = str(request["budget"])
     os.environ["RNNSCOPE_MAX_RATIO"] = str(request["ratio"])
+    if request.get("cwd"):
+        os.chdir(request["cwd"])
     path, fmt = str(request["path"]), str(request["fmt"])
     if request["op"] == "list":
         value = _h5child.list_file(path, fmt, request.get("config"), str(request["version"]))
