@@ -74,7 +74,10 @@ def _wait_for_steps(db: Path, n: int) -> None:
     while time.monotonic() < deadline:
         try:
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-                if c.execute("SELECT COUNT(DISTINCT step) FROM stats").fetchone()[0] >= n:
+                # the run's own row first: with n == 0 the file can exist before it is written
+                runs = c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+                steps = c.execute("SELECT COUNT(DISTINCT step) FROM stats").fetchone()[0]
+                if runs >= 1 and steps >= n:
                     return
         except sqlite3.Error:
             pass
