@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ._enums import Direction, Severity
@@ -42,12 +42,20 @@ class Thresholds:
 @dataclass(frozen=True)
 class Flag:
     """One finding: ``severity`` is ``"error"``, ``"warning"`` or ``"note"`` (a
-    :class:`~rnnscope._enums.Severity` given is kept as its plain string)."""
+    :class:`~rnnscope._enums.Severity` given is kept as its plain string).
+
+    ``rule`` names the finding (the rule that raised it, e.g. ``"recurrent_norm"``), so flags of
+    many models can be grouped by (rule, where); ``value`` is the number the rule judged (NaN
+    where there is none); ``hint`` says what to look at next.
+    """
 
     severity: str
     model: str
     where: str
     message: str
+    rule: str = ""
+    value: float = math.nan
+    hint: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "severity", Severity(self.severity).value)
@@ -111,9 +119,12 @@ class BlockRow:
         """``layer / part [/ gate] [/ direction]`` (the forward direction left out)."""
         return _where(self.layer, self.part, self.gate, self.direction)
 
-    def flag(self, severity: Severity, message: str, where: str | None = None) -> list[Flag]:
+    def flag(
+        self, severity: Severity, message: str, where: str | None = None, value: float = math.nan
+    ) -> list[Flag]:
         """One flag of this row's model, at :attr:`where` unless told."""
-        return [Flag(severity, self.model, self.where if where is None else where, message)]
+        at = self.where if where is None else where
+        return [Flag(severity, self.model, at, message, value=value)]
 
 
 def _where(layer: str, part: str, gate: str, direction: str) -> str:
@@ -137,6 +148,7 @@ def nonfinite_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
         Severity.ERROR,
         f"{r.nan} NaN and {r.inf} Inf of {r.size} "
         "values: training diverged here, or the file is damaged",
+        value=float(r.nan) + float(r.inf),
     )
 
 
@@ -151,6 +163,7 @@ def dead_units_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
         f"have every incoming weight below {r.tol:g}: they output a "
         "constant and learn nothing",
         where,
+        r.dead_units,
     )
 
 
@@ -163,6 +176,7 @@ def near_zero_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
         f"{r.frac_near_zero:.0%} of the weights "
         f"are below {r.tol:g}: pruned, over-regularised, or never "
         "trained",
+        value=r.frac_near_zero,
     )
 
 
@@ -175,6 +189,7 @@ def large_weights_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
         f"largest |weight| {r.abs_max:.3g} > "
         f"{t.abs_max:g}: large weights saturate the gates and can make "
         "gradients explode",
+        value=r.abs_max,
     )
 
 
@@ -199,6 +214,7 @@ def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
                 else ", a classic cause of exploding gradients"
             ),
             where,
+            sigma,
         )
     if sigma < t.recurrent_low:
         return r.flag(
@@ -207,6 +223,7 @@ def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
             "the recurrent path contributes little; gradients through time "
             "fade quickly",
             where,
+            sigma,
         )
     return []
 
@@ -237,7 +254,8 @@ def flags_for(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
                 continue
             if once:
                 seen.add(key)
-            out.extend(found)
+            name = rule.__name__.removesuffix("_rule")
+            out.extend(f if f.rule else replace(f, rule=name) for f in found)
     return out
 
 
@@ -295,6 +313,8 @@ def growth_flag(r: ChangeRow) -> Flag:
         where,
         f"L2 norm {verb} {abs(r.step):.0%} since the previous model{gate}: "
         f"weights changing fast ({why})",
+        rule="growth",
+        value=r.step,
     )
 
 
