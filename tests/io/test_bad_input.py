@@ -224,9 +224,10 @@ def _snapshot(path: Path) -> dict[tuple, object]:
 # mutations (each checked as narrowly as stated):
 BENIGN = {
     # Same layers, parts, shapes and settings; only stored numbers (or the number type an HDF5
-    # dataset declares, e.g. float32 read as float128) differ. HDF5 datasets and
+    # dataset declares, within float16/32/64: wider types are refused) differ. HDF5 datasets and
     # safetensors carry no checksum over their numbers, and torch's loader does not check the
-    # CRC-32 of a .pt member: a changed number is indistinguishable from a trained one.
+    # CRC-32 of a .pt member: a changed number is indistinguishable from a trained one. (A
+    # .keras weights member does carry one, and rnnscope checks it: tests/io/test_damaged_members.)
     "numbers": "only values (or the declared number type) of stored arrays changed",
     # A name inside the file changed (names are data): the file is read by the names it now
     # holds, so a layer or weight is renamed, or a weight whose name no longer fits its layer

@@ -192,6 +192,13 @@ def read_datasets(path: str, fmt: str, names: list[str]) -> Iterator[np.ndarray]
                 raise FormatError(
                     f"'{path}': dataset '{p}' holds {ds.dtype}, not numbers", path=path
                 )
+            if ds.dtype.itemsize > 8:
+                raise FormatError(
+                    f"'{path}': dataset '{p}' declares {ds.dtype} ({ds.dtype.itemsize} bytes a "
+                    "value); weights are stored as numbers of at most 8 bytes (float16/32/64), so "
+                    "the file is damaged or not a weights file",
+                    path=path,
+                )
             declared = int(np.prod(ds.shape, dtype=object)) * ds.dtype.itemsize
             check_declared(
                 path,

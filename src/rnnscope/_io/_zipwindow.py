@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -52,7 +53,8 @@ def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
     """A seekable file over ``member`` of the zip at ``path``.
 
     A stored (uncompressed) member, as Keras writes them, is a window on the archive itself:
-    seeking is free and nothing is copied. A compressed member is decompressed as it is read.
+    seeking is free and nothing is copied; its CRC-32 is checked first, in one streaming pass.
+    A compressed member is decompressed as it is read.
     """
     with zipfile.ZipFile(path) as zf:
         try:
@@ -77,4 +79,20 @@ def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
                 path=path,
             )
         window = _Window(raw, start, info.file_size)
+        _check_crc(window, info, path, member)
+        window.seek(0)
         yield io.BufferedReader(window, buffer_size=1 << 16)
+
+
+def _check_crc(window: _Window, info: zipfile.ZipInfo, path: str, member: str) -> None:
+    """Refuse a member whose bytes do not match the CRC-32 the archive records for it (zipfile
+    checks this only when a member is read to its end, and h5py reads a window in pieces)."""
+    crc, buf = 0, bytearray(1 << 20)
+    while n := window.readinto(buf):
+        crc = zlib.crc32(memoryview(buf)[:n], crc)
+    if crc != info.CRC:
+        raise FormatError(
+            f"'{path}': member '{member}' fails its CRC-32 check (recorded {info.CRC:08x}, "
+            f"computed {crc:08x}): the archive is damaged",
+            path=path,
+        )
