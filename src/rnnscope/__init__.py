@@ -49,6 +49,7 @@ _LAZY = {
     "trace": "_api",
     "weights": "_api",
     "report": "_report",
+    "read_metrics": "_metrics",
 }
 _SUBPACKAGES = ("compat", "keras", "plot", "tf_keras", "torch")  # matplotlib, frameworks
 
@@ -60,6 +61,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __
     from ._flags import Thresholds
     from ._io import Checkpoint, load
     from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
+    from ._metrics import read_metrics
     from ._monitor._history import history
     from ._report import report
     from ._summary import Summary, SummaryRow, summary
@@ -108,6 +110,7 @@ __all__ = [
     "history",
     "layers",
     "load",
+    "read_metrics",
     "report",
     "rnn_weights",
     "stats",
