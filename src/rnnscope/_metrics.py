@@ -335,7 +335,7 @@ def match_metrics(
                 out.at[m, c] = row[c]
         else:
             missing.append(f"{m} (no {kind} {want} in the metrics)")
-    shown = [c for c in names if out[c].notna().any()]
+    shown = [c for c in names if out[c].notna().any()] or names  # all, when none matched
     notes = [f"metrics from {metrics.attrs.get('source', 'a table')}"]
     for kind, rule in used.items():
         if kind == "epoch":
