@@ -60,9 +60,11 @@ def read_metrics(source: Any) -> pd.DataFrame:
         left out.
 
     Example:
-        >>> m = rnnscope.read_metrics("log.csv")
-        >>> list(m.columns)
-        ['epoch', 'step', 'loss', 'val_loss']
+        >>> m = rnnscope.read_metrics({"loss": [0.9, 0.7], "val_loss": [1.0, 0.8]})
+        >>> m[["epoch", "val_loss"]].values.tolist()
+        [[0, 1.0], [1, 0.8]]
+        >>> list(rnnscope.read_metrics("run.db").columns)  # a monitor database
+        ['epoch', 'step', 'weight_norm', 'grad_norm', 'update_ratio_max', 'nonfinite']
     """
     require("pandas", "report", "rnnscope.read_metrics")
     import pandas as pd
