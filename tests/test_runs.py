@@ -258,3 +258,34 @@ def test_cli_options_are_checked(variants, capsys):
     assert "not allowed with argument" in capsys.readouterr().err
     assert main(["compare", str(variants), "--rank-by", "val_loss"]) == 2
     assert "rank_by 'val_loss' needs metrics" in capsys.readouterr().err
+
+
+def test_a_torch_monitor_matches_step_numbered_checkpoints(tmp_path):
+    torch = pytest.importorskip("torch")
+    from rnnscope.torch import Monitor
+
+    torch.manual_seed(0)
+    net = torch.nn.LSTM(2, 3, batch_first=True)
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    d = tmp_path / "ck"
+    d.mkdir()
+    norms = {}
+    with Monitor(net, str(tmp_path / "run.db"), every=1) as mon:
+        for done in range(1, 5):
+            net(torch.randn(4, 3, 2))[0].square().mean().backward()
+            mon.step()
+            opt.step()
+            opt.zero_grad()
+            state = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+            if done % 2 == 0:  # saved after `done` updates, named by it
+                safetensors_np.save_file(state, str(d / f"step_{done}.safetensors"))
+                norms[f"step_{done}.safetensors"] = math.sqrt(
+                    sum(float((v.astype(np.float64) ** 2).sum()) for v in state.values())
+                )
+    df = rnnscope.compare(d, metrics=tmp_path / "run.db")
+    assert df.attrs["mode"] == "run" and any("by step" in n for n in df.attrs["metrics_notes"])
+    got = {r["model"]: r["weight_norm"] for r in df.attrs["checkpoints"]}
+    assert got["step_2.safetensors"] == pytest.approx(norms["step_2.safetensors"], rel=1e-6)
+    # the monitor's last row (step 3) holds the weights before the 4th update: no step 4
+    assert got["step_4.safetensors"] is None
+    assert any("no step 4 in the metrics" in n for n in df.attrs["metrics_notes"])

@@ -60,8 +60,8 @@ if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __
     from ._demo import demo_path
     from ._flags import Thresholds
     from ._io import Checkpoint, load
-    from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
     from ._metrics import read_metrics
+    from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
     from ._monitor._history import history
     from ._report import report
     from ._summary import Summary, SummaryRow, summary

@@ -52,8 +52,10 @@ def read_metrics(source: Any) -> pd.DataFrame:
             log folder (``epoch_loss`` under ``train/`` is ``loss``, under ``validation/``
             ``val_loss``; per-batch scalars are keyed by step), an rnnscope monitor database
             (per recorded step: global ``weight_norm`` and ``grad_norm``, the largest
-            ``update_ratio``, and the count of ``nonfinite`` values; its step counts updates
-            done, the database's step + 1), a DataFrame, or a Keras ``History``.
+            ``update_ratio``, and the count of ``nonfinite`` values; its step counts the
+            updates done: the database's step + 1 for Keras, which records after a batch's
+            update, the step itself for torch, recorded before ``opt.step()``), a DataFrame,
+            or a Keras ``History``.
 
     Returns:
         The table; ``df.attrs["source"]`` says what was read, ``df.attrs["notes"]`` what was
@@ -284,8 +286,13 @@ def _read_monitor(path: Path) -> pd.DataFrame:
             "nonfinite": g[["nan", "inf", "grad_nan", "grad_inf"]].sum(min_count=1).sum(axis=1),
         }
     ).reset_index()
-    df["step"] = df["step"] + 1  # the row of batch s holds the state after s + 1 updates
-    return _finish(df, f"monitor database {path.name} (run {int(h['run_id'].iloc[-1])})", [])
+    run = int(h["run_id"].iloc[-1])
+    runs = history(path, "runs")
+    framework = str(runs.loc[runs["run_id"] == run, "framework"].iloc[-1] or "")
+    # Keras records a batch's row after its update (s + 1 done); torch's step() comes before
+    # opt.step(), so its row s holds the weights after s updates
+    df["step"] = df["step"] + (0 if framework.startswith("torch") else 1)
+    return _finish(df, f"monitor database {path.name} (run {run}, {framework})", [])
 
 
 def match_metrics(
