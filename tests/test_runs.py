@@ -289,3 +289,27 @@ def test_a_torch_monitor_matches_step_numbered_checkpoints(tmp_path):
     # the monitor's last row (step 3) holds the weights before the 4th update: no step 4
     assert got["step_4.safetensors"] is None
     assert any("no step 4 in the metrics" in n for n in df.attrs["metrics_notes"])
+
+
+def test_report_context_for_the_report_layout(tmp_path, monkeypatch):
+    """What the report's layout reads: ``model_metrics`` indexed by model, ``rank_by``,
+    ``ranking`` (best first)."""
+    import rnnscope._report as report_module
+
+    seen: dict = {}
+    render = report_module._render
+    monkeypatch.setattr(report_module, "_render", lambda ctx: seen.update(ctx) or render(ctx))
+    val = {e: 1.0 / (1 + abs(e - 6)) for e in range(16)}  # epoch index 6 scores best
+    log = _metrics_csv(tmp_path / "log.csv", {"epoch": list(val), "val_auc": list(val.values())})
+    rnnscope.report(
+        rnnscope.demo_path("run"), tmp_path / "r.html", metrics=log, rank_by="val_auc",
+        figures=False,
+    )  # fmt: skip
+    mm = seen["model_metrics"]
+    assert mm.index.name == "model" and list(mm.columns) == ["step", "val_auc"]
+    assert mm["step"].tolist() == [0, 1, 2, 4, 8, 16]
+    assert mm.at["epoch8.safetensors", "val_auc"] == val[7]  # file epoch 8 = log epoch 7
+    assert math.isnan(mm.at["epoch0.safetensors", "val_auc"])
+    assert seen["rank_by"] == "val_auc"
+    assert seen["ranking"][:2] == ["epoch8.safetensors", "epoch4.safetensors"]
+    assert seen["ranking"][-1] == "epoch0.safetensors"

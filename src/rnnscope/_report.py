@@ -354,7 +354,7 @@ def _model_metrics(cmp: Any) -> tuple[Any, list[str]]:
         return pd.DataFrame(columns=["step"], index=pd.Index([], name="model")), []
     recs = cmp.attrs["checkpoints"]
     frame = pd.DataFrame(recs, columns=["model", "step", *cmp.attrs["metrics"]])
-    frame = frame.set_index("model")
+    frame = frame.set_index("model").reindex(cmp.attrs["models"])  # the models' order
     frame["step"] = frame["step"].astype("Int64")
     ranked = (
         [r["model"] for r in sorted(recs, key=lambda r: r["rank"])] if cmp.attrs["rank_by"] else []
