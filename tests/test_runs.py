@@ -235,6 +235,10 @@ def test_bad_metrics_and_rank_arguments(variants, tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(FormatError, match=r"bad\.csv.*expected a column 'epoch'.*found a, b"):
         rnnscope.compare(variants, metrics=bad)
+    with pytest.raises(InputError, match=r"column 'epoch' holds numbers that are not whole: 1\.5"):
+        rnnscope.read_metrics(pd.DataFrame({"epoch": [0, 1.5], "val_loss": [1.0, 0.5]}))
+    bad.write_text("Epoch,val_AUC\n0,0.5\n")  # key columns in any case; metric names kept
+    assert list(rnnscope.read_metrics(bad).columns) == ["epoch", "step", "val_AUC"]
     empty = tmp_path / "tb"
     empty.mkdir()
     with pytest.raises(FormatError, match="without TensorBoard event files"):

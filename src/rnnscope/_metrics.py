@@ -88,11 +88,17 @@ def read_metrics(source: Any) -> pd.DataFrame:
         raise InputError(f"metrics '{path}' does not exist", path=str(path), argument="metrics")
     if path.is_dir():
         return _read_tensorboard(path)
+    if not path.is_file():
+        raise _fail(path, "not a regular file (a FIFO or device); give a file or a folder")
     from ._monitor._history import is_database
 
     if is_database(path):
         return _read_monitor(path)
-    head = path.read_bytes()[:64].lstrip()
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64).lstrip()
+    except OSError as err:
+        raise _fail(path, f"cannot read it: {err.strerror or err}") from err
     if path.suffix.lower() == ".json" or head[:1] in (b"{", b"["):
         return _read_json(path)
     return _read_csv(path)
@@ -172,7 +178,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
             "expected a column 'epoch' (Keras CSVLogger writes it) or 'step' or 'model'; found "
             + ", ".join(map(str, df.columns[:8])),
         )
-    return _finish(df.rename(columns={v: k for k, v in cols.items()}), f"CSV file {path.name}", [])
+    keys = {v: k for k, v in cols.items() if k in (*_KEYS, *_MODEL_KEYS)}  # "Epoch" -> "epoch"
+    return _finish(df.rename(columns=keys), f"CSV file {path.name}", [])
 
 
 def _finish(df: pd.DataFrame, source: str, notes: list[str]) -> pd.DataFrame:
@@ -189,8 +196,14 @@ def _finish(df: pd.DataFrame, source: str, notes: list[str]) -> pd.DataFrame:
         )
     out = pd.DataFrame(index=df.index)
     for k in _KEYS:
-        out[k] = pd.to_numeric(df[k], errors="coerce").astype("Int64") if k in df else pd.NA
-        out[k] = out[k].astype("Int64")
+        values = pd.to_numeric(df[k], errors="coerce") if k in df else pd.Series(pd.NA, df.index)
+        if (values.dropna() % 1 != 0).any():
+            raise InputError(
+                f"metrics ({source}): column '{k}' holds numbers that are not whole: "
+                + ", ".join(map(str, values[values % 1 != 0].head(3))),
+                argument="metrics",
+            )
+        out[k] = values.astype("Int64")
     if model is not None:
         out["model"] = df[model].astype(str)
     dropped = []
