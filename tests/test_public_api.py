@@ -33,6 +33,7 @@ PUBLIC = {
     "history",
     "layers",
     "load",
+    "read_metrics",
     "report",
     "rnn_weights",
     "stats",

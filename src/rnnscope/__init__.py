@@ -49,6 +49,7 @@ _LAZY = {
     "trace": "_api",
     "weights": "_api",
     "report": "_report",
+    "read_metrics": "_metrics",
 }
 _SUBPACKAGES = ("compat", "keras", "plot", "tf_keras", "torch")  # matplotlib, frameworks
 
@@ -59,6 +60,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __
     from ._demo import demo_path
     from ._flags import Thresholds
     from ._io import Checkpoint, load
+    from ._metrics import read_metrics
     from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
     from ._monitor._history import history
     from ._report import report
@@ -108,6 +110,7 @@ __all__ = [
     "history",
     "layers",
     "load",
+    "read_metrics",
     "report",
     "rnn_weights",
     "stats",

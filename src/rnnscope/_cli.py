@@ -166,12 +166,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             progress=tick,
             recursive=args.recursive,
             strict=args.strict,
+            run=args.as_run,
+            metrics=args.metrics,
+            rank_by=args.rank_by,
+            metrics_offset=args.metrics_offset,
         )
-    flags = change_flags(df.to_dict("records"), Thresholds())
+    run = df.attrs["mode"] == "run"  # "changing fast" compares consecutive steps of a run only
+    flags = change_flags(df.to_dict("records"), Thresholds()) if run else []
     if df.attrs["baseline_note"]:
         print(f"rnnscope: baseline: {plain(df.attrs['baseline_note'], None)}", file=sys.stderr)
     if _machine(args):  # stdout is the machine output; the findings go to stderr
         _write_frame(df, args.csv, args.json)
+        for line in _run_lines(df):
+            print(line, file=sys.stderr)
         for f in flags:
             print(f"{f.severity}: {f.model}: {f.where}: {f.message}", file=sys.stderr)
         return _report_failed(df.attrs["failed"])
@@ -191,9 +198,38 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 cells.append(f"{cell(v)} ({rel:+.0%})")
         rows.append(cells)
     _print_table(f"L2 norm per block; change against {df.attrs['baseline']}", headers, rows)
+    _print_checkpoints(df)
+    for line in _run_lines(df):
+        print(line)
     for f in flags:
         print(f"{f.severity}: {f.model}: {f.where}: {f.message}")
     return _report_failed(df.attrs["failed"])
+
+
+def _print_checkpoints(df: Any) -> None:
+    """The per-checkpoint table: step, metrics, flag counts (and rank), in compare's order."""
+    recs = df.attrs["checkpoints"]
+    ranked = df.attrs.get("rank_by") is not None
+    if ranked:
+        recs = sorted(recs, key=lambda r: r["rank"])
+    keys = ["step", *df.attrs["metrics"], "errors", "warnings", "notes"] + (["rank"] * ranked)
+    what = "metrics and flags" if df.attrs["metrics"] else "flags"
+    title = f"checkpoints: {what}" + (f", ranked by {df.attrs['rank_by']}" if ranked else "")
+    rows = [[plain(r["model"]), *(r.get(k) for k in keys)] for r in recs]
+    _print_table(title, ["model", *keys], rows)
+
+
+def _run_lines(df: Any) -> list[str]:
+    """The run/variants line, how metrics were matched, and the "which to keep" line."""
+    lines = [plain(df.attrs["mode_note"], None)]
+    notes = df.attrs["step_notes"]
+    if notes:
+        more = f" (and {len(notes) - 1} more like it)" if len(notes) > 1 else ""
+        lines.append(f"  numbers in names: {plain(notes[0], None)}{more}")
+    lines += [f"  {plain(n, None)}" for n in df.attrs["metrics_notes"]]
+    if df.attrs["keep"]:
+        lines.append(plain(df.attrs["keep"], None))
+    return lines
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -215,6 +251,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
             progress=tick,
             recursive=args.recursive,
             strict=args.strict,
+            run=args.as_run,
+            metrics=args.metrics,
+            rank_by=args.rank_by,
+            metrics_offset=args.metrics_offset,
         )
     print(f"wrote {out}")
     return _report_failed(failed)

@@ -116,6 +116,64 @@ def _many(p: argparse.ArgumentParser, parallel: bool = True) -> None:
         )
 
 
+def _offset(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number (e.g. -1, 0); got {text!r}"
+        ) from None
+
+
+def _rank_by(text: str) -> str:
+    if not text.strip() or text.endswith(":"):
+        raise argparse.ArgumentTypeError(
+            f"expected METRIC, METRIC:min or METRIC:max (e.g. val_loss); got {text!r}"
+        )
+    return text
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """Runs vs variants, metrics beside checkpoints, ranking (compare and report)."""
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--run",
+        dest="as_run",
+        action="store_const",
+        const=True,
+        default=None,
+        help="read the checkpoints as one training run, in step order, flagging fast changes "
+        "(default when every name carries a step or epoch number)",
+    )
+    how.add_argument(
+        "--variants",
+        dest="as_run",
+        action="store_const",
+        const=False,
+        help="read them as unrelated variants: against the baseline only, no 'changing fast'",
+    )
+    p.add_argument(
+        "--metrics",
+        metavar="PATH",
+        help="training metrics to show beside the checkpoints: a CSVLogger .csv, a History "
+        ".json, a TensorBoard log folder or a monitor database (matched by epoch or step)",
+    )
+    p.add_argument(
+        "--metrics-offset",
+        type=_offset,
+        metavar="N",
+        help="a checkpoint's epoch/step + N is the metrics' epoch/step (default: -1 for epochs, "
+        "as ModelCheckpoint counts from 1 and the logs from 0; 0 for steps)",
+    )
+    p.add_argument(
+        "--rank-by",
+        type=_rank_by,
+        metavar="METRIC[:min|max]",
+        help="rank the checkpoints by a metric (loss-like: lowest first, accuracy-like: highest; "
+        "':min'/':max' says so), fewer errors then fewer warnings breaking ties",
+    )
+
+
 def _global_options() -> argparse.ArgumentParser:
     """Options every subcommand takes too, before or after its name."""
     g = argparse.ArgumentParser(add_help=False)
@@ -183,6 +241,7 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
     c = add("compare", "compare checkpoints block by block against a baseline")
     _many(c)
     c.add_argument("--baseline", help=_BASELINE)
+    _run_options(c)
     _machine_options(c, "the comparison")
     c.set_defaults(run=commands["compare"])
     r = add("report", "one self-contained HTML report of checkpoints (and monitor databases)")
@@ -191,6 +250,7 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
     r.add_argument("--baseline", help=_BASELINE)
     r.add_argument("--title", default="rnnscope report", help="the page title")
     r.add_argument("--no-figures", action="store_true", help="tables and flags only")
+    _run_options(r)
     r.set_defaults(run=commands["report"])
     pl = add(
         "plot",

@@ -161,6 +161,10 @@ def report(
     progress: Progress | None = None,
     recursive: bool = False,
     strict: bool = False,
+    run: bool | None = None,
+    metrics: Any = None,
+    rank_by: str | None = None,
+    metrics_offset: int | None = None,
 ) -> Path:
     """Write ONE self-contained HTML report of one or several models; return its path.
 
@@ -183,6 +187,9 @@ def report(
         recursive, strict: as in :func:`rnnscope.stats`. Sources that cannot be read (and
             folder entries left out) are listed in the report's "Not read" section, and one
             ``RuntimeWarning`` names the failed ones.
+        run, metrics, rank_by, metrics_offset: as in :func:`rnnscope.compare`: read the
+            checkpoints as a training run or as variants (the comparison's heading says which),
+            show training metrics beside them, and rank them by one ("which to keep").
 
     Example:
         >>> rnnscope.report("checkpoints/", out="health.html", jobs=2).name
@@ -203,6 +210,10 @@ def report(
         progress=progress,
         recursive=recursive,
         strict=strict,
+        run=run,
+        metrics=metrics,
+        rank_by=rank_by,
+        metrics_offset=metrics_offset,
     )
     warn_failed(failed, total, f"the report's 'Not read' section ({path})")
     return path
@@ -224,6 +235,10 @@ def build_report(
     progress: Progress | None,
     recursive: bool,
     strict: bool,
+    run: bool | None = None,
+    metrics: Any = None,
+    rank_by: str | None = None,
+    metrics_offset: int | None = None,
 ) -> tuple[Path, list[dict[str, str]], int]:
     """:func:`report`'s work: the path, the ``failed`` rows, and how many sources there were."""
     require("jinja2", "report", "rnnscope.report")
@@ -265,11 +280,16 @@ def build_report(
         s["flags"] = flags_for(s["rows"], t)
         all_flags += s["flags"]
     comparison: dict[str, Any] | None = None
-    if len(sections) > 1 and compare is not False:
-        cmp = compare_table(table, baseline)
-        growth = change_flags(cmp.to_dict("records"), t)
+    runs = {"run": run, "metrics": metrics, "rank_by": rank_by, "metrics_offset": metrics_offset}
+    comparing = len(sections) > 1 and compare is not False
+    base = baseline if comparing else None
+    cmp = compare_table(table, base, **runs, thresholds=t) if len(sections) else None
+    if cmp is not None and comparing:
+        run_mode = cmp.attrs["mode"] == "run"  # "changing fast" only between steps of a run
+        growth = change_flags(cmp.to_dict("records"), t) if run_mode else []
         all_flags += growth
         comparison = _comparison(cmp, growth, figures, table)
+    model_metrics, ranking = _model_metrics(cmp)
     context = {
         "title": title,
         "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -282,6 +302,9 @@ def build_report(
         "comparison": comparison,
         "failed": failed,
         "histories": [_history_section(Path(d), figures) for d in databases],
+        "model_metrics": model_metrics,  # indexed by model: step, one column per metric
+        "rank_by": rank_by,
+        "ranking": ranking,  # models, best first ([] without rank_by)
     }
     path = Path(out)
     try:
@@ -305,6 +328,14 @@ def _comparison(cmp: Any, growth: list[Flag], figures: bool, table: Any) -> dict
         ]
         rows.append({"key": key, "cells": cells})
     return {
+        "mode": cmp.attrs["mode"],
+        "mode_note": cmp.attrs["mode_note"],
+        "keep": cmp.attrs["keep"],
+        "checkpoints": {r["model"]: r for r in cmp.attrs["checkpoints"]},
+        "metrics": cmp.attrs["metrics"],
+        "checkpoint_rows": ["step", *cmp.attrs["metrics"], "errors", "warnings"]
+        + (["rank"] if cmp.attrs["rank_by"] else []),
+        "metrics_notes": cmp.attrs["metrics_notes"],
         "baseline": cmp.attrs["baseline"],
         "baseline_note": cmp.attrs["baseline_note"],
         "models": models,
@@ -312,6 +343,23 @@ def _comparison(cmp: Any, growth: list[Flag], figures: bool, table: Any) -> dict
         "flags": growth,
         "figures": _overlay(table) if figures else [],
     }
+
+
+def _model_metrics(cmp: Any) -> tuple[Any, list[str]]:
+    """The report context's ``model_metrics`` (indexed by model: ``step`` and one column per
+    metric) and the models in rank order (empty without ``rank_by``)."""
+    import pandas as pd
+
+    if cmp is None:
+        return pd.DataFrame(columns=["step"], index=pd.Index([], name="model")), []
+    recs = cmp.attrs["checkpoints"]
+    frame = pd.DataFrame(recs, columns=["model", "step", *cmp.attrs["metrics"]])
+    frame = frame.set_index("model").reindex(cmp.attrs["models"])  # the models' order
+    frame["step"] = frame["step"].astype("Int64")
+    ranked = (
+        [r["model"] for r in sorted(recs, key=lambda r: r["rank"])] if cmp.attrs["rank_by"] else []
+    )
+    return frame, ranked
 
 
 def _history_section(path: Path, figures: bool) -> dict[str, Any]:

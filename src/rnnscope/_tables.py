@@ -443,6 +443,10 @@ def compare(
     progress: Progress | None = None,
     recursive: bool = False,
     strict: bool = False,
+    run: bool | None = None,
+    metrics: Any = None,
+    rank_by: str | None = None,
+    metrics_offset: int | None = None,
 ) -> pd.DataFrame:
     """The statistics of several models aligned by (layer, part, gate, direction).
 
@@ -457,6 +461,22 @@ def compare(
     natural order, whether they could be read or not); a baseline that could not be read is an
     :class:`InputError`. The default, ``None``, is the first source read; if sources before it
     could not be read, ``df.attrs["baseline_note"]`` says so (and a warning).
+
+    A folder is a training RUN when every name carries a step or epoch number (``ckpt-0005.h5``,
+    ``model.03-0.42.keras``, ``step_1200.safetensors``, ``epoch=3-step=1500.ckpt``; or
+    ``run=True``): the models are ordered by it and ``l2_norm_step_rel_change`` is the change
+    since the previous checkpoint. Otherwise (or ``run=False``) they are VARIANTS: compared
+    with the baseline only, ``l2_norm_step_rel_change`` empty. ``df.attrs["mode"]`` is "run"
+    or "variants" and ``df.attrs["mode_note"]`` says why; the column ``step`` holds each
+    model's number.
+
+    ``metrics`` (a ``CSVLogger`` CSV, a ``History`` JSON dump, a TensorBoard log folder, a
+    monitor database, a DataFrame; see :func:`rnnscope.read_metrics`) adds a column per
+    metric, matched by epoch (a file's epoch E is the logs' epoch E-1, or E+``metrics_offset``)
+    or step. ``rank_by`` (``"val_loss"``; ``"val_f1:max"`` to say the direction) ranks the
+    checkpoints by a metric, fewer errors then fewer warnings breaking ties:
+    ``df.attrs["checkpoints"]`` holds a record per model (step, metrics, flag counts, rank)
+    and ``df.attrs["keep"]`` the line naming the one to keep.
 
     Example:
         >>> df = rnnscope.compare("checkpoints/", baseline=0)
@@ -485,7 +505,9 @@ def compare(
             recursive=recursive,
             strict=strict,
         )
-    out = compare_table(table, baseline)
+    out = compare_table(
+        table, baseline, run=run, metrics=metrics, rank_by=rank_by, metrics_offset=metrics_offset
+    )
     for w in caught:  # said once, from here
         warnings.warn(str(w.message), w.category, stacklevel=2)
     if out.attrs.get("baseline_note"):
@@ -533,11 +555,26 @@ def pick_baseline(
     return name, ""
 
 
-def compare_table(table: pd.DataFrame, baseline: int | str | None = None) -> pd.DataFrame:
+def compare_table(
+    table: pd.DataFrame,
+    baseline: int | str | None = None,
+    *,
+    run: bool | None = None,
+    metrics: Any = None,
+    rank_by: str | None = None,
+    metrics_offset: int | None = None,
+    thresholds: Any = None,
+) -> pd.DataFrame:
     """:func:`compare` of an existing :func:`stats` frame."""
     import numpy as np
     import pandas as pd
 
+    from ._runs import RUN, decide_mode
+
+    mode = decide_mode(list(dict.fromkeys(table["model"])), run)
+    if mode.mode == RUN:  # in step order
+        order = {m: i for i, m in enumerate(mode.order)}
+        table = table.sort_values("model", key=lambda s: s.map(order), kind="stable")
     models = list(dict.fromkeys(table["model"]))
     base, note = pick_baseline(
         baseline, models, list(table.attrs.get("sources", [])), table.attrs.get("failed", [])
@@ -565,7 +602,43 @@ def compare_table(table: pd.DataFrame, baseline: int | str | None = None) -> pd.
     prev = out[out["present"]].groupby(KEY, sort=False)["l2_norm"].shift(1).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         step = (out.loc[prev.index, "l2_norm"].astype(float) - prev) / prev.abs()
-    out["l2_norm_step_rel_change"] = step.reindex(out.index)
+    out["l2_norm_step_rel_change"] = step.reindex(out.index) if mode.mode == RUN else np.nan
     out.attrs.update(tol=table.attrs["tol"], baseline=base, models=models, baseline_note=note)
     out.attrs["failed"] = list(table.attrs.get("failed", []))
+    return _with_checkpoints(out, table, mode, metrics, rank_by, metrics_offset, thresholds)
+
+
+def _with_checkpoints(
+    out: pd.DataFrame,
+    table: pd.DataFrame,
+    mode: Any,
+    metrics: Any,
+    rank_by: str | None,
+    offset: int | None,
+    thresholds: Any,
+) -> pd.DataFrame:
+    """The per-model columns (``step``, metrics) and the run/variants and ranking attrs."""
+    from ._metrics import checkpoint_table, records
+
+    per, keep, notes = checkpoint_table(
+        table, out, mode, metrics, offset=offset, rank_by=rank_by, thresholds=thresholds
+    )
+    extra = [c for c in per.columns if c not in ("errors", "warnings", "notes", "rank")]
+    clash = {c: f"metric_{c}" for c in extra if c != "step" and c in out.columns}
+    if clash:
+        notes.append(f"metrics named like statistics columns renamed: {clash}")
+    cols = per[extra].rename(columns=clash)
+    attrs = dict(out.attrs)
+    out = out.join(cols, on="model")
+    out.attrs = attrs
+    out.attrs.update(
+        mode=mode.mode,
+        mode_note=mode.describe(),
+        step_notes=list(mode.notes),
+        metrics_notes=notes,
+        metrics=[c for c in cols.columns if c != "step"],
+        checkpoints=records(per.rename(columns=clash)),
+        rank_by=rank_by,
+        keep=keep,
+    )
     return out
