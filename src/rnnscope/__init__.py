@@ -49,6 +49,8 @@ _LAZY = {
     "trace": "_api",
     "weights": "_api",
     "report": "_report",
+    "Explorer": "_explore",
+    "explore": "_explore",
 }
 _SUBPACKAGES = ("compat", "keras", "plot", "tf_keras", "torch")  # matplotlib, frameworks
 
@@ -57,6 +59,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __
     from ._api import layers, rnn_weights, trace, weights
     from ._capture import activations, gradients
     from ._demo import demo_path
+    from ._explore import Explorer, explore
     from ._flags import Thresholds
     from ._io import Checkpoint, load
     from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
@@ -88,6 +91,7 @@ __all__ = [
     "GATES",
     "PARTS",
     "Checkpoint",
+    "Explorer",
     "FormatError",
     "InputError",
     "LayerError",
@@ -104,6 +108,7 @@ __all__ = [
     "activations",
     "compare",
     "demo_path",
+    "explore",
     "gradients",
     "history",
     "layers",
