@@ -113,6 +113,7 @@ def open_page(browser, path):  # noqa: F811
     context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1000})
     context.on("request", lambda r: record["requests"].append(r.url))
     page = context.new_page()
+    page.set_default_timeout(8000)
     page.on("console", lambda m: m.type in ("error", "warning") and record["problems"].append(m.text))
     page.on("pageerror", lambda e: record["problems"].append(str(e)))
     page.goto(path.as_uri(), wait_until="load")
@@ -153,11 +154,13 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     check_selection(page, h_f, 0.05)
 
     # set a threshold and a range where some units stay on, through the widgets' models
-    thr = -0.02
+    thr = 0.0
     put(page, "rnnscope-threshold", "value", thr)
-    put(page, "rnnscope-range", "value", [10, 13])
+    put(page, "rnnscope-range", "value", [7, 7])  # one step: its last step counts too
+    assert 0 < len(check_selection(page, h_f, thr)[0]) < UNITS
+    put(page, "rnnscope-range", "value", [15, 20])
     units, t0, t1 = check_selection(page, h_f, thr)
-    assert units, "the fixture must select some units"
+    assert units == [1, 3, 5]  # the fixture's: 15 matches, 12 of them with more units on
 
     # the matches: every run in every sample, ranked by the documented score
     want = matches(h_f, units, t1 - t0 + 1, thr)
