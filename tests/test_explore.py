@@ -7,7 +7,9 @@ output here), and the selection and the matches are recomputed in numpy below.
 
 from __future__ import annotations
 
+import base64
 import html
+import json
 import re
 
 import numpy as np
@@ -33,8 +35,9 @@ def lstm():
     p = {k: v.detach().numpy() for k, v in model.named_parameters()}
 
     def run(xx, sfx):
-        return raw.torch_lstm(xx, *(p[f"{n}_l0{sfx}"] for n in ("weight_ih", "weight_hh",
-                                                              "bias_ih", "bias_hh")))
+        return raw.torch_lstm(
+            xx, *(p[f"{n}_l0{sfx}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        )
 
     gates = {"forward": run(x, ""), "backward": raw.flip(run(x[:, ::-1], "_reverse"))}
     with torch.no_grad():
@@ -114,7 +117,9 @@ def open_page(browser, path):  # noqa: F811
     context.on("request", lambda r: record["requests"].append(r.url))
     page = context.new_page()
     page.set_default_timeout(8000)
-    page.on("console", lambda m: m.type in ("error", "warning") and record["problems"].append(m.text))
+    page.on(
+        "console", lambda m: m.type in ("error", "warning") and record["problems"].append(m.text)
+    )
     page.on("pageerror", lambda e: record["problems"].append(str(e)))
     page.goto(path.as_uri(), wait_until="load")
     page.wait_for_function("() => window.__rnnscopeExplore !== undefined")
@@ -149,7 +154,9 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     page.mouse.down()
     page.mouse.move(box["left"] + box["at"][1], box["top"], steps=6)
     page.mouse.up()
-    page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('rnnscope-range').value[0] == 4")
+    page.wait_for_function(
+        "() => Bokeh.documents[0].get_model_by_name('rnnscope-range').value[0] == 4"
+    )
     assert get(page, "rnnscope-range", "value") == [4, 9]
     check_selection(page, h_f, 0.05)
 
@@ -165,7 +172,8 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     # the matches: every run in every sample, ranked by the documented score
     want = matches(h_f, units, t1 - t0 + 1, thr)
     got = get(page, "rnnscope-matches", "data")
-    assert list(zip(got["sample"], got["start"], got["end"], got["on"])) == [w[1:] for w in want]
+    rows = zip(got["sample"], got["start"], got["end"], got["on"], strict=True)
+    assert list(rows) == [w[1:] for w in want]
     np.testing.assert_allclose(got["score"], [w[0] for w in want], rtol=1e-12)
     assert f"<b>{len(want)}</b> place" in get(page, "rnnscope-match-title", "text")
 
@@ -173,7 +181,9 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     row = next(i for i, w in enumerate(want) if w[1] != 0)
     _, s, a, b, _ = want[row]
     page.locator(".slick-row").nth(row).click()
-    page.wait_for_function(f"() => Bokeh.documents[0].get_model_by_name('rnnscope-sample').value == '{s}'")
+    page.wait_for_function(
+        f"() => Bokeh.documents[0].get_model_by_name('rnnscope-sample').value == '{s}'"
+    )
     xr = (get(page, "rnnscope-x", "start"), get(page, "rnnscope-x", "end"))
     assert xr[0] < a and b < xr[1] and xr != (-0.5, TIME - 0.5), (xr, a, b)
     assert get(page, "rnnscope-match-box", "visible")
@@ -186,7 +196,9 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
 
     # switch direction and signal with the page's own menus
     page.get_by_label("direction").select_option("backward")
-    page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('rnnscope-direction').value == 'backward'")
+    page.wait_for_function(
+        "() => Bokeh.documents[0].get_model_by_name('rnnscope-direction').value == 'backward'"
+    )
     np.testing.assert_allclose(shown(page)[1], h_b[s].T, atol=1e-6)
     check_selection(page, h_b, thr)
     page.get_by_label("signal").select_option("forget")
@@ -195,7 +207,9 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     put(page, "rnnscope-threshold", "value", 0.5)
     check_selection(page, forget, 0.5)
     image = get(page, "rnnscope-img-src", "data")["image"][0]
-    flat = np.array([image[str(i)] for i in range(len(image))] if isinstance(image, dict) else image)
+    flat = np.array(
+        [image[str(i)] for i in range(len(image))] if isinstance(image, dict) else image
+    )
     np.testing.assert_allclose(flat.reshape(UNITS, TIME), forget[s].T, atol=1e-6)
 
     page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
@@ -235,7 +249,7 @@ def test_tokens_labels_and_errors(lstm, tmp_path):
     assert err.value.argument == "signals"
     with pytest.raises(InputError, match="max_mb=1e-06: even the first signal 'h'"):
         rnnscope.explore(model, x, max_mb=1e-6, out=tmp_path / "t.html")
-    with pytest.raises(InputError, match="out: folder .* does not exist"):
+    with pytest.raises(InputError, match=r"out: folder .* does not exist"):
         rnnscope.explore(model, x, out=tmp_path / "no" / "t.html")
 
 
@@ -246,3 +260,69 @@ def test_jupyter_shows_the_same_page(lstm, tmp_path):
     srcdoc = re.search(r'srcdoc="([^"]*)"', frame).group(1)
     assert html.unescape(srcdoc) == out.path.read_text()
     assert out.signals == (("h", "forward"), ("h", "backward"))
+
+
+def page_data(path) -> dict:
+    """The JSON block of an explorer page."""
+    text = path.read_text(encoding="utf-8")
+    block = re.search(
+        r'<script type="application/json" id="rnnscope-explore-[0-9a-f]+">(.*?)'
+        r"</script>",
+        text,
+        re.S,
+    ).group(1)
+    return json.loads(block)
+
+
+def unpack(p: dict) -> np.ndarray:
+    dtype = {"f32": "<f4", "u16": "<u2", "u8": "u1"}[p["enc"]]
+    stored = np.frombuffer(base64.b64decode(p["b64"]), dtype=dtype).reshape(p["shape"])
+    return p["lo"] + p["step"] * stored.astype(np.float64)
+
+
+def test_cli_explores_a_checkpoint_with_tokens(lstm, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from rnnscope._cli import main
+
+    model, x, gates = lstm
+    save_file(model.state_dict(), str(tmp_path / "lstm.safetensors"))
+    np.save(tmp_path / "x.npy", x)
+    rows = [" ".join(f"w{s}.{t}" for t in range(TIME)) for s in range(SAMPLES)]
+    (tmp_path / "tokens.txt").write_text("\n".join(rows) + "\n")
+    (tmp_path / "labels.txt").write_text("".join(f"label {s}\n" for s in range(SAMPLES)))
+    out = tmp_path / "e.html"
+    argv = [str(tmp_path / "lstm.safetensors"), "--input", str(tmp_path / "x.npy"), "-o", str(out)]
+    code = main(
+        [
+            "explore",
+            *argv,
+            "--tokens",
+            str(tmp_path / "tokens.txt"),
+            "--labels",
+            str(tmp_path / "labels.txt"),
+            "--signals",
+            "h,forget",
+        ]
+    )
+    assert code == 0 and f"wrote {out}" in capsys.readouterr().out
+    data = page_data(out)
+    assert data["tokens"][3][5] == "w3.5" and data["labels"][2] == "2: label 2"
+    assert sorted(data["signals"]) == [
+        "forget|backward",
+        "forget|forward",
+        "h|backward",
+        "h|forward",
+    ]
+    for d in ("forward", "backward"):  # from the file, equal to the raw-weight oracle
+        np.testing.assert_allclose(unpack(data["signals"][f"h|{d}"]), gates[d]["h"], atol=1e-6)
+        np.testing.assert_allclose(
+            unpack(data["signals"][f"forget|{d}"]), gates[d]["forget"], atol=1e-6
+        )
+    rows[3] = rows[3].rsplit(" ", 1)[0]
+    (tmp_path / "tokens.txt").write_text("\n".join(rows) + "\n")
+    assert main(["explore", *argv, "--tokens", str(tmp_path / "tokens.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "--tokens" in err and "line 4 has 23 token(s); expected one per timestep" in err
+    assert main(["explore", *argv, "--signals", "h,nope"]) == 2
+    assert "signals: expected some of input, forget, cell, output, c, h" in capsys.readouterr().err
