@@ -326,3 +326,12 @@ def test_cli_explores_a_checkpoint_with_tokens(lstm, tmp_path, capsys):
     assert "--tokens" in err and "line 4 has 23 token(s); expected one per timestep" in err
     assert main(["explore", *argv, "--signals", "h,nope"]) == 2
     assert "signals: expected some of input, forget, cell, output, c, h" in capsys.readouterr().err
+
+
+def test_report_hook_links_the_explorer_relatively(tmp_path):
+    from rnnscope._explore import explorer_section
+
+    (tmp_path / "sub").mkdir()
+    fragment = explorer_section(tmp_path / "sub" / 'a "b" <c>.html', tmp_path / "report.html")
+    assert 'href="sub/a &quot;b&quot; &lt;c&gt;.html"' in fragment
+    assert ">a &quot;b&quot; &lt;c&gt;.html</a>" in fragment
