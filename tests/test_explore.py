@@ -212,6 +212,26 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     )
     np.testing.assert_allclose(flat.reshape(UNITS, TIME), forget[s].T, atol=1e-6)
 
+    # hovering a heatmap cell shows its unit, timestep and value (t=a: the view is zoomed there)
+    at = page.evaluate(
+        """(t) => {
+          const plot = Bokeh.documents[0].get_model_by_name('rnnscope-heatmap');
+          let pv = null;
+          for (const v of Bokeh.index) { pv = pv || v.owner.find_one(plot); }
+          const r = pv.canvas_view.el.getBoundingClientRect();
+          return [r.left + pv.frame.x_scale.compute(t), r.top + pv.frame.y_scale.compute(2)];
+        }""",
+        a,
+    )
+    page.mouse.move(at[0] - 30, at[1] - 10)
+    page.mouse.move(*at, steps=4)
+    tip = page.locator(".bk-tooltip-content").first.inner_text()
+    unit, step, value = re.fullmatch(
+        r"unit:\s*(\d+)\s*t:\s*(\d+)\s*value:\s*(\S+)", tip.strip()
+    ).groups()
+    assert (int(unit), int(step)) == (2, a)
+    assert abs(float(value) - forget[s, a, 2]) <= 5e-7 + 1e-6
+
     page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
     context.close()
     assert record["problems"] == []
@@ -263,15 +283,24 @@ def test_jupyter_shows_the_same_page(lstm, tmp_path):
 
 
 def page_data(path) -> dict:
-    """The JSON block of an explorer page."""
+    """An explorer page's JSON description, each array's base64 text put back from its block."""
     text = path.read_text(encoding="utf-8")
-    block = re.search(
-        r'<script type="application/json" id="rnnscope-explore-[0-9a-f]+">(.*?)'
+    found = re.search(
+        r'<script type="application/json" id="(rnnscope-explore-[0-9a-f]+)">(.*?)'
         r"</script>",
         text,
         re.S,
-    ).group(1)
-    return json.loads(block)
+    )
+    data = json.loads(found.group(2))
+    for p in [*data["signals"].values(), data["features"]]:
+        if p is not None:
+            block = re.search(
+                f'<script type="application/octet-stream" id="{p["block"]}">'
+                r"([A-Za-z0-9+/=]*)</script>",
+                text,
+            )
+            p["b64"] = block.group(1)
+    return data
 
 
 def unpack(p: dict) -> np.ndarray:

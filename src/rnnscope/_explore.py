@@ -28,6 +28,7 @@ __all__ = ["Explorer", "explore", "explorer_section", "pack_array"]
 _ENCODINGS = (("f32", "<f4", 4), ("u16", "<u2", 2), ("u8", "u1", 1))
 _B64 = 4 / 3  # base64 grows bytes by a third
 MAX_MATCHES = 200
+MAX_LINES = 40  # unit lines drawn (each of selected and others) when a layer has more units
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ def _meta(
         "tokens": tokens,
         "features": None if tokens is not None else pack_array(x, encoding),
         "max_matches": MAX_MATCHES,
+        "max_lines": MAX_LINES,
     }
 
 

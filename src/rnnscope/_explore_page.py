@@ -35,10 +35,26 @@ def _view_scale(meta: dict[str, Any]) -> None:
     meta["palettes"] = _palettes()
 
 
-def _json_script(uid: str, meta: dict[str, Any]) -> str:
+def _data_scripts(uid: str, meta: dict[str, Any]) -> str:
+    """The data blocks: the small JSON description, then one base64 block per array.
+
+    Each array's base64 text sits in its own ``<script type="application/octet-stream">`` (not
+    run, not parsed) and is read by id when the page first needs it, so opening the page parses
+    only the description and the arrays of the first view.
+    """
+    meta = dict(meta, signals={k: dict(v) for k, v in meta["signals"].items()})
+    arrays = list(meta["signals"].values()) + ([meta["features"]] if meta["features"] else [])
+    if meta["features"]:
+        meta["features"] = arrays[-1] = dict(meta["features"])
+    blocks = []
+    for i, p in enumerate(arrays):
+        p["block"] = f"{uid}-{i}"
+        blocks.append(
+            f'<script type="application/octet-stream" id="{uid}-{i}">{p.pop("b64")}</script>'
+        )
     text = json.dumps(meta, separators=(",", ":"), allow_nan=False)
     text = text.replace("<", "\\u003c")  # nothing in the block can end or open a tag
-    return f'<script type="application/json" id="{uid}">{text}</script>'
+    return f'<script type="application/json" id="{uid}">{text}</script>\n' + "\n".join(blocks)
 
 
 def _callback(models: dict[str, Any], action: str) -> Any:
@@ -79,6 +95,8 @@ def _plots(meta: dict[str, Any], width: int) -> dict[str, Any]:
         {"xs": [], "ys": [], "unit": [], "color": [], "alpha": [], "width": []},
         name="rnnscope-lines-src",
     )
+    band_src = ColumnDataSource({"x": [], "lo": [], "hi": []}, name="rnnscope-band-src")
+    lines.varea("x", "lo", "hi", source=band_src, fill_color="#1f77b4", fill_alpha=0.12)
     r = lines.multi_line(
         "xs", "ys", source=lines_src, line_color="color", line_alpha="alpha", line_width="width"
     )
@@ -151,6 +169,7 @@ def _plots(meta: dict[str, Any], width: int) -> dict[str, Any]:
     return {
         "x": x,
         "lines": lines,
+        "band_src": band_src,
         "lines_src": lines_src,
         "span": span,
         "box": box,
@@ -268,7 +287,7 @@ def build_page(
     head, sep, body = page.rpartition("</head>")  # Bokeh's own script holds "<body>" too
     if not sep or "<body>" not in body:
         raise RuntimeError("bokeh's page template changed: no </head> followed by <body>")
-    return head + sep + body.replace("<body>", "<body>\n" + _json_script(uid, meta), 1)
+    return head + sep + body.replace("<body>", "<body>\n" + _data_scripts(uid, meta), 1)
 
 
 def _esc(text: object) -> str:

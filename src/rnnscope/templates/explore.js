@@ -21,7 +21,7 @@ function rnnscopeExplore(m, cb_obj, action) {
     return out;
   }
   function decode(p) {  // a packed array: value = lo + step * stored
-    const raw = bytes(p.b64);
+    const raw = bytes(document.getElementById(p.block).textContent);
     const q = p.enc === "f32" ? new Float32Array(raw.buffer)
       : p.enc === "u16" ? new Uint16Array(raw.buffer) : raw;
     return {q: q, lo: p.lo, step: p.step, shape: p.shape, p: p};
@@ -36,12 +36,18 @@ function rnnscopeExplore(m, cb_obj, action) {
   }
   function rows(a, s) {  // sample s of a (samples, time, size) array as (size, time), row-major
     const U = a.shape[2], base = s * T * U, flat = new Float32Array(U * T), out = [];
+    const lo = new Float32Array(T).fill(Infinity), hi = new Float32Array(T).fill(-Infinity);
     for (let t = 0; t < T; t++) {
       const o = base + t * U;
-      for (let u = 0; u < U; u++) flat[u * T + t] = a.lo + a.step * a.q[o + u];
+      for (let u = 0; u < U; u++) {
+        const v = a.lo + a.step * a.q[o + u];
+        flat[u * T + t] = v;
+        if (v < lo[t]) lo[t] = v;
+        if (v > hi[t]) hi[t] = v;
+      }
     }
     for (let u = 0; u < U; u++) out.push(flat.subarray(u * T, (u + 1) * T));
-    return {flat: flat, rows: out, image: new E.ND(flat, [U, T])};
+    return {rows: out, lo: lo, hi: hi, image: new E.ND(flat, [U, T])};
   }
   function range() {
     let t0 = Math.round(m.trange.value[0]), t1 = Math.round(m.trange.value[1]);
@@ -53,8 +59,24 @@ function rnnscopeExplore(m, cb_obj, action) {
     const c = current(), a = c.a, U = a.shape[2], v = rows(a, c.s), r = v.rows;
     const xs = Array.from({length: T}, (_, t) => t);
     const chosen = new Set(E.sel !== null && E.sel.key === c.key ? E.sel.units : []);
-    const dim = U > 64 ? 0.12 : 0.35;
-    const order = r.map((_, u) => u).sort((u, v) => chosen.has(u) - chosen.has(v));
+    // every unit while there are few; else an even spread of the selected units and of the
+    // others, at most meta.max_lines each, over a band of every unit's range
+    function spread(units, n) {
+      if (units.length <= n) return units;
+      return Array.from({length: n}, (_, k) => units[Math.floor((k * units.length) / n)]);
+    }
+    let drawn = r.map((_, u) => u), title = "every unit over time";
+    if (U > meta.max_lines) {
+      const on = [...chosen], off = drawn.filter((u) => !chosen.has(u));
+      const a = spread(on, meta.max_lines), b = spread(off, meta.max_lines - Math.min(
+        a.length, meta.max_lines / 2));
+      drawn = a.concat(b);
+      title = "units over time: " + a.length + " of the " + on.length + " selected (red) and " +
+        b.length + " of the other " + off.length + "; the band spans every unit";
+    }
+    m.lines.title.text = title;
+    const order = drawn.sort((u, w) => chosen.has(u) - chosen.has(w) || u - w);
+    const dim = U > 64 ? 0.25 : 0.35;
     m.lines_src.data = {
       xs: order.map(() => xs),
       ys: order.map((u) => r[u]),
@@ -63,6 +85,7 @@ function rnnscopeExplore(m, cb_obj, action) {
       alpha: order.map((u) => (chosen.has(u) ? 0.95 : dim)),
       width: order.map((u) => (chosen.has(u) ? 2 : 1)),
     };
+    m.band_src.data = {x: xs, lo: v.lo, hi: v.hi};
     const p = a.p, pad = 0.05 * (p.hi_view - p.lo_view) || 0.5;
     m.lines.y_range.setv({start: p.lo_view - pad, end: p.hi_view + pad});
     m.img_src.data = {image: [v.image], x: [-0.5], y: [-0.5], dw: [T], dh: [U]};
@@ -182,5 +205,5 @@ function rnnscopeExplore(m, cb_obj, action) {
   else if (action === "sample") view();
   else if (action === "jump") jump();
   else if (action === "brush") brush();
-  E.last = {action: action, ms: performance.now() - t};
+  E.last = {action: action, start: t, ms: performance.now() - t};
 }
