@@ -158,7 +158,7 @@ def measure(page_path: Path, repeats: int, time_steps: int) -> dict[str, list[fl
                 mid = time_steps // 2
                 ranges = [[mid + k, mid + k + 20] for k in range(0, 10 * repeats, 10)]
                 out["selection (time range)"] = page.evaluate(UPDATE, ["rnnscope-range", ranges])
-                thresholds = [0.01 * k for k in range(repeats)]
+                thresholds = [0.01 * (k + 1) for k in range(repeats)]
                 out["selection (threshold)"] = page.evaluate(
                     UPDATE, ["rnnscope-threshold", thresholds]
                 )
@@ -202,8 +202,10 @@ def screenshot(target: Path) -> None:
             page.wait_for_function("() => window.__rnnscopeExplore !== undefined")
             page.get_by_label("signal").select_option("c")
             doc = "Bokeh.documents[0].get_model_by_name"
-            page.evaluate(f"() => {{ {doc}('rnnscope-range').value = [3, 8]; }}")
-            page.evaluate(f"() => {{ {doc}('rnnscope-matches').selected.indices = [1]; }}")
+            page.evaluate(
+                f"async () => {{ {doc}('rnnscope-range').value = [3, 8]; await {FRAME}; }}"
+            )
+            page.locator(".slick-row").nth(1).click()  # the second best match: the view moves
             page.evaluate(f"() => {FRAME}")
             page.screenshot(path=str(target), full_page=True)
             browser.close()

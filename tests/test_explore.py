@@ -238,15 +238,38 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     assert record["requests"] == [out.path.as_uri()]  # the file itself, nothing else
 
 
-def test_quantised_page_is_within_one_step(browser, lstm, tmp_path):  # noqa: F811
-    model, x, gates = lstm
-    with pytest.warns(RuntimeWarning, match="left out: .*forget"):
-        out = rnnscope.explore(model, x, out=tmp_path / "q.html", max_mb=0.004)
-    assert out.encoding == "u8" and ("h", "forward") in out.signals and out.left_out
+def test_quantised_page_of_a_wide_layer(browser, tmp_path):  # noqa: F811
+    """50 units at 8 bits: values within half a step; 40 selected and some others drawn as lines
+    over a band that spans every unit."""
+    torch.manual_seed(3)
+    model = torch.nn.RNN(FEATURES, 50, batch_first=True)
+    x = np.random.default_rng(3).normal(size=(SAMPLES, TIME, FEATURES)).astype(np.float32)
+    p = {k: v.detach().numpy() for k, v in model.named_parameters()}
+    h = raw.torch_rnn(x, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
+    h = h["h"]
+    with torch.no_grad():
+        np.testing.assert_allclose(h, model(torch.from_numpy(x))[0].numpy(), atol=1e-5)
+    with pytest.raises(InputError, match=r"max_mb=0.001: even the first signal 'h'"):
+        rnnscope.explore(model, x, out=tmp_path / "q.html", max_mb=0.001)
+    out = rnnscope.explore(model, x, out=tmp_path / "q.html", max_mb=0.01, threshold=-0.9)
+    assert out.encoding == "u8" and out.signals == (("h", "forward"),)
     context, page, record = open_page(browser, out.path)
-    h = gates["forward"]["h"]
-    step = (h.max() - h.min()) / 255
-    assert np.abs(shown(page)[1] - h[0].T).max() <= step / 2 + 1e-6
+    half = (h.max() - h.min()) / 255 / 2 + 1e-6
+    band = get(page, "rnnscope-band-src", "data")
+    for key, want in (("lo", h[0].min(axis=1)), ("hi", h[0].max(axis=1))):
+        got = band[key].values() if isinstance(band[key], dict) else band[key]
+        assert np.abs(np.array(list(got), dtype=float) - want).max() <= half
+    low = np.sort(h[0, 3])
+    put(page, "rnnscope-threshold", "value", float(low[5] + low[6]) / 2)  # 44 units above it
+    put(page, "rnnscope-range", "value", [3, 3])
+    picked = get(page, "rnnscope-selected", "data")["unit"]
+    assert len(picked) == 44
+    units, values = shown(page)
+    on = [u for u in units if u in set(picked)]
+    assert len(on) == 40 and 0 < len(units) - 40 <= 40
+    assert np.abs(values - h[0].T[units]).max() <= half
+    title = page.evaluate(f"() => ({MODEL})('rnnscope-lines').title.text")
+    assert f"40 of the {len(picked)} selected" in title
     context.close()
     assert record["problems"] == []
 
@@ -269,6 +292,14 @@ def test_tokens_labels_and_errors(lstm, tmp_path):
     assert err.value.argument == "signals"
     with pytest.raises(InputError, match="max_mb=1e-06: even the first signal 'h'"):
         rnnscope.explore(model, x, max_mb=1e-6, out=tmp_path / "t.html")
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"keeps h \(forward\), h \(backward\), c \(forward\) at 8 bits.*"
+        r"left out: c \(backward\), input",
+    ):
+        left = rnnscope.explore(model, x, out=tmp_path / "t.html", max_mb=0.004)
+    assert left.encoding == "u8" and left.left_out[0] == ("c", "backward")
+    assert sorted(page_data(left.path)["signals"]) == ["c|forward", "h|backward", "h|forward"]
     with pytest.raises(InputError, match=r"out: folder .* does not exist"):
         rnnscope.explore(model, x, out=tmp_path / "no" / "t.html")
 

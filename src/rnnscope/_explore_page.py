@@ -77,6 +77,7 @@ def _placeholder() -> dict[str, Any]:
 
 def _plots(meta: dict[str, Any], width: int) -> dict[str, Any]:
     from bokeh.models import (
+        BasicTicker,
         BoxAnnotation,
         BoxSelectTool,
         ColumnDataSource,
@@ -166,6 +167,10 @@ def _plots(meta: dict[str, Any], width: int) -> dict[str, Any]:
         inp.y_range = Range1d(-0.5, features["shape"][2] - 0.5)
         inp.yaxis.axis_label = "feature"
     inp.xaxis.axis_label = "timestep"
+    for fig in (lines, heatmap, inp):  # timesteps, units and features are whole numbers
+        fig.xaxis.ticker = BasicTicker(min_interval=1)
+    for fig in (heatmap, inp):
+        fig.yaxis.ticker = BasicTicker(min_interval=1)
     return {
         "x": x,
         "lines": lines,
