@@ -126,6 +126,24 @@ def open_page(browser, path):  # noqa: F811
     return context, page, record
 
 
+def listed(page) -> list[tuple]:
+    """The match table's rows as shown: (label, start, end, units on, score as printed)."""
+    rows = page.locator(".slick-row")
+    cells = [rows.nth(i).locator(".slick-cell").all_inner_texts() for i in range(rows.count())]
+    return [(c[1], int(c[2]), int(c[3]), int(c[4]), c[5]) for c in cells]
+
+
+def check_listed(page, want, labels) -> None:
+    shown_rows = listed(page)
+    assert 0 < len(shown_rows) <= len(want)
+    assert (
+        shown_rows
+        == [(f"{s}: {labels[s]}", a, b, n, f"{sc:.3f}") for sc, s, a, b, n in want][
+            : len(shown_rows)
+        ]
+    )
+
+
 def check_selection(page, v, thr):
     t0, t1 = get(page, "rnnscope-range", "value")
     s = int(get(page, "rnnscope-sample", "value"))
@@ -176,6 +194,7 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     assert list(rows) == [w[1:] for w in want]
     np.testing.assert_allclose(got["score"], [w[0] for w in want], rtol=1e-12)
     assert f"<b>{len(want)}</b> place" in get(page, "rnnscope-match-title", "text")
+    check_listed(page, want, labels)
 
     # click a match in another sample: the view moves there
     row = next(i for i, w in enumerate(want) if w[1] != 0)
@@ -201,6 +220,18 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     )
     np.testing.assert_allclose(shown(page)[1], h_b[s].T, atol=1e-6)
     check_selection(page, h_b, thr)
+    # two ranges whose match lists have the same length: the table must show the second list
+    t0 = next(
+        t
+        for t in range(TIME - 3)
+        if selected(h_b, s, t, t + 3, thr)
+        and len(matches(h_b, selected(h_b, s, t, t + 3, thr), 4, thr))
+        == len(matches(h_b, selected(h_b, s, t + 1, t + 3, thr), 3, thr))
+    )
+    for lo in (t0, t0 + 1):
+        put(page, "rnnscope-range", "value", [lo, t0 + 3])
+        units_b, a0, a1 = check_selection(page, h_b, thr)
+        check_listed(page, matches(h_b, units_b, a1 - a0 + 1, thr), labels)
     page.get_by_label("signal").select_option("forget")
     forget = gates["backward"]["forget"]
     np.testing.assert_allclose(shown(page)[1], forget[s].T, atol=1e-6)

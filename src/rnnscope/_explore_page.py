@@ -262,7 +262,13 @@ def build_page(
         ],
     )
     plots = _plots(meta, width)
-    models: dict[str, Any] = {**plots, **widgets, "match_src": match_src, "uid": uid}
+    models: dict[str, Any] = {
+        **plots,
+        **widgets,
+        "match_src": match_src,
+        "match_table": table,
+        "uid": uid,
+    }
     w, p = widgets, plots
     for name in ("direction", "signal", "threshold", "trange"):
         w[name].js_on_change("value", _callback(models, "select"))

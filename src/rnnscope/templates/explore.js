@@ -175,6 +175,8 @@ function rnnscopeExplore(m, cb_obj, action) {
       score: top.map((f) => f[0]),
     };
     m.match_src.selected.indices = [];
+    // the table redraws on a change of its view, which a new list of the same length never makes
+    m.match_table.view.change.emit();
     m.match_title.text = "<b>" + found.length + "</b> place" + (found.length === 1 ? "" : "s") +
       " where the " + k + " selected units are all on" +
       (found.length > top.length ? " (best " + top.length + " listed)" : "") +
