@@ -110,7 +110,7 @@ def lines_box(page) -> dict[str, float]:
     )
 
 
-def open_page(browser, path):  # noqa: F811
+def open_page(browser, path, ready=True):  # noqa: F811
     """A page opened offline, with every request and console problem recorded from the start."""
     record = {"requests": [], "problems": []}
     context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1000})
@@ -122,7 +122,8 @@ def open_page(browser, path):  # noqa: F811
     )
     page.on("pageerror", lambda e: record["problems"].append(str(e)))
     page.goto(path.as_uri(), wait_until="load")
-    page.wait_for_function("() => window.__rnnscopeExplore !== undefined")
+    if ready:
+        page.wait_for_function("() => window.__rnnscopeExplore !== undefined")
     return context, page, record
 
 
@@ -335,13 +336,36 @@ def test_tokens_labels_and_errors(lstm, tmp_path):
         rnnscope.explore(model, x, out=tmp_path / "no" / "t.html")
 
 
-def test_jupyter_shows_the_same_page(lstm, tmp_path):
-    model, x, _ = lstm
+def test_jupyter_shows_the_same_page(browser, lstm, tmp_path):  # noqa: F811
+    model, x, gates = lstm
     out = rnnscope.explore(model, x, out=tmp_path / "j.html", signals=["h"])
     frame = out._repr_html_()
     srcdoc = re.search(r'srcdoc="([^"]*)"', frame).group(1)
     assert html.unescape(srcdoc) == out.path.read_text()
     assert out.signals == (("h", "forward"), ("h", "backward"))
+    # the notebook's HTML output, as a page: the explorer runs inside its frame
+    notebook = tmp_path / "notebook.html"
+    notebook.write_text(f"<!doctype html><title>notebook</title><body>{frame}</body>")
+    context, page, record = open_page(browser, notebook, ready=False)
+    inner = page.frames[1]
+    inner.wait_for_function("() => window.__rnnscopeExplore !== undefined")
+    ys = inner.evaluate(f"() => ({MODEL})('rnnscope-lines-src').data.ys[0]")
+    ys = list(ys.values()) if isinstance(ys, dict) else ys
+    unit0 = inner.evaluate(f"() => ({MODEL})('rnnscope-lines-src').data.unit[0]")
+    np.testing.assert_allclose(ys, gates["forward"]["h"][0, :, unit0], atol=1e-6)
+    context.close()
+    assert record["problems"] == [] and record["requests"] == [notebook.as_uri()]
+
+
+def test_16_bit_page_is_within_half_a_step(lstm, tmp_path):
+    model, x, gates = lstm
+    out = rnnscope.explore(model, x, out=tmp_path / "w.html", max_mb=0.03)
+    assert out.encoding == "u16" and out.left_out == ()
+    data = page_data(out.path)
+    for d in ("forward", "backward"):
+        want = gates[d]["c"]
+        got = unpack(data["signals"][f"c|{d}"])
+        assert np.abs(got - want).max() <= (want.max() - want.min()) / 65535 / 2 + 1e-7
 
 
 def page_data(path) -> dict:
