@@ -50,6 +50,8 @@ _LAZY = {
     "weights": "_api",
     "report": "_report",
     "read_metrics": "_metrics",
+    "Explorer": "_explore",
+    "explore": "_explore",
 }
 _SUBPACKAGES = ("compat", "keras", "plot", "tf_keras", "torch")  # matplotlib, frameworks
 
@@ -58,6 +60,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __
     from ._api import layers, rnn_weights, trace, weights
     from ._capture import activations, gradients
     from ._demo import demo_path
+    from ._explore import Explorer, explore
     from ._flags import Thresholds
     from ._io import Checkpoint, load
     from ._metrics import read_metrics
@@ -90,6 +93,7 @@ __all__ = [
     "GATES",
     "PARTS",
     "Checkpoint",
+    "Explorer",
     "FormatError",
     "InputError",
     "LayerError",
@@ -106,6 +110,7 @@ __all__ = [
     "activations",
     "compare",
     "demo_path",
+    "explore",
     "gradients",
     "history",
     "layers",

@@ -344,6 +344,50 @@ def _load_input(path: str) -> Any:
     return data
 
 
+def _text_lines(path: str, option: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.rstrip("\r\n") for line in fh if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{option} '{path}': cannot read it as UTF-8 text: {err}") from err
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from ._explore import explore
+
+    x = _load_input(args.input)
+    tokens = None
+    if args.tokens:
+        tokens = [line.split() for line in _text_lines(args.tokens, "--tokens")]
+        if len(tokens) != len(x):
+            raise InputError(
+                f"--tokens '{args.tokens}': {len(tokens)} non-empty line(s); expected one per "
+                f"sample of --input ({len(x)})"
+            )
+        for i, row in enumerate(tokens):
+            if len(row) != x.shape[1]:
+                raise InputError(
+                    f"--tokens '{args.tokens}': line {i + 1} has {len(row)} token(s); expected "
+                    f"one per timestep of --input ({x.shape[1]})"
+                )
+    labels = _text_lines(args.labels, "--labels") if args.labels else None
+    signals = [s.strip() for s in args.signals.split(",")] if args.signals else None
+    out = explore(
+        args.path,
+        x,
+        layer=_layer_key(args.layer),
+        labels=labels,
+        tokens=tokens,
+        out=args.out,
+        signals=signals,
+        threshold=args.threshold,
+        max_mb=args.max_mb,
+    )
+    kept = ", ".join(f"{n} ({d})" for n, d in out.signals)
+    print(f"wrote {out.path} ({out.path.stat().st_size / 1e6:.1f} MB, {out.encoding}: {kept})")
+    return OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import demo_paths, run_demo
 
@@ -475,6 +519,7 @@ def _parser() -> argparse.ArgumentParser:
         "compare": _cmd_compare,
         "report": _cmd_report,
         "plot": _cmd_plot,
+        "explore": _cmd_explore,
     }
     return build(commands)
 
@@ -486,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
-        if getattr(args, "out", None) and args.command in ("plot", "report"):
+        if getattr(args, "out", None) and args.command in ("plot", "report", "explore"):
             parent = Path(args.out).parent
             if not parent.is_dir():
                 raise InputError(f"-o: folder '{parent}' does not exist")

@@ -288,4 +288,41 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
         help="history: a run id or 'all' (default: the latest run)",
     )
     pl.set_defaults(run=commands["plot"])
+    _explore_parser(add, commands)
     return p
+
+
+def _explore_parser(
+    add: Callable[[str, str], argparse.ArgumentParser],
+    commands: Mapping[str, Callable[[argparse.Namespace], int]],
+) -> None:
+    ex = add("explore", "an interactive HTML explorer of one layer's hidden states and gates")
+    ex.add_argument("path", metavar="MODEL", help="a checkpoint file")
+    ex.add_argument("--input", required=True, help="a .npy/.npz array (batch, time, features)")
+    ex.add_argument(
+        "--tokens",
+        help="a text file: one line per sample, one token per timestep, separated by spaces",
+    )
+    ex.add_argument("--labels", help="a text file: one label per sample, one per line")
+    ex.add_argument("--layer", help="name, unique name part or index (default: the only one)")
+    ex.add_argument("-o", "--out", default="explore.html", help="the HTML file (explore.html)")
+    ex.add_argument(
+        "--signals", help="comma-separated, e.g. h,c,forget (default: every recorded signal)"
+    )
+    ex.add_argument(
+        "--threshold", type=float, default=0.5, help="the threshold the page starts with (0.5)"
+    )
+    ex.add_argument(
+        "--max-mb",
+        type=_positive_float,
+        default=64.0,
+        help="file-size budget for the data (64): float32 while it fits, then 16 and 8 bits",
+    )
+    ex.set_defaults(run=commands["explore"])
+
+
+def _positive_float(text: str) -> float:
+    value = float(_number(text, float, 0.0, "a number > 0"))
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text}")
+    return value

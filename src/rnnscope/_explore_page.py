@@ -1,0 +1,307 @@
+"""The explorer's Bokeh page: widgets, three linked plots, the match table and their callbacks.
+
+Every callback is one ``CustomJS`` running ``templates/explore.js`` with an action name; the data
+lives in one inline JSON block the script decodes on first use. Bokeh's JavaScript is inlined.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from importlib import resources
+from typing import Any
+
+__all__ = ["build_page"]
+
+_GATE_PALETTE = "viridis"
+_SIGNED_PALETTE = "rdbu"
+
+
+def _palettes() -> dict[str, list[str]]:
+    from bokeh.palettes import RdBu11, Viridis256
+
+    return {_GATE_PALETTE: list(Viridis256), _SIGNED_PALETTE: list(reversed(RdBu11))}
+
+
+def _view_scale(meta: dict[str, Any]) -> None:
+    """Each signal's colour scale: 0 to 1 for values inside it (gates), else symmetric around 0."""
+    for p in list(meta["signals"].values()) + ([meta["features"]] if meta["features"] else []):
+        lo, hi = p["min"], p["max"]
+        if lo >= 0.0 and hi <= 1.0:
+            p["lo_view"], p["hi_view"], p["palette"] = 0.0, 1.0, _GATE_PALETTE
+        else:
+            top = max(abs(lo), abs(hi)) or 1.0
+            p["lo_view"], p["hi_view"], p["palette"] = -top, top, _SIGNED_PALETTE
+    meta["palettes"] = _palettes()
+
+
+def _data_scripts(uid: str, meta: dict[str, Any]) -> str:
+    """The data blocks: the small JSON description, then one base64 block per array.
+
+    Each array's base64 text sits in its own ``<script type="application/octet-stream">`` (not
+    run, not parsed) and is read by id when the page first needs it, so opening the page parses
+    only the description and the arrays of the first view.
+    """
+    meta = dict(meta, signals={k: dict(v) for k, v in meta["signals"].items()})
+    arrays = list(meta["signals"].values()) + ([meta["features"]] if meta["features"] else [])
+    if meta["features"]:
+        meta["features"] = arrays[-1] = dict(meta["features"])
+    blocks = []
+    for i, p in enumerate(arrays):
+        p["block"] = f"{uid}-{i}"
+        blocks.append(
+            f'<script type="application/octet-stream" id="{uid}-{i}">{p.pop("b64")}</script>'
+        )
+    text = json.dumps(meta, separators=(",", ":"), allow_nan=False)
+    text = text.replace("<", "\\u003c")  # nothing in the block can end or open a tag
+    return f'<script type="application/json" id="{uid}">{text}</script>\n' + "\n".join(blocks)
+
+
+def _callback(models: dict[str, Any], action: str) -> Any:
+    from bokeh.models import CustomJS
+
+    code = resources.files("rnnscope").joinpath("templates/explore.js").read_text("utf-8")
+    names = ", ".join(models)
+    return CustomJS(
+        args=models,
+        code=f"{code}\nrnnscopeExplore({{{names}}}, cb_obj, {json.dumps(action)});",
+    )
+
+
+def _placeholder() -> dict[str, Any]:
+    """One 1x1 float32 image: the page takes Bokeh's 2D array type from it, then replaces it."""
+    import numpy as np
+
+    return {"image": [np.zeros((1, 1), np.float32)], "x": [0], "y": [0], "dw": [1], "dh": [1]}
+
+
+def _plots(meta: dict[str, Any], width: int) -> dict[str, Any]:
+    from bokeh.models import (
+        BasicTicker,
+        BoxAnnotation,
+        BoxSelectTool,
+        ColumnDataSource,
+        HoverTool,
+        LinearColorMapper,
+        Range1d,
+        Span,
+    )
+    from bokeh.plotting import figure
+
+    time = meta["time"]
+    x = Range1d(-0.5, time - 0.5, bounds=(-0.5, time - 0.5), name="rnnscope-x")
+    common = {"width": width, "x_range": x, "tools": "xpan,xwheel_zoom,reset,save"}
+    lines = figure(height=250, y_range=Range1d(0, 1), title="units over time", **common)
+    lines_src = ColumnDataSource(
+        {"xs": [], "ys": [], "unit": [], "color": [], "alpha": [], "width": []},
+        name="rnnscope-lines-src",
+    )
+    band_src = ColumnDataSource({"x": [], "lo": [], "hi": []}, name="rnnscope-band-src")
+    lines.varea("x", "lo", "hi", source=band_src, fill_color="#1f77b4", fill_alpha=0.12)
+    r = lines.multi_line(
+        "xs", "ys", source=lines_src, line_color="color", line_alpha="alpha", line_width="width"
+    )
+    brush = BoxSelectTool(dimensions="width", name="rnnscope-brush")
+    lines.add_tools(brush, HoverTool(renderers=[r], tooltips=[("unit", "@unit"), ("t", "$x{0}")]))
+    lines.toolbar.active_drag = brush
+    lines.name = "rnnscope-lines"
+    span = Span(location=0.5, dimension="width", line_color="#d62728", line_dash="dashed")
+    box = BoxAnnotation(fill_color="#ff7f0e", fill_alpha=0.15, name="rnnscope-box")
+    match_box = BoxAnnotation(fill_color="#2ca02c", fill_alpha=0.2, name="rnnscope-match-box")
+    for p in (span, box, match_box):
+        lines.add_layout(p)
+
+    cmap = LinearColorMapper(
+        palette=_palettes()[_GATE_PALETTE], low=0, high=1, name="rnnscope-cmap"
+    )
+    heatmap = figure(height=250, y_range=Range1d(-0.5, 0.5), title="units x time", **common)
+    heatmap.name = "rnnscope-heatmap"
+    img_src = ColumnDataSource(_placeholder(), name="rnnscope-img-src")
+    img = heatmap.image("image", x="x", y="y", dw="dw", dh="dh", source=img_src, color_mapper=cmap)
+    heatmap.add_tools(
+        HoverTool(
+            renderers=[img],
+            tooltips=[("unit", "$y{0}"), ("t", "$x{0}"), ("value", "@image{0.000000}")],
+        )
+    )
+    sel_src = ColumnDataSource({"unit": [], "x": [], "w": []}, name="rnnscope-selected")
+    heatmap.rect(
+        "x", "unit", "w", 1, source=sel_src, fill_alpha=0, line_color="#d62728", line_width=1.5
+    )
+    heatmap.yaxis.axis_label = "unit"
+
+    tokens = meta["tokens"] is not None
+    inp = figure(
+        height=90 if tokens else 150, title="input tokens" if tokens else "input features", **common
+    )
+    inp.name = "rnnscope-input"
+    if tokens:
+        input_src = ColumnDataSource({"x": [], "text": []}, name="rnnscope-input-src")
+        inp.text(
+            "x",
+            0,
+            text="text",
+            source=input_src,
+            text_align="center",
+            text_baseline="middle",
+            angle=1.5708 if time > 40 else 0,
+            text_font_size="11px",
+        )
+        inp.y_range = Range1d(-1, 1)
+        inp.yaxis.visible = False
+    else:
+        input_src = ColumnDataSource(_placeholder(), name="rnnscope-input-src")
+        features = meta["features"]
+        fmap = LinearColorMapper(
+            palette=meta["palettes"][features["palette"]],
+            low=features["lo_view"],
+            high=features["hi_view"],
+        )
+        im = inp.image("image", x="x", y="y", dw="dw", dh="dh", source=input_src, color_mapper=fmap)
+        inp.add_tools(
+            HoverTool(
+                renderers=[im],
+                tooltips=[("feature", "$y{0}"), ("t", "$x{0}"), ("value", "@image{0.000000}")],
+            )
+        )
+        inp.y_range = Range1d(-0.5, features["shape"][2] - 0.5)
+        inp.yaxis.axis_label = "feature"
+    inp.xaxis.axis_label = "timestep"
+    for fig in (lines, heatmap, inp):  # timesteps, units and features are whole numbers
+        fig.xaxis.ticker = BasicTicker(min_interval=1)
+    for fig in (heatmap, inp):
+        fig.yaxis.ticker = BasicTicker(min_interval=1)
+    return {
+        "x": x,
+        "lines": lines,
+        "band_src": band_src,
+        "lines_src": lines_src,
+        "span": span,
+        "box": box,
+        "match_box": match_box,
+        "cmap": cmap,
+        "heatmap": heatmap,
+        "img_src": img_src,
+        "sel_src": sel_src,
+        "input": inp,
+        "input_src": input_src,
+    }
+
+
+def build_page(
+    meta: dict[str, Any], keys: list[tuple[str, str]], threshold: float, title: str
+) -> str:
+    """The explorer's HTML: Bokeh's inline resources, the layout and the data block."""
+    from bokeh.document import Document
+    from bokeh.embed import file_html
+    from bokeh.layouts import column, row
+    from bokeh.models import (
+        ColumnDataSource,
+        DataTable,
+        Div,
+        NumberFormatter,
+        RangeSlider,
+        Select,
+        Spinner,
+        TableColumn,
+    )
+    from bokeh.resources import INLINE
+
+    _view_scale(meta)
+    uid = "rnnscope-explore-" + uuid.uuid4().hex[:12]
+    time, width = meta["time"], 900
+    names = list(dict.fromkeys(n for n, _ in keys))
+    directions = list(dict.fromkeys(d for _, d in keys))
+    start = min(time - 1, time // 2)
+    widgets = {
+        "sample": Select(
+            title="sample",
+            name="rnnscope-sample",
+            value="0",
+            options=[(str(i), v) for i, v in enumerate(meta["labels"])],
+        ),
+        "direction": Select(
+            title="direction", name="rnnscope-direction", value=directions[0], options=directions
+        ),
+        "signal": Select(title="signal", name="rnnscope-signal", value=names[0], options=names),
+        "threshold": Spinner(
+            title="threshold", name="rnnscope-threshold", value=threshold, step=0.05, width=110
+        ),
+        "trange": RangeSlider(
+            title="time range",
+            name="rnnscope-range",
+            start=0,
+            end=max(1, time - 1),
+            step=1,
+            width=width,
+            value=(start, min(time - 1, start + max(1, time // 20))),
+        ),
+        "count": Div(name="rnnscope-count", width=width),
+        "match_title": Div(name="rnnscope-match-title", width=420),
+    }
+    match_src = ColumnDataSource(
+        {k: [] for k in ("rank", "sample", "label", "start", "end", "length", "on", "score")},
+        name="rnnscope-matches",
+    )
+    table = DataTable(
+        source=match_src,
+        name="rnnscope-match-table",
+        width=420,
+        height=560,
+        index_position=None,
+        reorderable=False,
+        columns=[
+            TableColumn(field="rank", title="#", width=30),
+            TableColumn(field="label", title="sample", width=110),
+            TableColumn(field="start", title="from t", width=50),
+            TableColumn(field="end", title="to t", width=50),
+            TableColumn(field="on", title="units on", width=60),
+            TableColumn(
+                field="score", title="score", width=60, formatter=NumberFormatter(format="0.000")
+            ),
+        ],
+    )
+    plots = _plots(meta, width)
+    models: dict[str, Any] = {
+        **plots,
+        **widgets,
+        "match_src": match_src,
+        "match_table": table,
+        "uid": uid,
+    }
+    w, p = widgets, plots
+    for name in ("direction", "signal", "threshold", "trange"):
+        w[name].js_on_change("value", _callback(models, "select"))
+    w["sample"].js_on_change("value", _callback(models, "sample"))
+    match_src.selected.js_on_change("indices", _callback(models, "jump"))
+    p["lines"].js_on_event("selectiongeometry", _callback(models, "brush"))
+    header = Div(
+        text=f"<h2 style='margin:4px 0'>{_esc(title)}</h2><p style='margin:0'>layer "
+        f"<b>{_esc(meta['layer'])}</b> ({_esc(meta['cell'])}), {meta['samples']} samples x "
+        f"{time} timesteps. Drag on the unit lines to brush a time range.</p>",
+        width=width + 440,
+    )
+    layout = column(
+        header,
+        row(w["sample"], w["direction"], w["signal"], w["threshold"]),
+        w["trange"],
+        row(
+            column(w["count"], p["lines"], p["heatmap"], p["input"]),
+            column(w["match_title"], table),
+        ),
+    )
+    doc = Document()
+    doc.add_root(layout)
+    doc.js_on_event("document_ready", _callback(models, "init"))
+    doc.title = title
+    page = file_html(doc, resources=INLINE, title=title)
+    head, sep, body = page.rpartition("</head>")  # Bokeh's own script holds "<body>" too
+    if not sep or "<body>" not in body:
+        raise RuntimeError("bokeh's page template changed: no </head> followed by <body>")
+    return head + sep + body.replace("<body>", "<body>\n" + _data_scripts(uid, meta), 1)
+
+
+def _esc(text: object) -> str:
+    import html
+
+    return html.escape(str(text), quote=True)
