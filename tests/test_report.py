@@ -3,7 +3,9 @@ headless Chromium with the network off."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -59,16 +61,29 @@ def test_report_is_self_contained_and_flags_problems(checkpoints, tmp_path):
     # no resource from anywhere: every src is inline data, no external link or script
     assert set(re.findall(r'src="([a-z]+):', html)) == {"data"}
     assert not re.search(r"(href|src)=\"(https?:)?//", html)
-    assert "<script" not in html and "<link" not in html
-    # per model: heatmap and histograms of the LSTM (one direction), plus the comparison figures
-    assert html.count('<img src="data:image/png;base64,') == 2 * 2 + 2
+    assert "<link" not in html
+    _assert_only_hashed_script(html)
+    # per model: heatmap and histograms of the LSTM (one direction) and the Dense head's figure;
+    # the run: every gate block, per-gate L2 norms, recurrent singular values, and the LSTM's
+    # histograms at both checkpoints stacked
+    assert html.count('<img src="data:image/webp;base64,') == 2 * 3 + 4
     assert "epoch1.safetensors" in html and "epoch2.safetensors" in html
     flags = re.findall(r'<span class="sev (\w+)">', html)
     assert "error" in flags and "warning" in flags
     assert "15 NaN and 0 Inf of 36 values" in html  # forget gate of the recurrent kernel
     assert "1 of 6 units have every incoming weight below 0.001" in html
     assert "L2 norm grew" in html and "weights changing fast" in html  # x3 since epoch1
-    assert "Comparison (baseline: epoch1.safetensors)" in html
+    assert "The run (baseline: epoch1.safetensors)" in html
+
+
+def _assert_only_hashed_script(html: str) -> None:
+    """One inline script, allowed by its SHA-256 in the CSP; nothing else may run."""
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+    assert len(scripts) == 1 and html.count("<script") == 1
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    csp = re.search(r'Content-Security-Policy" content="([^"]*)"', html).group(1)
+    assert f"script-src 'sha256-{digest}'" in csp and "default-src 'none'" in csp
+    assert "unsafe-inline" not in csp.split("script-src")[1]
 
 
 def test_names_from_files_and_models_are_escaped(checkpoints, tmp_path):
@@ -82,7 +97,7 @@ def test_names_from_files_and_models_are_escaped(checkpoints, tmp_path):
 def test_report_options_and_errors(checkpoints, tmp_path):
     good, _, _ = checkpoints
     html = rnnscope.report(good, out=tmp_path / "n.html", figures=False, title="Run 7").read_text()
-    assert "<img" not in html and "<title>Run 7</title>" in html and "Comparison" not in html
+    assert "<img" not in html and "<title>Run 7</title>" in html and "The run" not in html
     strict = rnnscope.Thresholds(abs_max=0.5)
     html = rnnscope.report(good, out=tmp_path / "s.html", thresholds=strict).read_text()
     assert "largest |weight|" in html
@@ -151,6 +166,11 @@ def _visit(browser, path, screenshot=None) -> Visit:
     page.on("dialog", dialog)
     page.goto(path.as_uri(), wait_until="load")
     page.wait_for_load_state("networkidle")
+    # figures below the first screen load lazily: ask for every one, then wait for it
+    page.evaluate(
+        "() => Promise.all([...document.images].map(i => "
+        "{ i.loading = 'eager'; return i.decode().catch(() => null); }))"
+    )
     visit.images = page.eval_on_selector_all(
         "img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])"
     )
@@ -174,10 +194,11 @@ def test_report_renders_in_headless_chromium(browser, checkpoints, tmp_path):
     visit = _visit(browser, page_path, screenshot=tmp_path / "report.png")
     _assert_quiet(visit)  # the escaped onerror never ran; nothing was fetched
     assert visit.title == "rnnscope report"
-    # 3 models x (heatmap, histograms); per-gate norms of 2 distinct LSTM layers; one of the
-    # recurrent kernels' largest singular values
+    # 3 models x (LSTM heatmap, histograms, Dense head); the run: every gate block, per-gate
+    # norms of 2 distinct LSTM layers, recurrent singular values, and a ridgeline per LSTM
+    # layer found in two or more models (the evil model's layer is alone)
     images = visit.images
-    assert len(images) == 3 * 2 + 2 + 1 and all(c and w > 0 and h > 0 for c, w, h in images)
+    assert len(images) == 3 * 3 + 1 + 2 + 1 + 1 and all(c and w > 0 and h > 0 for c, w, h in images)
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 

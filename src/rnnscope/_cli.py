@@ -215,6 +215,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             progress=tick,
             recursive=args.recursive,
             strict=args.strict,
+            detail=args.detail,
         )
     print(f"wrote {out}")
     return _report_failed(failed)
