@@ -352,7 +352,7 @@ def build_report(
         comparison=comparison,
         histories=[_history_section(Path(d), figures) for d in databases],
     )
-    path = _write(Path(out), context)
+    path = _write(out, context)
     total = len(sections) + sum(e["status"] == "failed" for e in failed)
     return path, failed, total
 
@@ -396,10 +396,11 @@ def _trim_cells(comparison: dict[str, Any]) -> None:
         row["cells"] = [c for c in row["cells"] if c["model"] in keep]
 
 
-def _write(path: Path, context: dict[str, Any]) -> Path:
+def _write(out: str | os.PathLike[str], context: dict[str, Any]) -> Path:
     """One file, or (``path`` a folder: ends with a separator or exists as one) ``index.html``
     plus one page per detailed model, each self-contained, and the flags as CSV and JSON."""
-    folder = str(path).endswith(("/", os.sep)) or path.is_dir()
+    path = Path(out)
+    folder = os.fspath(out).endswith(("/", os.sep)) or path.is_dir()
     try:
         if not folder:
             path.write_text(_render("report.html", {**context, "pages": False}), encoding="utf-8")

@@ -67,8 +67,10 @@ def run_lines(table: Any, names: Sequence[str], steps: Sequence[float] | None) -
     marker: dict[str, Any] = dict(marker="o", markersize=2.5) if not many else {}
     for layer, block in gated.groupby("layer", sort=False):
         parts = list(dict.fromkeys(block["part"]))
-        fig = new_figure(None, (3.1 * len(parts) + 0.6, 2.9), 80, constrained=True)
+        width = 3.1 * len(parts) + 0.6
+        fig = new_figure(None, (width, 2.9), 80)
         axes = fig.subplots(1, len(parts), squeeze=False)[0]
+        _margins(fig, width, 2.9, left=0.7, wspace=0.35)
         for ax, part in zip(axes, parts, strict=True):
             sub = block[block["part"] == part]
             x = x_axis(ax, names, steps)
@@ -91,8 +93,9 @@ def run_lines(table: Any, names: Sequence[str], steps: Sequence[float] | None) -
         figs.append(fig)
     rk = table[table["part"] == "recurrent_kernel"].drop_duplicates(["model", "layer", "direction"])
     if len(rk):
-        fig = new_figure(None, (5.6, 2.9), 80, constrained=True)
+        fig = new_figure(None, (5.6, 2.9), 80)
         ax = fig.subplots()
+        _margins(fig, 5.6, 2.9, left=0.7)
         x = x_axis(ax, names, steps)
         for (layer, direction), line in rk.groupby(["layer", "direction"], sort=False):
             y = line.set_index("model").reindex(list(names))["matrix_spectral_norm"]
@@ -105,6 +108,19 @@ def run_lines(table: Any, names: Sequence[str], steps: Sequence[float] | None) -
         fig.suptitle("Recurrent kernels (all gates): largest singular value", fontsize=10)
         figs.append(fig)
     return figs
+
+
+def _margins(
+    fig: Figure, width: float, height: float, left: float, wspace: float = 0.2, right: float = 0.15
+) -> None:
+    """Fixed margins in inches (matplotlib's automatic layouts cost seconds per figure)."""
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        top=1 - 0.55 / height,
+        bottom=0.55 / height,
+        wspace=wspace,
+    )
 
 
 def _row_name(key: tuple[str, str, str, str]) -> str:
@@ -134,8 +150,10 @@ def run_heatmap(
     if not keys:
         return None
     height = min(0.16 * len(keys), 9.0) + 1.3
-    fig = new_figure(None, (4.2 * len(stats) + 1.6, height), 80, constrained=True)
+    width = 4.2 * len(stats) + 1.6
+    fig = new_figure(None, (width, height), 80)
     axes = fig.subplots(1, len(stats), squeeze=False, sharey=True)[0]
+    _margins(fig, width, height, left=1.9, wspace=0.3, right=0.45)
     col = {m: i for i, m in enumerate(names)}
     for ax, (stat, title) in zip(axes, stats, strict=True):
         grid = np.full((len(keys), len(names)), np.nan)
@@ -162,7 +180,7 @@ def run_heatmap(
         ax.set_xlim(edges[0], edges[-1])
         ax.set_title(f"{title}: log2(value / first)", fontsize=9)
         ax.tick_params(labelsize=6)
-        fig.colorbar(img, ax=ax, shrink=0.8).ax.tick_params(labelsize=6)
+        fig.colorbar(img, ax=ax, fraction=0.05, pad=0.02).ax.tick_params(labelsize=6)
     axes[0].set_yticks(range(len(keys)), [_row_name(k) for k in keys], fontsize=6)
     axes[0].set_ylim(len(keys) - 0.5, -0.5)
     fig.suptitle("Every gate block through the run (red: grew, blue: shrank)", fontsize=10)
@@ -203,8 +221,10 @@ def ridgeline(samples: Sequence[tuple[str, np.ndarray]], title: str, bins: int =
     if hi <= lo:
         lo, hi = lo - 1, hi + 1
     edges = np.linspace(lo, hi, bins + 1)
-    fig = new_figure(None, (5.4, 0.42 * len(samples) + 1.2), 80, constrained=True)
+    height = 0.42 * len(samples) + 1.2
+    fig = new_figure(None, (5.4, height), 80)
     ax = fig.subplots()
+    _margins(fig, 5.4, height, left=1.7)
     cmap = __import__("matplotlib").colormaps["viridis"]
     for i, a in enumerate(finite):
         counts, _ = np.histogram(np.clip(a, lo, hi), edges)
@@ -226,6 +246,7 @@ def ridgeline(samples: Sequence[tuple[str, np.ndarray]], title: str, bins: int =
     ax.set_yticks([-float(i) for i in range(len(samples))], ticks)
     ax.tick_params(labelsize=7)
     ax.set_xlim(lo, hi)
+    ax.set_ylim(-(len(samples) - 1) - 0.15, 1.75)
     ax.set_xlabel("weight value (0.1 to 99.9 percentile range)", fontsize=8)
     ax.spines[["top", "right", "left"]].set_visible(False)
     ax.set_title(label(title), fontsize=10)
