@@ -448,3 +448,39 @@ def test_alpha_column_hidden_only_when_empty_everywhere():
     assert "alpha" not in dict(cols) and why == "fewer than 50 eigenvalues"
     cols, why = _columns_of([*empty, {"alpha": 3.1, "alpha_note": ""}])
     assert "alpha" in dict(cols) and why == ""
+
+
+def test_figures_of_non_recurrent_layers_flatten_per_output_channel(tmp_path):
+    """Conv kernels drawn one row per output channel; the oracle slices the framework's own
+    tensor by its documented layout (torch Conv: (out, in, k...))."""
+    torch = pytest.importorskip("torch")
+    from rnnscope.plot._common import offscreen
+    from rnnscope.plot._layers import as_matrix, layer_figure
+
+    torch.manual_seed(0)
+    model = torch.nn.ModuleDict(
+        {
+            "conv": torch.nn.Conv2d(2, 5, (3, 4)),
+            "emb": torch.nn.Embedding(40, 8),
+            "rnn": torch.nn.LSTM(8, H),
+        }
+    )
+    path = tmp_path / "mixed.safetensors"
+    tensors = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    safetensors_np.save_file(tensors, str(path))
+    conv = tensors["conv.weight"]
+    with offscreen():
+        fig = layer_figure(rnnscope.weights(path, "conv"))
+    drawn = {ax.get_title(): ax.images[0].get_array() for ax in fig.axes if ax.images}
+    image = np.asarray(drawn["weight (5x2x3x4)"])
+    assert image.shape == (5, 24)
+    for c in range(5):  # row c: output channel c, its (in, kh, kw) block in C order
+        np.testing.assert_array_equal(image[c], conv[c].reshape(-1))
+    keras_kernel = np.moveaxis(conv, (0, 1), (3, 2))  # Keras Conv2D layout: (kh, kw, in, out)
+    m, rows, _ = as_matrix("kernel", keras_kernel)
+    assert rows == "output channel"
+    for c in range(5):
+        np.testing.assert_array_equal(m[c], keras_kernel[..., c].reshape(-1))
+    html = rnnscope.report(path, out=tmp_path / "m.html").read_text()
+    for caption in ("conv: weights", "emb: weights", "rnn.l0: heatmap", "rnn.l0: histograms"):
+        assert f'alt="{caption}"' in html
