@@ -243,7 +243,7 @@ NAN_AT, DEAD, JUMP = 77, range(40, 60), 90
 def _write_run(folder):
     """100 checkpoints of a torch LSTM(6) + head; the recurrent kernel grows 2 % per checkpoint
     (its largest singular value passes 1 early in the run), unit 1 is dead at 40-59, one NaN
-    at 77, and the input kernel jumps x3 at 90 and back at 91."""
+    at 77 (and an Inf at 30 elsewhere), and the input kernel jumps x3 at 90 and back at 91."""
     rng = np.random.default_rng(7)
     base = {
         "rnn.weight_ih_l0": rng.normal(0, 0.3, (4 * H, 3)),
@@ -263,6 +263,8 @@ def _write_run(folder):
                 t["rnn.weight_hh_l0"][g * H + 1] = 0.0
         if i == NAN_AT:
             t["rnn.weight_hh_l0"][0, 0] = np.nan
+        if i == 30:  # a second place for the same finding: the input kernel's forget gate
+            t["rnn.weight_ih_l0"][H, 1] = np.inf
         if i == JUMP:
             t["rnn.weight_ih_l0"] *= 3
         safetensors_np.save_file(t, str(folder / f"step{i * 100:05d}.safetensors"))
@@ -321,6 +323,7 @@ def test_grouped_findings_picker_and_pages_in_chromium(browser, run, tmp_path):
     # gap at the NaN, the kernel's jump and fall
     names = [f"step{i * 100:05d}.safetensors" for i in range(N)]
     assert expected[("nonfinite", "rnn.l0 / recurrent_kernel / input")] == (1,) + (names[77],) * 2
+    assert expected[("nonfinite", "rnn.l0 / kernel / forget")] == (1,) + (names[30],) * 2
     assert expected[("dead_units", "rnn.l0")] == (20, names[40], names[59])
     assert expected[("growth", "rnn.l0 / kernel")] == (2, names[90], names[91])
     sigma = expected[("recurrent_norm", "rnn.l0 / recurrent_kernel")]
