@@ -368,13 +368,16 @@ def test_grouped_findings_picker_and_pages_in_chromium(browser, run, tmp_path):
     assert len(shown) < 15
 
     # one page per model shown in full, relative links, each self-contained
+    from rnnscope._cli import main as cli
+
     pages = tmp_path / "pages"
-    index = rnnscope.report(run, out=f"{pages}/", figures=False)
-    assert index == pages / "index.html"
+    assert cli(["report", str(run), "-o", f"{pages}/", "--no-figures", "--detail", "*05000*"]) == 0
+    index = pages / "index.html"
     links = re.findall(r'<a class="detail" href="([^"]+)"', index.read_text())
     assert links and all(re.fullmatch(r"model-\d+\.html", x) for x in links)
     assert all((pages / x).is_file() for x in links)
     assert sorted(p.name for p in pages.glob("model-*.html")) == sorted(links)
+    assert "model-51.html" in links  # picked on the command line
     csv = pd.read_csv(pages / "flags.csv")
     assert len(csv) == sum(c for c, _, _ in expected.values())
     visit = _visit(browser, pages / links[-1])
