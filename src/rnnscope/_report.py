@@ -158,8 +158,8 @@ def _ridgelines(sections: list[dict[str, Any]]) -> list[dict[str, str]]:
             got = [(s["name"], s["samples"][layer]) for s in sections if layer in s["samples"]]
             if len(got) < 2:
                 continue
-            title = f"Layer '{layer}': weight histograms at the detailed checkpoints"
-            out.append({"caption": title, "src": _png(ridgeline(got, title))})
+            caption = f"Layer '{layer}': weight histograms at the detailed checkpoints"
+            out.append({"caption": caption, "src": _png(ridgeline(got, f"'{layer}': weights"))})
     return out
 
 

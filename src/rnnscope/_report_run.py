@@ -19,7 +19,6 @@ from importlib import resources
 from typing import Any
 
 from ._flags import Flag
-from ._format import cell
 from ._report_groups import FlagGroup
 
 __all__ = ["exports", "group_view", "model_index", "picker", "sparkline"]
@@ -78,6 +77,7 @@ def group_view(
                 "stretches": len(g.runs),
                 "first": names[g.models[0]],
                 "last": names[g.models[-1]],
+                "span": _span(g, names, steps),
                 "worst_model": names[g.models[w]],
                 "trio": [g.flags[0].value, worst.value, g.flags[-1].value],
                 "spark": _strokes(g, x, x_range),
@@ -86,6 +86,19 @@ def group_view(
             }
         )
     return rows
+
+
+def _step(s: float) -> str:
+    return str(int(s)) if float(s).is_integer() else f"{s:g}"
+
+
+def _span(g: FlagGroup, names: Sequence[str], steps: Sequence[float] | None) -> str:
+    """Where a finding holds, as steps ("step 1650 to 2450") when known, else as names."""
+    a, b = g.models[0], g.models[-1]
+    if steps is not None:
+        first, last = _step(steps[a]), _step(steps[b])
+        return f"step {first}" if a == b else f"steps {first} to {last}"
+    return names[a] if a == b else f"{names[a]} to {names[b]}"
 
 
 def model_index(
@@ -111,7 +124,7 @@ def model_index(
             {
                 "index": s["index"],
                 "name": s["name"],
-                "step": cell(steps[i]) if steps is not None else "",
+                "step": _step(steps[i]) if steps is not None else "",
                 "counts": counts,
                 "sigma": max(finite) if finite else math.nan,
                 "metric": metric,
