@@ -329,7 +329,7 @@ def test_grouped_findings_picker_and_pages_in_chromium(browser, run, tmp_path):
     sigma = expected[("recurrent_norm", "rnn.l0 / recurrent_kernel")]
     assert 40 < sigma[0] < 99 and sigma[2] == names[-1]
 
-    visit_rows = {}
+    visit_rows, trios = {}, {}
     context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     problems = []
@@ -339,12 +339,21 @@ def test_grouped_findings_picker_and_pages_in_chromium(browser, run, tmp_path):
     for r in page.eval_on_selector_all(
         "#groups tbody tr",
         "rows => rows.map(r => [r.dataset.rule, r.dataset.where, +r.dataset.count, "
-        "r.dataset.first, r.dataset.last, r.dataset.severity])",
+        "r.dataset.first, r.dataset.last, r.dataset.severity, r.dataset.values])",
     ):
         visit_rows[(r[0], r[1])] = tuple(r[2:5])
+        trios[(r[0], r[1])] = [float(v) for v in r[6].split()]
         if r[0] == "nonfinite":
             assert r[5] == "error"
     assert visit_rows == expected
+    # the recurrent kernel's largest singular value at the first, worst and last checkpoint
+    # where it is above 1, from the stats frame
+    df = rnnscope.stats(run)
+    rk = df[df["part"] == "recurrent_kernel"].drop_duplicates("model").set_index("model")
+    sigma = rk["matrix_spectral_norm"].astype(float)
+    above = sigma[sigma > rnnscope.Thresholds().recurrent_high]
+    want = [above.iloc[0], above.max(), above.iloc[-1]]
+    np.testing.assert_allclose(trios[("recurrent_norm", "rnn.l0 / recurrent_kernel")], want)
     # the picker: typing filters the index, Enter on a name with a full section jumps to it
     page.fill("#pick", "step077")
     visible = page.eval_on_selector_all(
