@@ -282,7 +282,7 @@ def _where(*bits):
 
 def _expected_groups(folder):
     """(rule, where) -> (count, first, last), counted from the stats and compare frames with the
-    default thresholds: no flag code involved."""
+    default thresholds (no flag code involved); and the stats frame."""
     t = rnnscope.Thresholds()
     df = rnnscope.stats(folder).astype({"nan": float, "inf": float, "dead_units": float})
     df = df.fillna({"dead_units": 0.0, "matrix_spectral_norm": math.nan})
@@ -311,14 +311,17 @@ def _expected_groups(folder):
     for r in cmp[moved.fillna(False)].itertuples():
         add("growth", _where(r.layer, r.part, "", r.direction), r.model)
     order = list(dict.fromkeys(df["model"]))
-    return {k: (len(v), min(v, key=order.index), max(v, key=order.index)) for k, v in hits.items()}
+    groups = {
+        k: (len(v), min(v, key=order.index), max(v, key=order.index)) for k, v in hits.items()
+    }
+    return groups, df
 
 
 def test_grouped_findings_picker_and_pages_in_chromium(browser, run, tmp_path):
     out = rnnscope.report(run, out=tmp_path / "r.html", figures=False, detail=["step050*"])
     html = out.read_text()
     _assert_only_hashed_script(html)
-    expected = _expected_groups(run)
+    expected, df = _expected_groups(run)
     # the designed story is there: NaN once, dead units 40-59, sigma > 1 from early on with a
     # gap at the NaN, the kernel's jump and fall
     names = [f"step{i * 100:05d}.safetensors" for i in range(N)]
@@ -348,7 +351,6 @@ def test_grouped_findings_picker_and_pages_in_chromium(browser, run, tmp_path):
     assert visit_rows == expected
     # the recurrent kernel's largest singular value at the first, worst and last checkpoint
     # where it is above 1, from the stats frame
-    df = rnnscope.stats(run)
     rk = df[df["part"] == "recurrent_kernel"].drop_duplicates("model").set_index("model")
     sigma = rk["matrix_spectral_norm"].astype(float)
     above = sigma[sigma > rnnscope.Thresholds().recurrent_high]
