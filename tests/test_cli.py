@@ -61,7 +61,7 @@ def test_report_and_plots(folder, tmp_path, capsys):
     html = tmp_path / "r.html"
     assert main(["report", str(folder), "-o", str(html), "--jobs", "2"]) == 0
     text = html.read_text()
-    assert "epoch2.safetensors" in text and "Comparison (baseline: epoch0.safetensors)" in text
+    assert "epoch2.safetensors" in text and "The run (baseline: epoch0.safetensors)" in text
     bigru = str(demo_paths()["bigru"])
     assert main(["plot", bigru, "--kind", "heatmap", "-o", str(tmp_path / "h.png")]) == 0
     assert "h_forward.png, " in capsys.readouterr().out

@@ -51,10 +51,11 @@ def test_demo_runs_without_any_framework(tmp_path):
     assert "wrote 12 figures" in text
     report = (tmp_path / "report.html").read_text()
     assert "demo_lstm.keras" in report and "demo_bigru.safetensors" in report
-    assert report.count("data:image/png;base64,") == 2 + 2 * 2  # LSTM; GRU in two directions
-    assert "Comparison" not in report  # two unrelated models
+    # LSTM; GRU in two directions; each model's Dense head (figures are WebP since issue #21)
+    assert report.count("data:image/webp;base64,") == 2 + 2 * 2 + 2
+    assert "The run (baseline" not in report  # two unrelated models
     run = (tmp_path / "run_report.html").read_text()
-    assert "epoch16.safetensors" in run and "Comparison (baseline: epoch0.safetensors)" in run
+    assert "epoch16.safetensors" in run and "The run (baseline: epoch0.safetensors)" in run
 
 
 def test_demo_without_matplotlib_says_how_to_get_figures(tmp_path):

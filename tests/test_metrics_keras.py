@@ -171,7 +171,7 @@ def test_report_shows_the_metrics_and_the_ranking(trained, tmp_path):
     html = out.read_text()
     names = _names(trained)
     best = min(names, key=lambda n: names[n][1])
-    assert "of a training run</h2>" in html
+    assert ">The run (baseline: " in html
     assert f"keep {best}: lowest val_loss" in html
     row = re.search(r"<b>val_loss</b></td>(.*?)</tr>", html).group(1)
     cells = [float(c) for c in re.findall(r"<td>([^<]*)</td>", row)]

@@ -188,11 +188,13 @@ def test_compare_and_report_carry_on(mixed, tmp_path):
     with pytest.warns(RuntimeWarning, match="Not read"):
         out = rnnscope.report(mixed, out=tmp_path / "r.html", figures=False)
     html = out.read_text()
-    section = html[html.index('<h2 id="not-read">') : html.index('<h2 id="comparison">')]
+    start = html.index('<h2 id="not-read">')
+    section = html[start : html.index("<h2", start + 1)]
     for name in BROKEN:
         assert f'<td class="t">{name}</td>' in section
     assert section.count(">failed<") == 8 and section.count(">skipped<") == 2
-    assert all(f'id="model-{i + 1}">epoch{i}.safetensors' in html for i in range(N_GOOD))
+    # every model read is a row of the index (since issue #21 only some get a full section)
+    assert all(f'data-name="epoch{i}.safetensors"><td>{i + 1}</td>' in html for i in range(N_GOOD))
 
 
 def test_a_failed_source_never_silently_becomes_or_shifts_the_baseline(mixed, capsys):

@@ -144,7 +144,7 @@ def test_bundled_run_is_a_run_and_its_report_says_so(tmp_path):
     html = rnnscope.report(
         rnnscope.demo_path("run"), tmp_path / "r.html", figures=False, run=False
     ).read_text()
-    assert "of variants</h2>" in html and "changing fast" not in html
+    assert ">The variants (baseline: " in html and "changing fast" not in html
 
 
 def _metrics_csv(path, rows):

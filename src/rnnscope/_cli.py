@@ -255,6 +255,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             metrics=args.metrics,
             rank_by=args.rank_by,
             metrics_offset=args.metrics_offset,
+            detail=args.detail,
         )
     print(f"wrote {out}")
     return _report_failed(failed)

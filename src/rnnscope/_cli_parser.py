@@ -246,11 +246,24 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
     c.set_defaults(run=commands["compare"])
     r = add("report", "one self-contained HTML report of checkpoints (and monitor databases)")
     _many(r)
-    r.add_argument("-o", "--out", default="report.html", help="the HTML file (report.html)")
+    r.add_argument(
+        "-o",
+        "--out",
+        default="report.html",
+        help="the HTML file (report.html); a folder (DIR/): index.html and a page per model "
+        "shown in full",
+    )
     r.add_argument("--baseline", help=_BASELINE)
     r.add_argument("--title", default="rnnscope report", help="the page title")
     r.add_argument("--no-figures", action="store_true", help="tables and flags only")
     _run_options(r)
+    r.add_argument(
+        "--detail",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also show this model in full: a name, a glob ('*epoch1?*') or 'all' (repeatable)",
+    )
     r.set_defaults(run=commands["report"])
     pl = add(
         "plot",

@@ -1,8 +1,11 @@
 """``rnnscope.report``: one self-contained HTML file per set of models.
 
 Built from a Jinja2 template with autoescape on: every string that comes from a file or a model
-(file, layer and model names, notes) is escaped. Figures are embedded as PNG data; the page
-loads nothing from anywhere.
+(file, layer and model names, notes) is escaped. Figures are embedded as lossless WebP data (PNG
+where Pillow cannot write WebP); the page loads nothing from anywhere.
+
+At scale (hundreds of checkpoints) the work runs in two passes: statistics of every model
+first, then figures only for the models that get a full section (:mod:`._report_groups`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from ._columns import COLUMNS, REPORT_VIEW
 from ._errors import InputError, require
 from ._flags import Flag, Thresholds, change_flags, flags_for
 from ._format import cell
-from ._model import RNNWeights
+from ._model import LayerWeights, RNNWeights
 from ._monitor._history import is_database
+from ._report_groups import group_flags, select_detail, steps_of
+from ._report_run import exports, group_view, model_index, picker
 from ._stats import record_rows
 from ._tables import Progress, compare_table, read_all, warn_failed
 
@@ -31,12 +36,34 @@ if TYPE_CHECKING:
 __all__ = ["build_report", "model_section", "report"]
 
 _DPI = 72
+_SAMPLE = 20_000  # weights kept per recurrent layer and detailed model, for the ridgelines
 
 
 def _png(fig: Figure) -> str:
+    """``fig`` as a data URI: lossless WebP (2-3x smaller than PNG for these figures)."""
+    from PIL import features
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI, pil_kwargs={"compress_level": 6})
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    if not features.check("webp"):
+        fig.savefig(buf, format="png", dpi=_DPI, pil_kwargs={"optimize": True})
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    fig.set_dpi(_DPI)
+    canvas: Any = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    Image.fromarray(rgba).convert("RGB").save(buf, "WEBP", lossless=True, method=4)
+    return "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _other_figures(rec: LayerWeights) -> list[dict[str, str]]:
+    from .plot._layers import layer_figure
+
+    fig = layer_figure(rec)
+    return [] if fig is None else [{"caption": f"{rec.name}: weights", "src": _png(fig)}]
 
 
 def _layer_figures(rec: RNNWeights) -> list[dict[str, str]]:
@@ -52,8 +79,14 @@ def _layer_figures(rec: RNNWeights) -> list[dict[str, str]]:
     return out
 
 
-def model_section(source: Any, name: str, tol: float, figures: bool = True) -> dict[str, Any]:
-    """Everything the report shows of one model (runs in workers; returns plain data)."""
+def model_section(
+    source: Any, name: str, tol: float, figures: bool = True, sample: int = 0
+) -> dict[str, Any]:
+    """Everything the report shows of one model (runs in workers; returns plain data).
+
+    ``sample``: also keep up to this many of each recurrent layer's weights (a fixed-seed random
+    choice, all of them when fewer), for the histograms across checkpoints.
+    """
     from ._api import resolve
     from ._io import Checkpoint, open_checkpoint
     from .plot._common import offscreen
@@ -64,6 +97,7 @@ def model_section(source: Any, name: str, tol: float, figures: bool = True) -> d
     if isinstance(src_obj, Checkpoint):
         info.update(path=src_obj.path, format=src_obj.format, framework=src_obj.framework)
     layers, rows, figs = [], [], []
+    samples: dict[str, Any] = {}
     with offscreen():
         for ref in src.refs:
             shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in ref.info.shapes.items())
@@ -79,61 +113,57 @@ def model_section(source: Any, name: str, tol: float, figures: bool = True) -> d
             rows += [{"model": name, **r, "tol": tol} for r in record_rows(rec, tol)]
             if figures and isinstance(rec, RNNWeights):
                 figs += _layer_figures(rec)
-    return {**info, "layers": layers, "rows": rows, "figures": figs}
+            elif figures and isinstance(rec, LayerWeights):
+                figs += _other_figures(rec)
+            if sample and isinstance(rec, RNNWeights):
+                samples[rec.name] = _sample(rec, sample)
+    return {**info, "layers": layers, "rows": rows, "figures": figs, "samples": samples}
 
 
-def _overlay(table: Any) -> list[dict[str, str]]:
-    """Per-gate L2 norms (and recurrent largest singular values) across the models."""
-    from matplotlib.figure import Figure
+def _sample(rec: RNNWeights, n: int) -> Any:
+    import numpy as np
 
-    models = list(dict.fromkeys(table["model"]))
-    figs = []
-    matrices = table[table["gate"] != ""]
-    for layer, block in matrices.groupby("layer", sort=False):
-        parts = list(dict.fromkeys(block["part"]))
-        fig = Figure(figsize=(3.3 * len(parts) + 0.6, 3.2), layout="constrained")
-        axes = fig.subplots(1, len(parts), squeeze=False)[0]
-        for ax, part in zip(axes, parts, strict=True):
-            sub = block[block["part"] == part]
-            for (gate, direction), line in sub.groupby(["gate", "direction"], sort=False):
-                y = line.set_index("model").reindex(models)["l2_norm"].to_numpy(float)
-                style = "--" if direction == "backward" else "-"
-                label = gate + (" (backward)" if direction == "backward" else "")
-                ax.plot(range(len(models)), y, style, marker="o", markersize=3, label=label)
-            ax.set_title(part.replace("_", " "), fontsize=10)
-            ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
-            ax.set_ylabel("L2 norm", fontsize=8)
-            ax.tick_params(axis="y", labelsize=7)
-        axes[0].legend(fontsize=7)
-        fig.suptitle(f"Layer '{layer}': per-gate L2 norm across models", fontsize=11)
-        figs.append({"caption": f"{layer}: per-gate L2 norms across models", "src": _png(fig)})
-    rk = table[(table["part"] == "recurrent_kernel")].drop_duplicates(
-        ["model", "layer", "direction"]
-    )
-    if len(rk) and len(models) > 1:
-        fig = Figure(figsize=(6.0, 3.2), layout="constrained")
-        ax = fig.subplots()
-        for (layer, direction), line in rk.groupby(["layer", "direction"], sort=False):
-            y = line.set_index("model").reindex(models)["matrix_spectral_norm"].to_numpy(float)
-            ax.plot(
-                range(len(models)),
-                y,
-                marker="o",
-                markersize=3,
-                label=f"{layer}" + (f" ({direction})" if direction != "forward" else ""),
-            )
-        ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle=":")
-        ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
-        ax.set_ylabel("largest singular value", fontsize=8)
-        ax.legend(fontsize=7)
-        fig.suptitle("Recurrent kernels (all gates): largest singular value", fontsize=11)
-        figs.append(
-            {"caption": "recurrent kernels: largest singular value across models", "src": _png(fig)}
-        )
-    return figs
+    flat = np.concatenate([np.ravel(a) for _, _, _, a in rec.blocks()]).astype("f4")
+    if flat.size <= n:
+        return flat
+    return flat[np.random.default_rng(0).choice(flat.size, n, replace=False)]
 
 
-def _render(context: dict[str, Any]) -> str:
+def _run_figures(table: Any, names: list[str], steps: list[float] | None) -> list[dict[str, str]]:
+    """The run at a glance: every gate block through the checkpoints, then per-gate L2 norms
+    and the recurrent kernels' largest singular values with steps on x."""
+    from .plot._common import offscreen
+    from .plot._runs import run_heatmap, run_lines
+
+    out = []
+    with offscreen():
+        heat = run_heatmap(table, names, steps)
+        if heat is not None:
+            out.append({"caption": "every gate block through the run", "src": _png(heat)})
+        for fig in run_lines(table, names, steps):
+            title = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
+            out.append({"caption": title or "through the run", "src": _png(fig)})
+    return out
+
+
+def _ridgelines(sections: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Per recurrent layer, its weights' histograms at the detailed checkpoints, stacked."""
+    from .plot._common import offscreen
+    from .plot._runs import ridgeline
+
+    layers = list(dict.fromkeys(k for s in sections for k in s.get("samples", {})))
+    out = []
+    with offscreen():
+        for layer in layers:
+            got = [(s["name"], s["samples"][layer]) for s in sections if layer in s["samples"]]
+            if len(got) < 2:
+                continue
+            caption = f"Layer '{layer}': weight histograms at the detailed checkpoints"
+            out.append({"caption": caption, "src": _png(ridgeline(got, f"'{layer}': weights"))})
+    return out
+
+
+def _render(template: str, context: dict[str, Any]) -> str:
     import jinja2
 
     env = jinja2.Environment(
@@ -142,7 +172,7 @@ def _render(context: dict[str, Any]) -> str:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["fmt"] = cell
-    return env.get_template("report.html").render(**context)
+    return env.get_template(template).render(**context)
 
 
 def report(
@@ -165,14 +195,19 @@ def report(
     metrics: Any = None,
     rank_by: str | None = None,
     metrics_offset: int | None = None,
+    detail: str | Sequence[str] = (),
 ) -> Path:
     """Write ONE self-contained HTML report of one or several models; return its path.
 
-    Per model: source, layers, per-gate statistics, heatmaps and histograms of every recurrent
-    layer, and flags with a one-line explanation each. For several models: comparison tables
-    against ``baseline`` and figures of per-gate norms across them. A training monitor's
-    database among the sources adds its run's history: per-gate norms over steps and events
-    such as the first NaN.
+    First the findings, one row per (finding, place) across every model: where it holds, its
+    values at the first, worst and last checkpoints, a trend line and the severity reached (all
+    flags in a collapsible table, and as CSV/JSON downloads). Then, for several models, the run
+    in figures (every gate block through the checkpoints, per-gate norms and recurrent singular
+    values with steps on x, weight histograms at the detailed checkpoints stacked) and an index
+    of every model with a search box. Full sections (layers, statistics, figures of every
+    layer) only for the models worth it: first, last, the worst of each finding, where one
+    appears or stops holding, and ``detail``. A training monitor's database among the sources
+    adds its run's history: per-gate norms over steps and events such as the first NaN.
 
     Args:
         sources, names, tol, executor, jobs, progress: as in :func:`rnnscope.stats`.
@@ -190,6 +225,10 @@ def report(
         run, metrics, rank_by, metrics_offset: as in :func:`rnnscope.compare`: read the
             checkpoints as a training run or as variants (the comparison's heading says which),
             show training metrics beside them, and rank them by one ("which to keep").
+        detail: more models to show in full: names, globs (``"*epoch1?*"``), or ``"all"``.
+
+    ``out`` naming a folder (ending with ``/`` or existing) writes ``index.html`` there, one
+    self-contained page per model shown in full, and ``flags.csv``/``flags.json``.
 
     Example:
         >>> rnnscope.report("checkpoints/", out="health.html", jobs=2).name
@@ -214,6 +253,7 @@ def report(
         metrics=metrics,
         rank_by=rank_by,
         metrics_offset=metrics_offset,
+        detail=detail,
     )
     warn_failed(failed, total, f"the report's 'Not read' section ({path})")
     return path
@@ -239,6 +279,7 @@ def build_report(
     metrics: Any = None,
     rank_by: str | None = None,
     metrics_offset: int | None = None,
+    detail: str | Sequence[str] = (),
 ) -> tuple[Path, list[dict[str, str]], int]:
     """:func:`report`'s work: the path, the ``failed`` rows, and how many sources there were."""
     require("jinja2", "report", "rnnscope.report")
@@ -251,6 +292,7 @@ def build_report(
 
     t = thresholds or Thresholds()
     value = _tol(tol)
+    picks = [detail] if isinstance(detail, str) else list(detail)
     items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
     databases = [s for s in items if isinstance(s, (str, os.PathLike)) and is_database(s)]
     rest = [s for s in items if not any(s is d for d in databases)]
@@ -261,12 +303,12 @@ def build_report(
     sections: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     given: list[str] = []
-    if rest:
+    if rest:  # pass 1: statistics of every model, no figures
         sections, failed, given = read_all(
             model_section,
             rest,
             names,
-            (value, figures),
+            (value, False),
             executor=executor,
             jobs=jobs,
             progress=progress,
@@ -279,7 +321,9 @@ def build_report(
     for s in sections:
         s["flags"] = flags_for(s["rows"], t)
         all_flags += s["flags"]
+    model_names = [s["name"] for s in sections]
     comparison: dict[str, Any] | None = None
+    growth: list[Flag] = []
     runs = {"run": run, "metrics": metrics, "rank_by": rank_by, "metrics_offset": metrics_offset}
     comparing = len(sections) > 1 and compare is not False
     base = baseline if comparing else None
@@ -288,42 +332,128 @@ def build_report(
         run_mode = cmp.attrs["mode"] == "run"  # "changing fast" only between steps of a run
         growth = change_flags(cmp.to_dict("records"), t) if run_mode else []
         all_flags += growth
-        comparison = _comparison(cmp, growth, figures, table)
+        comparison = _comparison(cmp, growth)
     model_metrics, ranking = _model_metrics(cmp)
-    context = {
+    context: dict[str, Any] = {
         "title": title,
         "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "version": _version(),
         "tol": value,
         "thresholds": t,
-        "models": sections,
-        "flags": all_flags,
         "columns": REPORT_VIEW,
-        "comparison": comparison,
         "failed": failed,
-        "histories": [_history_section(Path(d), figures) for d in databases],
         "model_metrics": model_metrics,  # indexed by model: step, one column per metric
         "rank_by": rank_by,
         "ranking": ranking,  # models, best first ([] without rank_by)
     }
-    path = Path(out)
-    try:
-        path.write_text(_render(context), encoding="utf-8")
-    except OSError as err:
-        raise InputError(
-            f"out: cannot write the report to '{path}': {err}", path=str(path), argument="out"
-        ) from err
+    metrics, rank_by = context.get("model_metrics"), context.get("rank_by")
+    steps = steps_of(model_names, metrics)
+    groups = group_flags(all_flags, model_names)
+    chosen = select_detail(model_names, groups, metrics=metrics, rank_by=rank_by, detail=picks)
+    if figures and sections:  # pass 2: figures of the detailed models only
+        _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive)
+        if comparison is not None:
+            comparison["figures"] = _run_figures(table, model_names, steps)
+            comparison["figures"] += _ridgelines([s for s in sections if s["name"] in chosen])
+    for i, s in enumerate(sections):
+        s["index"], s["why"] = i + 1, chosen.get(s["name"], [])
+        s["columns"], s["alpha_note"] = _columns_of(s["rows"])
+    if comparison is not None:
+        comparison["models"] = [m for m in comparison["models"] if m in chosen]
+        _trim_cells(comparison)
+    script, script_hash = picker()
+    context.update(
+        script=script,
+        script_hash=script_hash,
+        models=sections,
+        detailed=[s for s in sections if s["why"]],
+        flags=all_flags,
+        groups=group_view(groups, model_names, steps),
+        index=model_index(sections, steps, metrics, rank_by),
+        steps=steps,
+        exports=exports(all_flags),
+        comparison=comparison,
+        histories=[_history_section(Path(d), figures) for d in databases],
+    )
+    path = _write(out, context)
     total = len(sections) + sum(e["status"] == "failed" for e in failed)
     return path, failed, total
 
 
-def _comparison(cmp: Any, growth: list[Flag], figures: bool, table: Any) -> dict[str, Any]:
+def _add_figures(
+    sections: list[dict[str, Any]],
+    chosen: dict[str, list[str]],
+    rest: list[Any],
+    names: Sequence[str] | None,
+    tol: float,
+    executor: cf.Executor | None,
+    jobs: int | None,
+    recursive: bool,
+) -> None:
+    """Figures (and weight samples) of the chosen models, read again in a second pass."""
+    from ._tables import collect_sources, run_sources
+
+    pairs, _ = collect_sources(rest, names, recursive)
+    wanted = [(n, src) for n, src in pairs if n in chosen]
+    done, _ = run_sources(model_section, wanted, (tol, True, _SAMPLE), executor, jobs, None)
+    by_name = {d["name"]: d for d in done}
+    for s in sections:
+        got = by_name.get(s["name"])
+        s["figures"] = got["figures"] if got else []
+        s["samples"] = got["samples"] if got else {}
+
+
+def _columns_of(rows: list[dict[str, Any]]) -> tuple[list[tuple[str, str]], str]:
+    """The statistics columns to show, without alpha when it is empty on every row (and why)."""
+    alphas = [r.get("alpha") for r in rows]
+    if any(a is not None and a == a for a in alphas):
+        return REPORT_VIEW, ""
+    notes = sorted({str(r.get("alpha_note") or "") for r in rows} - {""})
+    why = "; ".join(notes) if notes else "no matrix"
+    return [c for c in REPORT_VIEW if c[0] != "alpha"], why
+
+
+def _trim_cells(comparison: dict[str, Any]) -> None:
+    keep = set(comparison["models"])
+    for row in comparison["rows"]:
+        row["cells"] = [c for c in row["cells"] if c["model"] in keep]
+
+
+def _write(out: str | os.PathLike[str], context: dict[str, Any]) -> Path:
+    """One file, or (``path`` a folder: ends with a separator or exists as one) ``index.html``
+    plus one page per detailed model, each self-contained, and the flags as CSV and JSON."""
+    path = Path(out)
+    folder = os.fspath(out).endswith(("/", os.sep)) or path.is_dir()
+    try:
+        if not folder:
+            path.write_text(_render("report.html", {**context, "pages": False}), encoding="utf-8")
+            return path
+        path.mkdir(parents=True, exist_ok=True)
+        index = path / "index.html"
+        index.write_text(_render("report.html", {**context, "pages": True}), encoding="utf-8")
+        for m in context["detailed"]:
+            page = path / f"model-{m['index']}.html"
+            page.write_text(_render("model.html", {**context, "m": m}), encoding="utf-8")
+        (path / "flags.csv").write_text(context["exports"]["csv_text"], encoding="utf-8")
+        (path / "flags.json").write_text(context["exports"]["json_text"], encoding="utf-8")
+        return index
+    except OSError as err:
+        raise InputError(
+            f"out: cannot write the report to '{path}': {err}", path=str(path), argument="out"
+        ) from err
+
+
+def _comparison(cmp: Any, growth: list[Flag]) -> dict[str, Any]:
     models = cmp.attrs["models"]
     rows = []
     for key, block in cmp.groupby(["layer", "part", "gate", "direction"], sort=False):
         by_model = block.set_index("model")
         cells = [
-            {"value": by_model.at[m, "l2_norm"], "rel": by_model.at[m, "l2_norm_rel_change"]}
+            {
+                "model": m,
+                "value": by_model.at[m, "l2_norm"],
+                "rel": by_model.at[m, "l2_norm_rel_change"],
+            }
             for m in models
         ]
         rows.append({"key": key, "cells": cells})
@@ -339,9 +469,10 @@ def _comparison(cmp: Any, growth: list[Flag], figures: bool, table: Any) -> dict
         "baseline": cmp.attrs["baseline"],
         "baseline_note": cmp.attrs["baseline_note"],
         "models": models,
+        "n_models": len(models),
         "rows": rows,
         "flags": growth,
-        "figures": _overlay(table) if figures else [],
+        "figures": [],
     }
 
 

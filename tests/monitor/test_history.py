@@ -90,7 +90,7 @@ def test_plot_history_panels_lines_and_nan_marks(db):
 def test_report_shows_the_run(db, tmp_path):
     html = rnnscope.report(db, out=tmp_path / "r.html").read_text()
     assert "Training history: run.db" in html and "first non-finite weights at step 3" in html
-    assert html.count("data:image/png;base64,") == 1
+    assert html.count("data:image/webp;base64,") == 1  # WebP since issue #21
 
 
 def test_command_line_plots_and_reports_a_run(db, tmp_path, capsys):
