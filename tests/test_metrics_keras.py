@@ -166,7 +166,7 @@ def test_report_shows_the_metrics_and_the_ranking(trained, tmp_path):
 
     out = rnnscope.report(
         trained / "ck", tmp_path / "r.html", metrics=trained / "history.json", rank_by="val_loss",
-        figures=False,
+        figures=False, detail="all",  # every checkpoint a column of the comparison table
     )  # fmt: skip
     html = out.read_text()
     names = _names(trained)

@@ -302,7 +302,9 @@ def test_report_context_for_the_report_layout(tmp_path, monkeypatch):
 
     seen: dict = {}
     render = report_module._render
-    monkeypatch.setattr(report_module, "_render", lambda ctx: seen.update(ctx) or render(ctx))
+    monkeypatch.setattr(
+        report_module, "_render", lambda name, ctx: seen.update(ctx) or render(name, ctx)
+    )
     val = {e: 1.0 / (1 + abs(e - 6)) for e in range(16)}  # epoch index 6 scores best
     log = _metrics_csv(tmp_path / "log.csv", {"epoch": list(val), "val_auc": list(val.values())})
     rnnscope.report(

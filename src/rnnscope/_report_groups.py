@@ -36,6 +36,15 @@ def step_of(name: str) -> float:
     return float(digits[-1]) if digits else math.nan
 
 
+def _number(v: Any) -> float:
+    """A step as a float; NaN for None, ``pd.NA`` or anything that is not a number."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
 def steps_of(names: Sequence[str], metrics: Any = None) -> list[float] | None:
     """The step of each model, or None when the names do not give distinct increasing steps.
 
@@ -43,7 +52,7 @@ def steps_of(names: Sequence[str], metrics: Any = None) -> list[float] | None:
     """
     if metrics is not None and "step" in getattr(metrics, "columns", ()):
         known = metrics["step"].to_dict()
-        steps = [float(known.get(n, math.nan)) for n in names]
+        steps = [_number(known.get(n)) for n in names]
     else:
         steps = [step_of(n) for n in names]
     if any(math.isnan(s) for s in steps) or any(b <= a for a, b in itertools.pairwise(steps)):
