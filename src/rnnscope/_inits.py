@@ -14,7 +14,8 @@ A layer *matches an initialisation* when every one of its parts does:
   the largest ``|w| >= a * 10**(-6 / n)`` (a true draw misses this with probability 1e-6); the
   variance within ``z`` standard errors of ``a**2 / 3`` (standard error ``sqrt(0.8 / n)``
   relative: the fourth moment of a uniform is ``a**4 / 5``); the mean within ``z`` standard
-  errors of 0 (``a / sqrt(3 n)``).
+  errors of 0 (``a / sqrt(3 n)``); no value exactly 0 (a float32 uniform draw gives one with
+  probability about 1e-9 per value; zeroed or pruned weights are a fault, not an init).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Pooled:
     abs_max: float
     lo: float
     hi: float
+    zeros: float = math.nan
 
 
 def pooled(rows: Sequence[Mapping[str, Any]]) -> Pooled:
@@ -69,14 +71,17 @@ def pooled(rows: Sequence[Mapping[str, Any]]) -> Pooled:
         max(_num(r.get("abs_max")) for r in rows),
         min(_num(r.get("min")) for r in rows),
         max(_num(r.get("max")) for r in rows),
+        sum(_num(r.get("frac_zero")) * _num(r.get("size")) for r in rows),
     )
 
 
 def uniform_matches(p: Pooled, a: float, z: float) -> bool:
     """Whether ``p`` is a plausible draw of ``n`` values from uniform(-a, a) (see the module)."""
-    if p.n < 2 or not a > 0 or any(math.isnan(v) for v in (p.mean, p.var, p.abs_max)):
+    if p.n < 1 or not a > 0 or any(math.isnan(v) for v in (p.mean, p.var, p.abs_max)):
         return False
     if p.abs_max > a * (1 + _ROUND) or p.abs_max < a * 10 ** (-6 / p.n):
+        return False
+    if p.zeros > 0.5:  # a float32 uniform draw is exactly 0 with probability ~1e-9 per value
         return False
     if abs(p.var / (a * a / 3) - 1) > z * math.sqrt(0.8 / p.n):
         return False

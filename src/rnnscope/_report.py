@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._columns import COLUMNS, REPORT_VIEW
 from ._errors import InputError, require
-from ._flags import Flag, Thresholds, change_flags, flags_for
+from ._flags import Flag, Thresholds, by_severity, change_flags, flags_for
 from ._format import cell
 from ._model import RNNWeights
 from ._monitor._history import is_database
@@ -277,7 +277,7 @@ def build_report(
         "tol": value,
         "thresholds": t,
         "models": sections,
-        "flags": all_flags,
+        "flags": by_severity(all_flags),
         "columns": REPORT_VIEW,
         "comparison": comparison,
         "failed": failed,
