@@ -178,14 +178,16 @@ def torch_case(
         note = f"loss/var {torch_train(net, x, y, train, lr=3.0):.3g} (Adam lr 3)"
     elif fault == "diverged":
         opt = torch.optim.SGD(net.parameters(), lr=1e4)
-        for step in range(50):  # plain SGD with a huge step until the weights overflow
+        steps = 0
+        while steps < 50:  # plain SGD with a huge step until the weights overflow
+            steps += 1
             opt.zero_grad()
             loss = torch.nn.functional.mse_loss(net(torch.from_numpy(x)), torch.from_numpy(y))
             loss.backward()
             opt.step()
             if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
                 break
-        note = f"loss {float(loss.detach()):.3g}, step {step + 1} of SGD lr 1e4"
+        note = f"loss {float(loss.detach()):.3g}, step {steps} of SGD lr 1e4"
     elif train:
         note = f"loss/var {torch_train(net, x, y, train, lr=0.03):.3g} after {train} steps"
     _torch_edit(net, fault, cell, np.random.default_rng(0))
