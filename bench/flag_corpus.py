@@ -61,6 +61,7 @@ class Case:
     path: Path
     fault: str
     note: str = ""
+    loss: float = math.nan  # the last training loss over the target's variance
     flags: list[Any] = field(default_factory=list)
 
     @property
@@ -173,9 +174,10 @@ def torch_case(
 
     x, y = task(task_name)
     net = _torch_net(cell, x.shape[-1], units, seed=len(name))
-    note = "fresh"
+    note, loss_var = "fresh", math.nan
     if fault == "lr_too_high":
-        note = f"loss/var {torch_train(net, x, y, train, lr=3.0):.3g} (Adam lr 3)"
+        loss_var = torch_train(net, x, y, train, lr=3.0)
+        note = f"loss/var {loss_var:.3g} (Adam lr 3)"
     elif fault == "diverged":
         opt = torch.optim.SGD(net.parameters(), lr=1e4)
         steps = 0
@@ -189,7 +191,8 @@ def torch_case(
                 break
         note = f"loss {float(loss.detach()):.3g}, step {steps} of SGD lr 1e4"
     elif train:
-        note = f"loss/var {torch_train(net, x, y, train, lr=0.03):.3g} after {train} steps"
+        loss_var = torch_train(net, x, y, train, lr=0.03)
+        note = f"loss/var {loss_var:.3g} after {train} steps"
     _torch_edit(net, fault, cell, np.random.default_rng(0))
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     path = out / f"{name}.{fmt}"
@@ -199,7 +202,7 @@ def torch_case(
         save_file(state, str(path))
     else:
         torch.save(state, path)
-    return Case(name, path, fault, note)
+    return Case(name, path, fault, note, loss_var)
 
 
 # ---------------------------------------------------------------- Keras 3
@@ -257,18 +260,20 @@ def keras_case(
     """Build, train, damage and save one Keras 3 model."""
     x, y = task(task_name)
     model = _keras_net(cell, x.shape[-1], units, seed=len(name))
-    note = "fresh"
+    note, loss_var = "fresh", math.nan
     if fault == "lr_too_high":
-        note = f"loss/var {keras_train(model, x, y, train, lr=3.0):.3g} (Adam lr 3)"
+        loss_var = keras_train(model, x, y, train, lr=3.0)
+        note = f"loss/var {loss_var:.3g} (Adam lr 3)"
     elif train:
-        note = f"loss/var {keras_train(model, x, y, train, lr=0.03):.3g} after {train} steps"
+        loss_var = keras_train(model, x, y, train, lr=0.03)
+        note = f"loss/var {loss_var:.3g} after {train} steps"
     _keras_edit(model, fault, cell, np.random.default_rng(0))
     path = out / f"{name}.{fmt}"
     if fmt == "keras":
         model.save(path)
     else:
         model.save_weights(path)
-    return Case(name, path, fault, note)
+    return Case(name, path, fault, note, loss_var)
 
 
 # ---------------------------------------------------------------- the corpus
