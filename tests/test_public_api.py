@@ -29,6 +29,7 @@ PUBLIC = {
     "activations",
     "compare",
     "demo_path",
+    "flags",
     "gradients",
     "history",
     "layers",

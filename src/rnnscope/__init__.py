@@ -37,6 +37,7 @@ _LAZY = {
     "SummaryRow": "_summary",
     "summary": "_summary",
     "Thresholds": "_flags",
+    "flags": "_flags",
     "Trace": "_trace",
     "activations": "_capture",
     "gradients": "_capture",
@@ -57,7 +58,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __
     from ._api import layers, rnn_weights, trace, weights
     from ._capture import activations, gradients
     from ._demo import demo_path
-    from ._flags import Thresholds
+    from ._flags import Thresholds, flags
     from ._io import Checkpoint, load
     from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
     from ._monitor._history import history
@@ -104,6 +105,7 @@ __all__ = [
     "activations",
     "compare",
     "demo_path",
+    "flags",
     "gradients",
     "history",
     "layers",

@@ -304,9 +304,10 @@ def saturated_units(rec: RNNWeights, direction: str) -> float:
 
     Example:
         >>> from rnnscope import RNNWeights
-        >>> k, u = np.zeros((1, 2)), np.zeros((2, 2))
-        >>> rec = RNNWeights.from_parts("r", "SimpleRNN", {"kernel": k, "recurrent_kernel": u,
-        ...                             "bias": np.array([9.0, 0.5])})
+        >>> parts = {"kernel": np.zeros((1, 2)), "recurrent_kernel": np.zeros((2, 2)),
+        ...          "bias": np.array([9.0, 0.5])}
+        >>> rec = RNNWeights.from_parts("r", "SimpleRNN", {(p, "forward"): a
+        ...                                                for p, a in parts.items()})
         >>> saturated_units(rec, "forward")
         1
     """
