@@ -232,18 +232,18 @@ def test_dead_unit_output_does_not_depend_on_the_input() -> None:
 
 @pytest.fixture
 def sick_file(tmp_path):
-    """A torch RNN checkpoint with an error (NaN), warnings (a weight of 20) and a note (zero
-    biases)."""
+    """A torch RNN checkpoint whose flags come out of the rules in the wrong order: a warning
+    (a kernel weight of 20) in its first part, a note (a zero bias) next, an error (NaN) in its
+    last part."""
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
     rnn = torch.nn.RNN(2, 4)
     with torch.no_grad():
-        rnn.weight_hh_l0[0, 0] = 20.0
+        rnn.weight_ih_l0[0, 0] = 20.0
         rnn.bias_ih_l0.zero_()
-        rnn.bias_hh_l0.zero_()
-        rnn.weight_ih_l0[3, 1] = float("nan")
+        rnn.bias_hh_l0[3] = float("nan")
     path = tmp_path / "sick.safetensors"
     save_file({k: v.contiguous() for k, v in rnn.state_dict().items()}, str(path))
     return path
@@ -257,6 +257,9 @@ def test_flags_are_ordered_and_every_one_names_its_rule_value_and_next_step(sick
     flags = _flags(str(sick_file))
     sev = [f.severity for f in flags]
     assert {"error", "warning", "note"} <= set(sev) and _order(sev)
+    rows = rnnscope.stats(str(sick_file)).to_dict("records")
+    by_row = [f.severity for r in rows for f in flags_for([r], T)]
+    assert not _order(by_row)  # the rows alone give them unsorted: the order is made
     names = {rule.__name__.removesuffix("_rule") for rule, _ in RULES}
     for f in flags:
         assert f.rule in names and f.hint and not math.isnan(f.value)
