@@ -330,12 +330,23 @@ def _fmt(i: int, fw: str) -> str:
     return pair[i % 2]
 
 
-def judge(cases: list[Case]) -> dict[str, int]:
+def load(out: Path) -> list[Case]:
+    """The cases of a corpus folder written before (labels from the file names)."""
+    cases = []
+    for path in sorted(out.iterdir()):
+        stem = path.name.split(".")[0]
+        what = stem.split("_", 3)[3]
+        fault = "" if what in ("fresh", "trained") else what
+        cases.append(Case(stem, path, fault, "read back"))
+    return cases
+
+
+def judge(cases: list[Case], recurrent_high: float | None = None) -> dict[str, int]:
     """Read every case's file with rnnscope, fill its flags; the counts."""
     import rnnscope
     from rnnscope._flags import Thresholds, flags_for
 
-    t = Thresholds()
+    t = Thresholds() if recurrent_high is None else Thresholds(recurrent_high=recurrent_high)
     for c in cases:
         df = rnnscope.stats(str(c.path))
         c.flags = flags_for(df.to_dict("records"), t)
@@ -354,11 +365,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--large", action="store_true", help="every task, 4 and 32 units")
     ap.add_argument("--out", help="folder for the checkpoints (default: a temporary one)")
+    ap.add_argument("--judge-only", action="store_true", help="judge the files --out holds")
+    ap.add_argument("--recurrent-high", type=float, help="Thresholds.recurrent_high to judge by")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
-        cases = build(out, args.large)
-        counts = judge(cases)
+        cases = load(out) if args.judge_only else build(out, args.large)
+        counts = judge(cases, args.recurrent_high)
         for c in cases:
             serious = sorted({f"{f.severity}:{f.rule}" for f in c.flags if f.severity != "note"})
             mark = "ok  " if c.passed else "MISS"
