@@ -285,3 +285,21 @@ def test_report_lists_errors_then_warnings_then_notes(sick_file, tmp_path):
     section = section[: section.index("</table>")] if "</table>" in section else section
     sev = re.findall(r'class="sev (error|warning|note)"', section)
     assert len(sev) >= 3 and _order(sev)
+
+
+@requires_torch
+def test_a_large_bias_the_recurrent_input_can_undo_is_not_saturation() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    rnn = torch.nn.RNN(1, 2, batch_first=True)
+    with torch.no_grad():
+        rnn.weight_ih_l0[:] = torch.tensor([[0.01], [2.0]])  # unit 1 follows the input
+        rnn.weight_hh_l0[:] = torch.tensor([[-4.0, -4.0], [0.0, 0.0]])
+        rnn.bias_ih_l0[:] = torch.tensor([8.0, 0.0])  # 8 > 6, but the state can take 8 off
+        rnn.bias_hh_l0.zero_()
+    out, _ = rnn(torch.randn(64, 10, 1))
+    h0 = out.detach().numpy()[..., 0]
+    assert (1 - h0**2).max() > 1e-2  # torch's own forward: unit 0 leaves the flat part
+    rows = rnnscope.stats(rnn).to_dict("records")
+    assert {r["saturated_units"] for r in rows} == {0}
