@@ -26,15 +26,15 @@ def test_stats_frame_columns_and_compared_columns():
         COLUMNS
         == (
             "model layer part gate direction kind shape size mean std min max abs_max l2_norm "
-            "frac_zero frac_near_zero tol nan inf units dead_units spectral_norm stable_rank alpha "
-            "alpha_note matrix_spectral_norm approx"
+            "frac_zero frac_near_zero tol nan inf units dead_units saturated_units spectral_norm "
+            "stable_rank alpha alpha_note matrix_spectral_norm matrix_min_singular approx"
         ).split()
     )
     assert (
         COMPARED
         == (
-            "mean std abs_max l2_norm frac_near_zero nan inf dead_units spectral_norm stable_rank "
-            "alpha matrix_spectral_norm"
+            "mean std abs_max l2_norm frac_near_zero nan inf dead_units saturated_units "
+            "spectral_norm stable_rank alpha matrix_spectral_norm matrix_min_singular"
         ).split()
     )
 

@@ -67,15 +67,11 @@ def test_dead_units_once_per_layer_and_direction():
     ]
 
 
-def test_near_zero_and_large_weights_in_rule_order():
+def test_near_zero_and_large_weights_warnings_before_the_bias_note():
+    # reason for the change: zero is where biases start, so a mostly-zero bias is a note now,
+    # and every output lists flags most serious first
     got = _lines(flags_for([_row(frac_near_zero=0.75, abs_max=12.5, gate="", part="bias")], T))
     assert got == [
-        (
-            "warning",
-            "m",
-            "lstm / bias",
-            "75% of the weights are below 0.001: pruned, over-regularised, or never trained",
-        ),
         (
             "warning",
             "m",
@@ -83,23 +79,72 @@ def test_near_zero_and_large_weights_in_rule_order():
             "largest |weight| 12.5 > 10: large weights saturate the gates and can make "
             "gradients explode",
         ),
+        (
+            "note",
+            "m",
+            "lstm / bias",
+            "75% of the bias values are below 0.001: never updated, or regularised to 0",
+        ),
     ]
+    kernel = _lines(flags_for([_row(frac_near_zero=0.75)], T))
+    assert kernel == [
+        (
+            "warning",
+            "m",
+            "lstm / kernel / input",
+            "75% of the weights are below 0.001: pruned, zeroed or over-regularised",
+        )
+    ]
+
+
+def _sigma_ref(m: int, n: int, units: int) -> float:
+    """Largest expected singular value of an m x n recurrent kernel under the standard inits,
+    written out here: orthogonal 1, Glorot-uniform and torch's uniform(+-1/sqrt(units))."""
+    glorot = (2 / (m + n)) ** 0.5 * (m**0.5 + n**0.5)
+    torch_std = (1 / (3 * units)) ** 0.5 * (m**0.5 + n**0.5)
+    return max(1.0, glorot, torch_std)
 
 
 def test_recurrent_norm_once_per_direction_gated_or_not():
-    rk = {"part": "recurrent_kernel"}
+    # reason for the change: the bound is now 1.5 x what a standard initialisation gives a
+    # matrix of this shape (1 was below torch's and Glorot's own initial values), and a gated
+    # cell is warned about only 4 x higher (its recurrent path passes a sigmoid)
+    lstm_ref = _sigma_ref(6, 24, 6)  # 6 units, 4 gates
+    rnn_ref = _sigma_ref(6, 6, 6)
+    assert round(lstm_ref, 3) == 1.897 and round(rnn_ref, 12) == 2.0
+    rk = {"part": "recurrent_kernel", "shape": "6x6"}
     rows = [
-        _row(**rk, matrix_spectral_norm=2.0),
-        _row(**rk, gate="forget", matrix_spectral_norm=9.0),  # same matrix: not again
+        _row(**rk, matrix_spectral_norm=2.0),  # below 1.5 x 1.897: nothing
+        _row(**rk, gate="forget", matrix_spectral_norm=2.0),
+        _row(**rk, gate="cell", matrix_spectral_norm=2.0),
+        _row(**rk, gate="output", matrix_spectral_norm=2.0),
         _row(**rk, direction="backward", matrix_spectral_norm=0.1),
-        _row(**rk, layer="rnn", kind="SimpleRNN", gate="hidden", matrix_spectral_norm=1.5),
-        _row(**rk, layer="gru", kind="GRU", gate="update", matrix_spectral_norm=0.5),  # in range
-        _row(**rk, layer="gru", kind="GRU", gate="reset", matrix_spectral_norm=9.0),  # seen
+        _row(**rk, layer="big", matrix_spectral_norm=3.05),  # one gate only: n = 6
+        _row(**rk, layer="huge", matrix_spectral_norm=13.0),
+        _row(**rk, layer="huge", gate="forget", matrix_spectral_norm=13.0),
+        _row(**rk, layer="huge", gate="cell", matrix_spectral_norm=13.0),
+        _row(**rk, layer="huge", gate="output", matrix_spectral_norm=13.0),
+        _row(**rk, layer="rnn", kind="SimpleRNN", gate="hidden", matrix_spectral_norm=3.1),
+        _row(**rk, layer="rnn2", kind="SimpleRNN", gate="hidden", matrix_spectral_norm=2.9),
     ]
     got = _lines(flags_for(rows, T))
-    grow = "largest singular value {} > 1: through this matrix gradients can grow from step to step"
+    grow = "through this matrix gradients can grow from step to step"
     assert got == [
-        ("note", "m", "lstm / recurrent_kernel", grow.format(2) + " (the gates usually damp this)"),
+        (
+            "warning",
+            "m",
+            "huge / recurrent_kernel",
+            f"largest singular value 13 > {6 * lstm_ref:.3g} (6 x the {lstm_ref:.3g} a standard "
+            f"initialisation of this 6x24 matrix gives): {grow}, a classic cause of exploding "
+            "gradients",
+        ),
+        (
+            "warning",
+            "m",
+            "rnn / recurrent_kernel",
+            f"largest singular value 3.1 > 3 (1.5 x the 2 a standard initialisation of this "
+            f"6x6 matrix gives): {grow}, a classic cause of exploding gradients",
+        ),
         (
             "note",
             "m",
@@ -108,10 +153,11 @@ def test_recurrent_norm_once_per_direction_gated_or_not():
             "gradients through time fade quickly",
         ),
         (
-            "warning",
+            "note",
             "m",
-            "rnn / recurrent_kernel",
-            grow.format(1.5) + ", a classic cause of exploding gradients",
+            "big / recurrent_kernel",
+            f"largest singular value 3.05 > 3 (1.5 x the 2 a standard initialisation of this "
+            f"6x6 matrix gives): {grow} (the gates usually damp this)",
         ),
     ]
 

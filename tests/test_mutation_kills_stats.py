@@ -176,6 +176,18 @@ def test_recurrent_rows_by_hand(rng, kind, shown):
         ]
         dead = sum(all(abs(b[:, u]).max() < 0.3 for b in blocks) for u in range(2))
         whole = float(np.linalg.norm(raw[("recurrent_kernel", d)], 2))
+        smallest = float(np.linalg.svd(raw[("recurrent_kernel", d)], compute_uv=False)[-1])
+        saturated = 0
+        for u in range(2):  # a gate pinned beyond 6 by its bias; a forget gate pinned open kept
+            pinned = False
+            for g, gate in enumerate(("input", "forget", "cell", "output")):
+                c = 2 * g + u
+                b = float(raw[("bias", d)][c])
+                reach = np.abs(raw[("recurrent_kernel", d)][:, c]).sum()
+                reach += 3 * np.sqrt((raw[("kernel", d)][:, c] ** 2).sum())
+                if abs(b) - reach > 6 and not (gate == "forget" and b > 0):
+                    pinned = True
+            saturated += pinned
         for part in ("kernel", "recurrent_kernel", "bias"):
             for g, gate in enumerate(("input", "forget", "cell", "output")):
                 block = raw[(part, d)][..., 2 * g : 2 * g + 2]
@@ -190,8 +202,10 @@ def test_recurrent_rows_by_hand(rng, kind, shown):
                         **_elements(block, 0.3),
                         "units": 2,
                         "dead_units": dead,
+                        "saturated_units": saturated,
                         **_matrix(block if block.ndim == 2 else None),
                         "matrix_spectral_norm": whole if part == "recurrent_kernel" else math.nan,
+                        "matrix_min_singular": smallest if part == "recurrent_kernel" else math.nan,
                     }
                 )
     assert len(rows) == len(want)
@@ -238,8 +252,10 @@ def test_generic_rows_by_hand(rng):
             **_elements(a, 0.05),
             "units": units,
             "dead_units": dead,
+            "saturated_units": nan,
             **matrix,
             "matrix_spectral_norm": nan,
+            "matrix_min_singular": nan,
         }
         _same(got, exp)
 

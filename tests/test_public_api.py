@@ -31,6 +31,7 @@ PUBLIC = {
     "compare",
     "demo_path",
     "explore",
+    "flags",
     "gradients",
     "history",
     "layers",

@@ -37,6 +37,7 @@ _LAZY = {
     "SummaryRow": "_summary",
     "summary": "_summary",
     "Thresholds": "_flags",
+    "flags": "_flags",
     "Trace": "_trace",
     "activations": "_capture",
     "gradients": "_capture",
@@ -61,7 +62,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __
     from ._capture import activations, gradients
     from ._demo import demo_path
     from ._explore import Explorer, explore
-    from ._flags import Thresholds
+    from ._flags import Thresholds, flags
     from ._io import Checkpoint, load
     from ._metrics import read_metrics
     from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
@@ -111,6 +112,7 @@ __all__ = [
     "compare",
     "demo_path",
     "explore",
+    "flags",
     "gradients",
     "history",
     "layers",

@@ -128,6 +128,27 @@ def _write_frame(df: Any, csv: str | None, json: str | None) -> None:
     print(f"wrote {len(df)} rows to {target}", file=sys.stderr)
 
 
+def _print_flags(flags: list[Any], stream: Any = None) -> None:
+    """Flags most serious first, one line each, with what to look at next below it."""
+    from ._flags import by_severity
+
+    for f in by_severity(flags):
+        line = f"{f.severity}: {plain(f.model)}: {plain(f.where, None)}: {f.message}"
+        print(line, file=stream or sys.stdout)
+        if f.hint:
+            print(f"  next: {f.hint}", file=stream or sys.stdout)
+
+
+def _model_flags(df: Any) -> list[Any]:
+    """The flags of every model of a ``stats`` frame."""
+    from ._flags import Thresholds, flags_for
+
+    t = Thresholds()
+    rows = df.to_dict("records")
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    return [f for m in models for f in flags_for([r for r in rows if r["model"] == m], t)]
+
+
 def _machine(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "csv", None) or getattr(args, "json", None))
 
@@ -145,11 +166,13 @@ def _cmd_stats(args: argparse.Namespace) -> int:
             strict=args.strict,
         )
     rows = [[r[k] for k, _ in CLI_VIEW] for r in df.to_dict("records")]
-    if not _machine(args) or (args.show and "-" not in (args.csv, args.json)):
+    shown = not _machine(args) or (args.show and "-" not in (args.csv, args.json))
+    if shown:
         _print_table(
             f"per-gate statistics (near 0: |w| < {args.tol:g})", [h for _, h in CLI_VIEW], rows
         )
     _write_frame(df, args.csv, args.json)
+    _print_flags(_model_flags(df), None if shown else sys.stderr)
     return _report_failed(df.attrs["failed"])
 
 
@@ -179,8 +202,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         _write_frame(df, args.csv, args.json)
         for line in _run_lines(df):
             print(line, file=sys.stderr)
-        for f in flags:
-            print(f"{f.severity}: {f.model}: {f.where}: {f.message}", file=sys.stderr)
+        _print_flags(flags, sys.stderr)
         return _report_failed(df.attrs["failed"])
     models = df.attrs["models"]
     headers = ["layer", "part", "gate", "dir", *models]
@@ -201,8 +223,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     _print_checkpoints(df)
     for line in _run_lines(df):
         print(line)
-    for f in flags:
-        print(f"{f.severity}: {f.model}: {f.where}: {f.message}")
+    _print_flags(flags)
     return _report_failed(df.attrs["failed"])
 
 

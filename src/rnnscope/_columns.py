@@ -85,11 +85,13 @@ STATS_COLUMNS: tuple[Column, ...] = (
     ),
     Column("units"),
     Column("dead_units", "dead", "dead", compared=True),
+    Column("saturated_units", compared=True),
     Column("spectral_norm", "sigma max", f"{_SIGMA} max", compared=True),
     Column("stable_rank", report="stable rank", compared=True),
     Column("alpha", "alpha", "\N{GREEK SMALL LETTER ALPHA}", compared=True),
     Column("alpha_note"),
     Column("matrix_spectral_norm", report=f"{_SIGMA} max (all gates)", compared=True),
+    Column("matrix_min_singular", compared=True),
     Column("approx"),
 )
 """Every column of a ``stats`` frame, in frame order."""

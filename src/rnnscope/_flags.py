@@ -1,8 +1,13 @@
-"""Health flags: one line per finding, each with a severity and a short explanation.
+"""Health flags: one line per finding, each with a severity, a short explanation and what to
+look at next.
 
 Each rule is one small function over a typed row (:class:`BlockRow` for one model's statistics,
 :class:`ChangeRow` for a comparison): row in, flags out. Rules listed in :data:`RULES` with
-``once=True`` fire for the first row of a (layer, direction) they apply to only.
+``once=True`` fire for the first row of a (layer, direction) they apply to only. Before the rules,
+each layer is checked against the standard initialisations (:mod:`rnnscope._inits`): a layer
+that still holds its initial values gets one note ("untrained (matches ...)") instead of its
+flags, and a model whose every layer does gets one note in all. Flags come out most serious
+first (error, warning, note), in row order within a severity.
 """
 
 from __future__ import annotations
@@ -10,33 +15,81 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._enums import Direction, Severity
+from ._inits import layer_init
 
-__all__ = ["RULES", "BlockRow", "ChangeRow", "Flag", "Thresholds", "change_flags", "flags_for"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "FLAG_COLUMNS",
+    "RULES",
+    "BlockRow",
+    "ChangeRow",
+    "Flag",
+    "Thresholds",
+    "by_severity",
+    "change_flags",
+    "flags",
+    "flags_for",
+    "recurrent_reference",
+]
 
 _MIN_MOVING = 8  # blocks smaller than this are not flagged for moving fast
+_GATED = ("LSTM", "GRU")
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """When a statistic becomes a flag (defaults suit float32 models of ordinary scale).
 
+    The recurrent kernel is judged against the largest singular value the standard
+    initialisations give a random ``m x n`` recurrent kernel (``m`` inputs from the state,
+    ``n = gates * units``): ``sigma_ref = max(1, s_g (sqrt(m) + sqrt(n)), s_t (sqrt(m) +
+    sqrt(n)))`` with the element standard deviations of Glorot-uniform, ``s_g = sqrt(2 / (m +
+    n))``, and of torch's uniform(-1/sqrt(units), 1/sqrt(units)), ``s_t = 1 / sqrt(3 units)``
+    (a random matrix's largest singular value is close to ``s (sqrt(m) + sqrt(n))``; 1 is the
+    orthogonal initialiser's). A SimpleRNN gets a warning above ``recurrent_high *
+    sigma_ref``; a gated cell's recurrent path passes through a sigmoid (slope at most 1/4),
+    so it gets a note there and a warning above ``gated_factor * recurrent_high * sigma_ref``.
+
     Attributes:
-        near_zero_fraction: flag a block whose share of ``|w| < tol`` exceeds this.
+        near_zero_fraction: a weight matrix (a bias: a note) whose share of ``|w| < tol``
+            exceeds this is flagged.
         abs_max: flag weights larger than this in magnitude.
-        recurrent_high: flag a recurrent kernel whose largest singular value exceeds this.
+        recurrent_high: the factor over ``sigma_ref`` above which a recurrent kernel is flagged.
+        gated_factor: how much higher a gated cell's (LSTM, GRU) recurrent kernel may go before
+            the note becomes a warning.
         recurrent_low: note a recurrent kernel whose largest singular value is below this.
         growth: flag a part whose L2 norm changed by more than this fraction since the
             previous model (comparisons only).
+        init_z: how many standard errors a part's mean and variance may be from an
+            initialiser's and still match it (:mod:`rnnscope._inits`).
+        orthogonal_tol: how far from 1 an orthogonal recurrent kernel's singular values may be.
     """
 
     near_zero_fraction: float = 0.5
     abs_max: float = 10.0
-    recurrent_high: float = 1.0
+    recurrent_high: float = 1.5
+    gated_factor: float = 4.0
     recurrent_low: float = 0.25
     growth: float = 0.5
+    init_z: float = 5.0
+    orthogonal_tol: float = 1e-4
+
+
+def recurrent_reference(m: int, n: int, units: int) -> float:
+    """``sigma_ref`` of an ``m x n`` recurrent kernel of ``units`` units (see
+    :class:`Thresholds`).
+
+    Example:
+        >>> round(recurrent_reference(8, 8, 8), 3)  # SimpleRNN: Glorot's 2 s sqrt(8)
+        2.0
+    """
+    root = math.sqrt(m) + math.sqrt(n)
+    return max(1.0, math.sqrt(2 / (m + n)) * root, root / math.sqrt(3 * units))
 
 
 @dataclass(frozen=True)
@@ -92,6 +145,9 @@ class BlockRow:
     units: float
     dead_units: float
     matrix_spectral_norm: float
+    shape: str = ""
+    saturated_units: float = math.nan
+    n_gates: int = 1
 
     @classmethod
     def of(cls, r: Mapping[str, Any]) -> BlockRow:
@@ -112,6 +168,8 @@ class BlockRow:
             units=_num(r.get("units")),
             dead_units=_num(r.get("dead_units")),
             matrix_spectral_norm=_num(r.get("matrix_spectral_norm")),
+            shape=str(r.get("shape") or ""),
+            saturated_units=_num(r.get("saturated_units")),
         )
 
     @property
@@ -119,12 +177,24 @@ class BlockRow:
         """``layer / part [/ gate] [/ direction]`` (the forward direction left out)."""
         return _where(self.layer, self.part, self.gate, self.direction)
 
+    @property
+    def layer_where(self) -> str:
+        """``layer [/ direction]`` (the forward direction left out)."""
+        return self.layer + (
+            f" / {self.direction}" if self.direction not in ("", Direction.FORWARD) else ""
+        )
+
     def flag(
-        self, severity: Severity, message: str, where: str | None = None, value: float = math.nan
+        self,
+        severity: Severity,
+        message: str,
+        where: str | None = None,
+        value: float = math.nan,
+        hint: str = "",
     ) -> list[Flag]:
         """One flag of this row's model, at :attr:`where` unless told."""
         at = self.where if where is None else where
-        return [Flag(severity, self.model, at, message, value=value)]
+        return [Flag(severity, self.model, at, message, value=value, hint=hint)]
 
 
 def _where(layer: str, part: str, gate: str, direction: str) -> str:
@@ -140,6 +210,10 @@ Rule = Callable[[BlockRow, Thresholds], "list[Flag] | None"]
 """A flag rule: the flags of one row, or None where the rule does not apply to it."""
 
 
+def _plot(r: BlockRow, kind: str) -> str:
+    return f"rnnscope plot FILE --layer {r.layer} --kind {kind}"
+
+
 def nonfinite_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     """NaN or Inf anywhere in the block."""
     if not (r.nan or r.inf):
@@ -149,6 +223,9 @@ def nonfinite_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
         f"{r.nan} NaN and {r.inf} Inf of {r.size} "
         "values: training diverged here, or the file is damaged",
         value=float(r.nan) + float(r.inf),
+        hint="find the first checkpoint with NaN/Inf (rnnscope compare on the run's "
+        "checkpoints, columns nan and inf) and lower the learning rate or clip gradients "
+        "from there; rnnscope.keras.Monitor / rnnscope.torch.Monitor record the step it happens",
     )
 
 
@@ -156,27 +233,48 @@ def dead_units_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     """Units whose incoming weights are all near zero (once per layer and direction)."""
     if not r.dead_units > 0:
         return None
-    where = r.layer + (f" / {r.direction}" if r.direction not in ("", Direction.FORWARD) else "")
     return r.flag(
         Severity.WARNING,
         f"{int(r.dead_units)} of {int(r.units)} units "
         f"have every incoming weight below {r.tol:g}: they output a "
         "constant and learn nothing",
-        where,
+        r.layer_where,
         r.dead_units,
+        f"{_plot(r, 'heatmap')}: the dead units are empty columns in every gate; check pruning "
+        "masks and weight decay",
+    )
+
+
+def saturated_units_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
+    """Units with a gate pinned by its bias whatever the state and input (once per layer and
+    direction; :func:`rnnscope._stats.saturated_units`)."""
+    if not r.saturated_units > 0:
+        return None
+    return r.flag(
+        Severity.WARNING,
+        f"{int(r.saturated_units)} of {int(r.units)} units have a gate pinned at 0 or 1 by its "
+        "bias, whatever the state and a standardised input: no gradient passes that gate",
+        r.layer_where,
+        r.saturated_units,
+        f"{_plot(r, 'trace')}: the pinned gate stays flat; rnnscope stats shows the bias "
+        "(|w| max); check the input scale and the learning rate",
     )
 
 
 def near_zero_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
-    """Too large a share of near-zero weights."""
+    """Too large a share of near-zero weights: a warning in a weight matrix, a note in a bias
+    (zero is where biases start)."""
     if not r.frac_near_zero > t.near_zero_fraction:
         return None
+    bias = "bias" in r.part
+    what = "bias values" if bias else "weights"
     return r.flag(
-        Severity.WARNING,
-        f"{r.frac_near_zero:.0%} of the weights "
-        f"are below {r.tol:g}: pruned, over-regularised, or never "
-        "trained",
+        Severity.NOTE if bias else Severity.WARNING,
+        f"{r.frac_near_zero:.0%} of the {what} are below {r.tol:g}: "
+        + ("never updated, or regularised to 0" if bias else "pruned, zeroed or over-regularised"),
         value=r.frac_near_zero,
+        hint=f"{_plot(r, 'histogram')}: a spike at 0 means pruned or zeroed values; compare "
+        "with an earlier checkpoint (rnnscope compare, column frac_near_zero)",
     )
 
 
@@ -190,31 +288,52 @@ def large_weights_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
         f"{t.abs_max:g}: large weights saturate the gates and can make "
         "gradients explode",
         value=r.abs_max,
+        hint=f"{_plot(r, 'histogram')} shows how many are large; {_plot(r, 'trace')} shows "
+        "saturated gates; lower the learning rate or add weight decay or gradient clipping",
     )
+
+
+def _matrix_dims(r: BlockRow) -> tuple[int, int] | None:
+    dims = [int(d) for d in r.shape.split("x") if d.isdigit()]
+    if len(dims) != 2 or math.isnan(r.units):
+        return None
+    return dims[0], int(r.units) * r.n_gates
 
 
 def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     """The recurrent kernel's largest singular value out of range (once per layer and
-    direction: the row of its first gate carries the whole matrix's value)."""
+    direction: the row of its first gate carries the whole matrix's value), judged against
+    :func:`recurrent_reference` of its size."""
     sigma = r.matrix_spectral_norm
-    if r.part != "recurrent_kernel" or math.isnan(sigma):
+    dims = _matrix_dims(r)
+    if r.part != "recurrent_kernel" or math.isnan(sigma) or dims is None:
         return None
     where = f"{r.layer} / recurrent_kernel" + (
-        f" / {r.direction}" if r.direction != Direction.FORWARD else ""
+        f" / {r.direction}" if r.direction not in ("", Direction.FORWARD) else ""
     )
-    gated = "LSTM" in r.kind or "GRU" in r.kind
-    if sigma > t.recurrent_high:
+    high = t.recurrent_high * recurrent_reference(*dims, int(r.units))
+    gated = any(g in r.kind for g in _GATED)
+    hint = (
+        f"{_plot(r, 'trace')}: watch whether the state grows or saturates; "
+        "rnnscope.gradients shows whether gradients grow through time"
+    )
+    if sigma > high:
+        warn = not gated or sigma > t.gated_factor * high
+        limit = t.gated_factor * high if gated and warn else high
         return r.flag(
-            Severity.NOTE if gated else Severity.WARNING,
-            f"largest singular value {sigma:.3g} > {t.recurrent_high:g}: "
-            "through this matrix gradients can grow from step to step"
+            Severity.WARNING if warn else Severity.NOTE,
+            f"largest singular value {sigma:.3g} > {limit:.3g} ({limit / high * t.recurrent_high:g}"
+            f" x the {recurrent_reference(*dims, int(r.units)):.3g} a standard initialisation "
+            f"of this {dims[0]}x{dims[1]} matrix gives): through this matrix gradients can grow "
+            "from step to step"
             + (
-                " (the gates usually damp this)"
-                if gated
-                else ", a classic cause of exploding gradients"
+                ", a classic cause of exploding gradients"
+                if warn
+                else " (the gates usually damp this)"
             ),
             where,
             sigma,
+            hint,
         )
     if sigma < t.recurrent_low:
         return r.flag(
@@ -224,6 +343,7 @@ def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
             "fade quickly",
             where,
             sigma,
+            hint,
         )
     return []
 
@@ -231,6 +351,7 @@ def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
 RULES: tuple[tuple[Rule, bool], ...] = (
     (nonfinite_rule, False),
     (dead_units_rule, True),
+    (saturated_units_rule, True),
     (near_zero_rule, False),
     (large_weights_rule, False),
     (recurrent_norm_rule, True),
@@ -238,13 +359,82 @@ RULES: tuple[tuple[Rule, bool], ...] = (
 """The rules of :func:`flags_for` in order, each with ``once`` (first applying row of a
 (layer, direction) only)."""
 
+_RANK = {s.value: i for i, s in enumerate(Severity)}
+
+
+def by_severity(flags: list[Flag]) -> list[Flag]:
+    """``flags`` most serious first (error, warning, note); the order within a severity kept.
+
+    Example:
+        >>> fs = [Flag("note", "m", "a", "x"), Flag("error", "m", "b", "y")]
+        >>> [f.severity for f in by_severity(fs)]
+        ['error', 'note']
+    """
+    return sorted(flags, key=lambda f: _RANK[f.severity])
+
+
+def _untrained(rows: list[dict[str, Any]], t: Thresholds) -> tuple[list[Flag], set[str]]:
+    """The notes of layers (or the whole model) still at an initialisation, and those layers."""
+    layers: dict[str, list[dict[str, Any]]] = {}
+    for raw in rows:
+        layers.setdefault(str(raw["layer"]), []).append(raw)
+    found = {name: layer_init(rs, t.init_z, t.orthogonal_tol) for name, rs in layers.items()}
+    matched = {name: m for name, m in found.items() if m is not None}
+    if not matched:
+        return [], set()
+    model = str(rows[0]["model"])
+    hint = (
+        "check that training ran and that the trained weights were saved (a checkpoint "
+        "written before the first step, or a model rebuilt instead of loaded); rnnscope "
+        "compare against a later checkpoint shows what moved"
+    )
+    if len(matched) == len(layers) and len(layers) > 1:
+        families = {family for family, _ in matched.values()}
+        family = families.pop() if len(families) == 1 else "mixed initialisers"
+        detail = "; ".join(f"{name}: {desc}" for name, (_, desc) in matched.items())
+        note = Flag(
+            Severity.NOTE,
+            model,
+            "all layers",
+            f"untrained (matches {family}): every layer still holds its initial values ({detail})",
+            rule="untrained",
+            value=float(len(matched)),
+            hint=hint,
+        )
+        return [note], set(matched)
+    notes = [
+        Flag(
+            Severity.NOTE,
+            model,
+            name,
+            f"untrained (matches {family}): {desc}",
+            rule="untrained",
+            value=1.0,
+            hint=hint,
+        )
+        for name, (family, desc) in matched.items()
+    ]
+    return notes, set(matched)
+
 
 def flags_for(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
-    """Flags of one model's statistics rows."""
-    out: list[Flag] = []
+    """Flags of one model's statistics rows, most serious first.
+
+    A layer that still matches a standard initialisation gets one "untrained" note instead
+    of its warnings and notes (errors are kept); a model whose every layer does gets one.
+    """
+    if not rows:
+        return []
+    out, untrained = _untrained(rows, t)
+    gates: dict[tuple[str, str], int] = {}  # gate blocks of each recurrent kernel
+    for raw in rows:
+        if raw["part"] == "recurrent_kernel":
+            at = (str(raw["layer"]), str(raw["direction"]))
+            gates[at] = gates.get(at, 0) + 1
     seen: set[tuple[int, str, str]] = set()
     for raw in rows:
         r = BlockRow.of(raw)
+        r = replace(r, n_gates=gates.get((r.layer, r.direction), 1))
         for i, (rule, once) in enumerate(RULES):
             key = (i, r.layer, r.direction)
             if once and key in seen:
@@ -255,8 +445,12 @@ def flags_for(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
             if once:
                 seen.add(key)
             name = rule.__name__.removesuffix("_rule")
-            out.extend(f if f.rule else replace(f, rule=name) for f in found)
-    return out
+            out.extend(
+                f if f.rule else replace(f, rule=name)
+                for f in found
+                if r.layer not in untrained or f.severity == Severity.ERROR
+            )
+    return by_severity(out)
 
 
 @dataclass(frozen=True)
@@ -315,6 +509,8 @@ def growth_flag(r: ChangeRow) -> Flag:
         f"weights changing fast ({why})",
         rule="growth",
         value=r.step,
+        hint="rnnscope compare --csv: l2_norm_step_rel_change per checkpoint shows when it "
+        "started; set it beside the loss curve, and try a lower learning rate or a schedule",
     )
 
 
@@ -334,3 +530,54 @@ def change_flags(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
     order = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in rows))}
     ranked = sorted(worst.items(), key=lambda kv: order[kv[0][0]])
     return [growth_flag(r) for _, r in ranked]
+
+
+FLAG_COLUMNS = ["severity", "model", "where", "rule", "value", "message", "hint"]
+"""The columns of :func:`flags`' frame."""
+
+
+def flags(
+    sources: Any,
+    names: list[str] | None = None,
+    *,
+    thresholds: Thresholds | None = None,
+    tol: float = 1e-3,
+    jobs: int | None = None,
+    recursive: bool = False,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """Health flags of one or several models as a DataFrame, most serious first.
+
+    One row per flag: ``severity`` (error, warning, note), ``model``, ``where`` (layer / part /
+    gate / direction), ``rule``, ``value`` (the number judged), ``message`` and ``hint`` (what to
+    look at next). ``df.to_json(orient="records")`` is the JSON form.
+
+    Args:
+        sources: what :func:`rnnscope.stats` takes, or a frame it returned.
+        names, tol, jobs, recursive, strict: as in :func:`rnnscope.stats` (unused for a frame).
+        thresholds: when statistics become flags (:class:`rnnscope.Thresholds`).
+
+    Example:
+        >>> df = rnnscope.flags("checkpoints/")
+        >>> df[["model", "rule"]].values.tolist()[:2]
+        [['epoch0.safetensors', 'untrained'], ['epoch1.safetensors', 'recurrent_norm']]
+    """
+    import pandas as pd
+
+    from ._tables import stats
+
+    if isinstance(sources, pd.DataFrame):
+        table = sources
+    else:
+        table = stats(sources, names, tol=tol, jobs=jobs, recursive=recursive, strict=strict)
+    t = thresholds or Thresholds()
+    rows = table.to_dict("records")
+    found: list[Flag] = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        found += flags_for([r for r in rows if r["model"] == model], t)
+    out = pd.DataFrame(
+        [{c: getattr(f, c) for c in FLAG_COLUMNS} for f in by_severity(found)],
+        columns=FLAG_COLUMNS,
+    )
+    out.attrs["failed"] = list(table.attrs.get("failed", []))
+    return out

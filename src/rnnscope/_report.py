@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._columns import COLUMNS, REPORT_VIEW
 from ._errors import InputError, require
-from ._flags import Flag, Thresholds, change_flags, flags_for
+from ._flags import Flag, Thresholds, by_severity, change_flags, flags_for
 from ._format import cell
 from ._model import LayerWeights, RNNWeights
 from ._monitor._history import is_database
@@ -367,7 +367,7 @@ def build_report(
         script_hash=script_hash,
         models=sections,
         detailed=[s for s in sections if s["why"]],
-        flags=all_flags,
+        flags=by_severity(all_flags),
         groups=group_view(groups, model_names, steps),
         index=model_index(sections, steps, metrics, rank_by),
         steps=steps,

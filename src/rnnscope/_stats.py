@@ -35,6 +35,7 @@ __all__ = [
     "matrix_stats",
     "powerlaw_alpha",
     "record_rows",
+    "saturated_units",
     "singular_values",
     "tensor_health",
 ]
@@ -44,6 +45,11 @@ APPROX_RANK = 256
 ALPHA_MIN_EIGS = 50
 _TAIL_MIN = 10  # fewest eigenvalues a power-law tail is fitted to
 _CHUNK = 1 << 16  # elements turned into float64 at a time by block_stats (stays in cache)
+SATURATION = 6.0
+"""A gate is pinned when its pre-activation stays beyond this (sigmoid' < 0.0025, tanh' < 2e-5)."""
+INPUT_SPREAD = 3.0
+"""Inputs are taken to be standardised: within this many standard deviations of 0 per feature."""
+_MEMORY_GATES = {"forget", "update"}  # pinned open, these hold the memory: not a saturation
 
 
 @dataclass(frozen=True)
@@ -284,6 +290,59 @@ def dead_units(columns: list[np.ndarray], tol: float) -> int:
     return 0 if alive is None else int((~alive).sum())
 
 
+def saturated_units(rec: RNNWeights, direction: str) -> float:
+    """Units with a gate pinned by its bias, whatever the state and the input (NaN where the
+    state is not bounded: an activation other than tanh, or a projection).
+
+    A gate of unit ``j`` is pinned when ``|b_j| - ||U[:, j]||_1 - INPUT_SPREAD * ||W[:, j]||_2``
+    exceeds :data:`SATURATION`: with ``|h| < 1`` the recurrent input moves the pre-activation by
+    at most ``||U[:, j]||_1``, and a standardised input by about ``||W[:, j]||_2`` per standard
+    deviation, so the gate's derivative stays near 0. ``b`` is the input-side bias plus the
+    recurrent one (in GRU's reset-after form the candidate's recurrent bias is scaled by the
+    reset gate, so it widens the reach instead). The forget (LSTM) and update (GRU) gates
+    pinned open hold the memory on purpose and are not counted.
+
+    Example:
+        >>> from rnnscope import RNNWeights
+        >>> parts = {"kernel": np.zeros((1, 2)), "recurrent_kernel": np.zeros((2, 2)),
+        ...          "bias": np.array([9.0, 0.5])}
+        >>> rec = RNNWeights.from_parts("r", "SimpleRNN", {(p, "forward"): a
+        ...                                                for p, a in parts.items()})
+        >>> saturated_units(rec, "forward")
+        1
+    """
+    if rec.activation != "tanh" or "projection" in rec.parts:
+        return math.nan
+    arrays = {p: np.asarray(rec.arrays[(p, direction)], np.float64) for p in rec.parts}
+    pinned = np.zeros(rec.units, dtype=bool)
+    for g in rec.gates:
+        cut = rec.gate_slice(g)
+        bias = arrays["bias"][cut] if "bias" in arrays else np.zeros(rec.units)
+        reach = np.abs(arrays["recurrent_kernel"][:, cut]).sum(axis=0)
+        reach += INPUT_SPREAD * np.sqrt(np.square(arrays["kernel"][:, cut]).sum(axis=0))
+        if "recurrent_bias" in arrays:
+            rb = arrays["recurrent_bias"][cut]
+            if rec.cell == "GRU" and g == "new":
+                reach += np.abs(rb)
+            else:
+                bias = bias + rb
+        over = np.abs(bias) - reach > SATURATION
+        if g in _MEMORY_GATES:
+            over &= bias < 0
+        pinned |= np.nan_to_num(over, nan=0).astype(bool)
+    return int(pinned.sum())
+
+
+def _recurrent_extremes(m: np.ndarray) -> tuple[float, float]:
+    """Largest and smallest singular value of a whole recurrent kernel (NaN where not finite;
+    the smallest is NaN above ``EXACT_MAX``, where only the top of the spectrum is computed)."""
+    m = np.asarray(m)
+    if m.ndim != 2 or min(m.shape) == 0 or not np.isfinite(m).all():
+        return math.nan, math.nan
+    s, approx = singular_values(m)
+    return float(s[0]), math.nan if approx else float(s[-1])
+
+
 def _rnn_rows(rec: RNNWeights, tol: float) -> Iterator[dict[str, Any]]:
     kind = rec.kind if rec.cell in rec.kind else f"{rec.kind}({rec.cell})"
     for d in rec.directions:
@@ -293,7 +352,8 @@ def _rnn_rows(rec: RNNWeights, tol: float) -> Iterator[dict[str, Any]]:
             for g in rec.gates
         ]
         dead = dead_units(incoming, tol)
-        whole = matrix_stats(np.asarray(rec.arrays[("recurrent_kernel", d)]))["spectral_norm"]
+        whole, smallest = _recurrent_extremes(rec.arrays[("recurrent_kernel", d)])
+        saturated = saturated_units(rec, d)
         for direction, part, gate, block in rec.blocks():
             if direction != d:
                 continue
@@ -307,8 +367,10 @@ def _rnn_rows(rec: RNNWeights, tol: float) -> Iterator[dict[str, Any]]:
                 **tensor_health(block, tol),
                 "units": rec.units,
                 "dead_units": dead,
+                "saturated_units": saturated,
                 **matrix_stats(np.asarray(block)),
-                "matrix_spectral_norm": whole if part == "recurrent_kernel" else float("nan"),
+                "matrix_spectral_norm": whole if part == "recurrent_kernel" else math.nan,
+                "matrix_min_singular": smallest if part == "recurrent_kernel" else math.nan,
             }
 
 
@@ -331,8 +393,10 @@ def _generic_rows(rec: LayerWeights, tol: float) -> Iterator[dict[str, Any]]:
             **tensor_health(a, tol),
             "units": units,
             "dead_units": dead,
+            "saturated_units": math.nan,
             **(matrix_stats(m) if matrix else matrix_stats(m.reshape(-1))),
-            "matrix_spectral_norm": float("nan"),
+            "matrix_spectral_norm": math.nan,
+            "matrix_min_singular": math.nan,
         }
 
 

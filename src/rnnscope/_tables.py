@@ -274,7 +274,7 @@ def _frame(rows: list[dict[str, Any]], tol: float) -> pd.DataFrame:
     import pandas as pd
 
     df = pd.DataFrame(rows, columns=COLUMNS)
-    for c in ("units", "dead_units"):  # counts; empty for weights without units
+    for c in ("units", "dead_units", "saturated_units"):  # counts; empty where none
         df[c] = df[c].astype("Int64")
     df.attrs["tol"] = tol
     return df
