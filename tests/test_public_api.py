@@ -33,6 +33,7 @@ PUBLIC = {
     "history",
     "layers",
     "load",
+    "masks",
     "report",
     "rnn_weights",
     "stats",

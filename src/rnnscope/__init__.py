@@ -40,6 +40,7 @@ _LAZY = {
     "Trace": "_trace",
     "activations": "_capture",
     "gradients": "_capture",
+    "masks": "_capture",
     "compare": "_tables",
     "stats": "_tables",
     "demo_path": "_demo",
@@ -55,7 +56,7 @@ _SUBPACKAGES = ("compat", "keras", "plot", "tf_keras", "torch")  # matplotlib, f
 if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__ below
     from ._activations import ACTIVATIONS
     from ._api import layers, rnn_weights, trace, weights
-    from ._capture import activations, gradients
+    from ._capture import activations, gradients, masks
     from ._demo import demo_path
     from ._flags import Thresholds
     from ._io import Checkpoint, load
@@ -108,6 +109,7 @@ __all__ = [
     "history",
     "layers",
     "load",
+    "masks",
     "report",
     "rnn_weights",
     "stats",
