@@ -49,7 +49,7 @@ def test_features_2d_leaves_masked_values_out_of_the_colour_limits(rng):
     data[mask] = 1e6  # would set the limits if it were counted
     fig = plot.features_2d(np.ma.MaskedArray(data, mask))
     peak = np.abs(data[~mask]).max()
-    ax = [a for a in fig.axes if a.images][0]
+    ax = next(a for a in fig.axes if a.images)
     assert ax.images[0].get_clim() == pytest.approx((-peak, peak))
     assert len(_hatched(ax)) == 1
     np.testing.assert_array_equal(np.ma.getmaskarray(ax.images[0].get_array()), mask[0].T)

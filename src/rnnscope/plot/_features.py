@@ -55,7 +55,11 @@ def masked_image(ax: Axes, values: np.ndarray, mask: np.ndarray | None, cmap: An
     import matplotlib as mpl
     from matplotlib.patches import Rectangle
 
-    cm = mpl.colormaps[cmap] if isinstance(cmap, str) or cmap is None else cmap
+    cm = (
+        mpl.colormaps[cmap if cmap is not None else mpl.rcParams["image.cmap"]]
+        if (isinstance(cmap, str) or cmap is None)
+        else cmap
+    )
     if mask is None or not mask.any():
         return values, cm
     ax.add_patch(
