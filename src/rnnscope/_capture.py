@@ -162,9 +162,10 @@ def masks(model: Any, x: Any, layers: LayerKey | Sequence[LayerKey] = None) -> d
         layers: a layer key or a list of them; None for every layer with weights.
 
     Example:
-        >>> m = rnnscope.masks(model, x, "lstm")["lstm"]  # (samples, timesteps) booleans
-        >>> t = rnnscope.trace(model, rnnscope.activations(model, x, "embedding")["embedding"],
-        ...                    "lstm", mask=m)
+        >>> m = rnnscope.masks(model, x, "lstm")["lstm"]  # (samples, timesteps) booleans or None
+        >>> m is None  # this model has no Masking layer
+        True
+        >>> t = rnnscope.trace(model, x, "lstm", mask=m)
     """
     backend = _backend(model)
     refs = _chosen(model, layers)
