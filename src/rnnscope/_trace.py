@@ -335,11 +335,14 @@ def _run_masked(
 ) -> dict[str, np.ndarray]:
     """One direction over the real steps only; time-major arrays in input order."""
     take, source, n = _compact(mask, reverse)
+    carried = {"h": states[0], "c": states[1] if len(states) > 1 else None}
+    m = mask[:, ::-1] if reverse else mask
+    if n == m.shape[1] and bool(np.all(m[:, :-1] >= m[:, 1:])):
+        return _run_prefix(cell, xa, mask, reverse, source, params, states, carried, run)
     take = take[:, : max(n, 1)]
     xs = np.take_along_axis(xa, take[:, :, None], axis=1)
     xs[~np.take_along_axis(mask, take, axis=1)] = 0  # beyond a sample's real steps
     rec = run(cell, xs, params, states)
-    carried = {"h": states[0], "c": states[1] if len(states) > 1 else None}
     out: dict[str, np.ndarray] = {}
     gate_rows = ~mask.T[:, :, None]
     for name, arr in rec.items():
@@ -349,6 +352,41 @@ def _run_masked(
         full = np.take_along_axis(ext, source[:, :, None], axis=0)
         if first is None:
             np.copyto(full, np.nan, where=gate_rows)
+        out[name] = full
+    return out
+
+
+def _run_prefix(
+    cell: str,
+    xa: np.ndarray,
+    mask: np.ndarray,
+    reverse: bool,
+    source: np.ndarray,
+    params: dict[str, np.ndarray],
+    states: list[np.ndarray],
+    carried: dict[str, np.ndarray | None],
+    run: Any,
+) -> dict[str, np.ndarray]:
+    """The common case: every sample's real steps come first in processing order (right
+    padding read forward, left padding read backward) and one sample fills the batch. The cell
+    runs as without a mask; only the masked entries are rewritten afterwards."""
+    xs = np.ascontiguousarray(xa[:, ::-1]) if reverse else xa
+    rec = run(cell, xs, params, states)
+    t_idx, i_idx = np.nonzero(~mask.T)  # masked steps, input order
+    src = source[t_idx, i_idx]
+    steps = mask.shape[1]
+    out: dict[str, np.ndarray] = {}
+    for name, arr in rec.items():
+        full = arr[::-1] if reverse else arr  # time-major, input order
+        first = carried.get(name)
+        if first is None:
+            full[t_idx, i_idx] = np.nan
+        else:  # the state after real step src - 1 (processing order), or the initial state
+            at = src - 1
+            pos = steps - 1 - at if reverse else at
+            values = full[np.maximum(pos, 0) if not reverse else np.minimum(pos, steps - 1), i_idx]
+            values[at < 0] = first[i_idx[at < 0]]
+            full[t_idx, i_idx] = values
         out[name] = full
     return out
 

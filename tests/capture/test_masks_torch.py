@@ -108,3 +108,20 @@ def test_activations_and_gradients_of_packed_outputs():
     real = mask[:, :, None].repeat(6, 2)
     np.testing.assert_allclose(np.ma.getdata(g)[real], padded.grad.numpy()[real], atol=1e-7)
     assert (np.ma.getdata(g)[~real] == 0).all()  # padding is not the RNN's output: no gradient
+
+
+def test_left_padding_given_as_mask_equals_each_sample_alone():
+    torch.manual_seed(6)
+    module = torch.nn.GRU(F, 3, batch_first=True, bidirectional=True)
+    lengths = [6, 3, 1]
+    x = _batch([6, 6, 6])
+    mask = np.arange(6)[None] >= 6 - np.array(lengths)[:, None]  # real steps at the end
+    t = rnnscope.trace(module, x.numpy(), mask=mask)
+    out = t.output()
+    with torch.no_grad():
+        for i, n in enumerate(lengths):
+            alone, _ = module(x[i : i + 1, 6 - n :])
+            np.testing.assert_allclose(out[i, 6 - n :], alone[0].numpy(), atol=ATOL)
+            assert (out[i, : 6 - n] == 0).all()
+    h = np.ma.getdata(t.get("h", "backward"))  # carried: backward state after step 6 - n
+    np.testing.assert_allclose(h[1, :3], np.repeat(h[1, 3:4], 3, 0))
