@@ -153,3 +153,15 @@ def test_embedding_mask_zero_and_a_mask_passed_to_a_call():
     np.testing.assert_array_equal(got, given)
     t = rnnscope.trace(call, x, "l", mask=got)
     np.testing.assert_allclose(t.output(), _np(call([x, given])), atol=ATOL)
+
+
+def test_left_padding_with_an_initial_state_outputs_zeros_before_the_first_real_step(model, padded):
+    x, mask = padded
+    lstm = model.get_layer("lstm")
+    rng = np.random.default_rng(2)
+    h0, c0 = (rng.normal(size=(B, 3)).astype("float32") for _ in range(2))
+    out = _np(lstm(x, mask=mask, initial_state=[h0, c0]))
+    np.testing.assert_array_equal(out[1, :2], 0)  # Keras: zeros, not the initial state
+    t = rnnscope.trace(model, x, "lstm", mask=mask, initial_state=[h0, c0])
+    np.testing.assert_allclose(t.output(), out, atol=ATOL)
+    np.testing.assert_allclose(np.ma.getdata(t.get("h"))[1, :2], np.stack([h0[1]] * 2), atol=0)
