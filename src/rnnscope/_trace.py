@@ -41,10 +41,11 @@ TRACE_NAMES = {
     "SimpleRNN": ("h",),
 }
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
-MASKED_OUTPUTS = ("carry", "zeros")
-"""What a layer outputs at a masked step: the last real step's output (zeros before the first;
-Keras's default) or zeros (Keras inside ``Bidirectional`` and ``zero_output_for_mask``, torch's
-``pad_packed_sequence``)."""
+MASKED_OUTPUTS = ("carry", "state", "zeros")
+"""What a layer outputs at a masked step: the last real step's output, zeros before the first
+(Keras's default on TensorFlow and torch); the carried state ``h``, the initial state before the
+first real step (Keras on JAX, unless unrolled); or zeros (Keras inside ``Bidirectional`` and
+``zero_output_for_mask``, torch's ``pad_packed_sequence``)."""
 
 
 def is_packed(x: Any) -> bool:
@@ -136,6 +137,8 @@ class Trace:
         h = np.ascontiguousarray(self.time_major[("h", direction)].transpose(1, 0, 2))
         if self.mask is None:
             return h
+        if self.masked_output == "state":
+            return h  # the carried state, as recorded
         masked = ~self.mask
         if self.masked_output == "carry":
             reverse = (direction == "backward") != self.go_backwards

@@ -80,7 +80,11 @@ class KerasCapture:
             else:
                 producers = []  # not found in the walk: nothing known about its inputs
         name = f"{type(model).__name__} '{getattr(model, 'name', '?')}'"
-        return MaskRule("zeros" if zeros else "carry", tuple(producers), name)
+        # Keras's JAX loop (not unrolled) outputs the carried state at a masked step, its
+        # TensorFlow and torch loops the previous output (zeros before the first real step).
+        scan = self.backend == "jax" and not getattr(inner, "unroll", False)
+        carry = "state" if scan else "carry"
+        return MaskRule("zeros" if zeros else carry, tuple(producers), name)
 
     @contextmanager
     def patched(
