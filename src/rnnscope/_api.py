@@ -118,7 +118,8 @@ def trace(
         obj: a model, layer, checkpoint path or :class:`RNNWeights`.
         x: the layer's input, ``(batch, time, features)``, numpy or a framework tensor
             (batch first whatever the framework's ``batch_first`` / ``time_major``), or a torch
-            ``PackedSequence`` (its lengths become the mask).
+            ``PackedSequence`` (its lengths become the mask), or a ``numpy.ma.MaskedArray``
+            from :func:`activations` (a step masked in every feature is a masked step).
         layer: as in :func:`rnn_weights`.
         initial_state: None (zeros), a list in Keras order (``[h, c]`` per direction, forward
             first), or ``{"forward": [h, c], "backward": [...]}``; each ``(batch, size)``.

@@ -491,6 +491,8 @@ def trace_masked(
             )
         x, lengths = unpack_sequence(x)
         masked_output = "zeros"  # as pad_packed_sequence pads
+    if mask is None and lengths is None and np.ma.isMaskedArray(x):  # e.g. from activations
+        x, mask = np.ma.getdata(x), ~np.ma.getmaskarray(x).all(axis=-1)
     if mask is False:
         return run_trace(w, x, initial_state)
     if mask is None and lengths is None and rule is not None and rule.producers:

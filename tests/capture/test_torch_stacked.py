@@ -113,6 +113,9 @@ def test_stacked_layers_with_packed_input_and_initial_state():
     np.testing.assert_allclose(np.ma.getdata(acts["rnn.l1"]), want1, atol=1e-6)
     np.testing.assert_allclose(np.ma.getdata(acts["rnn.l1"]), own, atol=1e-6)
     assert acts["rnn.l0"].mask[0, 3:].all() and not acts["rnn.l0"].mask[1].any()
+    t = rnnscope.trace(model, acts["rnn.l0"], "rnn.l1")  # the masked array brings its mask
+    np.testing.assert_allclose(t.output(), want1, atol=1e-5)
+    assert t.mask is not None and t.mask.tolist()[0] == [True] * 3 + [False] * 2
 
     class WithState(torch.nn.Module):  # the initial state reaches every layer, layer by layer
         def __init__(self):
