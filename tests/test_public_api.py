@@ -36,6 +36,7 @@ PUBLIC = {
     "history",
     "layers",
     "load",
+    "masks",
     "read_metrics",
     "report",
     "rnn_weights",

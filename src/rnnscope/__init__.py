@@ -41,6 +41,7 @@ _LAZY = {
     "Trace": "_trace",
     "activations": "_capture",
     "gradients": "_capture",
+    "masks": "_capture",
     "compare": "_tables",
     "stats": "_tables",
     "demo_path": "_demo",
@@ -59,7 +60,7 @@ _SUBPACKAGES = ("compat", "keras", "plot", "tf_keras", "torch")  # matplotlib, f
 if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__ below
     from ._activations import ACTIVATIONS
     from ._api import layers, rnn_weights, trace, weights
-    from ._capture import activations, gradients
+    from ._capture import activations, gradients, masks
     from ._demo import demo_path
     from ._explore import Explorer, explore
     from ._flags import Thresholds, flags
@@ -117,6 +118,7 @@ __all__ = [
     "history",
     "layers",
     "load",
+    "masks",
     "read_metrics",
     "report",
     "rnn_weights",

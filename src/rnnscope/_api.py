@@ -14,7 +14,7 @@ from ._refs import LayerRef
 from ._select import LayerKey as LayerKey
 from ._select import pick, pick_rnn
 from ._select import select as select
-from ._trace import Trace, run_trace
+from ._trace import Trace, trace_masked
 
 __all__ = ["layers", "rnn_weights", "trace", "weights"]
 
@@ -103,16 +103,34 @@ def rnn_weights(obj: Any, layer: LayerKey = None) -> RNNWeights:
     return pick_rnn(src.refs, layer, src.name, src.path)
 
 
-def trace(obj: Any, x: Any, layer: LayerKey = None, initial_state: Any = None) -> Trace:
+def trace(
+    obj: Any,
+    x: Any,
+    layer: LayerKey = None,
+    initial_state: Any = None,
+    *,
+    mask: Any = None,
+    lengths: Any = None,
+) -> Trace:
     """Run one recurrent layer in numpy and record every gate at every timestep.
 
     Args:
         obj: a model, layer, checkpoint path or :class:`RNNWeights`.
         x: the layer's input, ``(batch, time, features)``, numpy or a framework tensor
-            (batch first whatever the framework's ``batch_first`` / ``time_major``).
+            (batch first whatever the framework's ``batch_first`` / ``time_major``), or a torch
+            ``PackedSequence`` (its lengths become the mask), or a ``numpy.ma.MaskedArray``
+            from :func:`activations` (a step masked in every feature is a masked step).
         layer: as in :func:`rnn_weights`.
         initial_state: None (zeros), a list in Keras order (``[h, c]`` per direction, forward
             first), or ``{"forward": [h, c], "backward": [...]}``; each ``(batch, size)``.
+        mask: ``(batch, time)`` booleans, True for a real step (Keras's convention; any
+            pattern: right or left padding, holes). Masked steps keep the state. ``False``
+            traces every step even where the model would mask.
+        lengths: ``(batch,)`` real steps per sample, right padding (torch's convention).
+
+    Raises:
+        InputError: the layer receives a mask in its Keras model and neither ``mask=`` nor
+            ``lengths=`` was given (``.argument == "mask"``).
 
     Example:
         >>> import numpy as np, torch, rnnscope
@@ -120,4 +138,9 @@ def trace(obj: Any, x: Any, layer: LayerKey = None, initial_state: Any = None) -
         >>> t.get("forget").shape
         (2, 5, 4)
     """
-    return run_trace(rnn_weights(obj, layer), x, initial_state)
+    src = resolve(obj)
+    w = pick_rnn(src.refs, layer, src.name, src.path)
+    ref = select(src.refs, layer, src.name, recurrent=True, path=src.path)
+    fw = find_framework(obj)
+    rule = fw.capture.mask_rule(obj, ref) if fw is not None and ref.obj is not None else None
+    return trace_masked(w, x, initial_state, mask, lengths, rule)

@@ -18,7 +18,7 @@ from ._errors import InputError, UnsupportedError
 from ._frameworks import Capture, find_framework, type_name
 from ._refs import LayerRef
 
-__all__ = ["Wrt", "activations", "gradients"]
+__all__ = ["Wrt", "activations", "gradients", "masks"]
 
 
 class Wrt(str, enum.Enum):
@@ -86,7 +86,10 @@ def activations(
 
     Returns:
         ``{layer name: numpy array}``; a layer returning several tensors (``return_state``, torch
-        ``(output, (h, c))``) gives its first, the output sequence.
+        ``(output, (h, c))``) gives its first, the output sequence. Where the output has masked
+        steps (a Keras layer given a mask, a torch ``PackedSequence``, which comes back padded
+        batch-first in the given sample order), a ``numpy.ma.MaskedArray``: the framework's
+        own values, the masked steps masked, so numpy's statistics leave them out.
 
     Example:
         >>> acts = rnnscope.activations(model, x, layers=["lstm", "dense"])
@@ -126,6 +129,9 @@ def gradients(
             ``sum(w_i * loss_i) / batch`` as in Keras.
         training: run in training mode (dropout on); off by default.
 
+    Output gradients of layers with masked steps are ``numpy.ma.MaskedArray``, as in
+    :func:`activations`.
+
     Example:
         >>> g = rnnscope.gradients(model, x, y, layers="lstm")
         >>> abs(g["lstm"]).mean(axis=(0, 2)).shape  # gradient reaching each of 5 timesteps
@@ -140,3 +146,27 @@ def gradients(
         model, x, y, refs, mode == Wrt.WEIGHTS, loss, sample_weight, bool(training)
     )
     return dict(out)
+
+
+def masks(model: Any, x: Any, layers: LayerKey | Sequence[LayerKey] = None) -> dict[str, Any]:
+    """The ``(batch, time)`` mask each chosen layer receives in one forward pass of ``x``.
+
+    True marks a real step. Keras: the ``mask`` argument the layer's call receives (from a
+    ``Masking`` layer, ``Embedding(mask_zero=True)``, or a ``mask=`` passed to a call); torch:
+    the lengths of a ``PackedSequence`` input. None for a layer that receives no mask. Pass it
+    to :func:`trace` as ``mask=`` with the layer's own input.
+
+    Args:
+        model: a Keras 3 (any backend), tf-keras or torch model.
+        x: the model's input.
+        layers: a layer key or a list of them; None for every layer with weights.
+
+    Example:
+        >>> m = rnnscope.masks(model, x, "lstm")["lstm"]  # (samples, timesteps) booleans or None
+        >>> m is None  # this model has no Masking layer
+        True
+        >>> t = rnnscope.trace(model, x, "lstm", mask=m)
+    """
+    backend = _backend(model)
+    refs = _chosen(model, layers)
+    return dict(backend.masks(model, x, refs))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "FRAMEWORKS",
     "Capture",
     "Framework",
+    "MaskRule",
     "owner_root",
     "records_from",
     "register",
@@ -91,12 +93,31 @@ class Framework(ABC):
         return f"<rnnscope framework {self.name}>"
 
 
+@dataclass(frozen=True)
+class MaskRule:
+    """How a live recurrent layer treats masks in its model: what it outputs at a masked step
+    (``"carry"`` or ``"zeros"``), and the layers upstream that give it a mask (empty: none
+    rnnscope can see)."""
+
+    masked_output: str = "carry"
+    producers: tuple[str, ...] = ()
+    model: str = ""
+
+
 class Capture(Protocol):
     """Activations and gradients of one framework's models, from one forward (and backward)
     pass; everything done to the model is undone in ``finally`` blocks."""
 
     def has_output(self, ref: LayerRef) -> bool:
         """True if the layer's output can be captured."""
+
+    def mask_rule(self, model: Any, ref: LayerRef) -> MaskRule:
+        """What the layer outputs at masked steps, and the layers that give it a mask."""
+
+    def masks(
+        self, model: Any, x: Any, refs: Sequence[LayerRef]
+    ) -> Iterator[tuple[str, np.ndarray | None]]:
+        """``(layer name, (batch, time) mask it receives or None)`` from one forward pass."""
 
     def activations(
         self, model: Any, x: Any, refs: Sequence[LayerRef], training: bool

@@ -19,13 +19,39 @@ import numpy as np
 from .._errors import InputError, LayerError
 from .._model import readonly
 from .._refs import LayerRef, ValueFn
-from ._base import results, unique_variables
+from ._base import MaskRule, results, unique_variables
 
 __all__ = ["KerasCapture"]
 
 
 def _first(out: Any) -> Any:
     return out[0] if isinstance(out, (list, tuple)) else out
+
+
+def _class_names(obj: Any) -> list[str]:
+    return [k.__name__ for k in type(obj).__mro__]
+
+
+def _makes_mask(layer: Any) -> bool:
+    """True for layers that start a mask: ``Masking``, ``Embedding(mask_zero=True)``, and
+    layers of the user's own classes that define ``compute_mask``."""
+    names = _class_names(layer)
+    if "Masking" in names:
+        return True
+    if "Embedding" in names:
+        return bool(getattr(layer, "mask_zero", False))
+    return any(
+        "compute_mask" in vars(k) and not k.__module__.startswith(("keras", "tf_keras"))
+        for k in type(layer).__mro__
+    )
+
+
+def _in_order(model: Any) -> Iterator[Any]:
+    """Every layer inside ``model``, depth first, in the model's own order."""
+    for layer in getattr(model, "layers", []) or []:
+        yield layer
+        if getattr(layer, "layers", None) and "Bidirectional" not in _class_names(layer):
+            yield from _in_order(layer)
 
 
 class KerasCapture:
@@ -38,11 +64,38 @@ class KerasCapture:
         self.backend = self.k.backend.backend() if framework == "keras" else "tensorflow"
 
     # -- plumbing ------------------------------------------------------------------------------
+    def mask_rule(self, model: Any, ref: LayerRef) -> MaskRule:
+        """What the layer outputs at masked steps, and the layers before it in ``model`` that
+        start a mask (a mask passed inside a subclassed model's own ``call`` is not visible)."""
+        layer = ref.obj
+        inner = getattr(layer, "forward_layer", layer)
+        zeros = bool(getattr(inner, "zero_output_for_mask", False))
+        producers: list[str] = []
+        if model is not layer:
+            for sub in _in_order(model):
+                if sub is layer:
+                    break
+                if _makes_mask(sub):
+                    producers.append(f"'{sub.name}' ({type(sub).__name__})")
+            else:
+                producers = []  # not found in the walk: nothing known about its inputs
+        name = f"{type(model).__name__} '{getattr(model, 'name', '?')}'"
+        # Keras's JAX loop (not unrolled) outputs the carried state at a masked step, its
+        # TensorFlow and torch loops the previous output (zeros before the first real step).
+        scan = self.backend == "jax" and not getattr(inner, "unroll", False)
+        carry = "state" if scan else "carry"
+        return MaskRule("zeros" if zeros else carry, tuple(producers), name)
+
     @contextmanager
     def patched(
-        self, refs: Sequence[LayerRef], sink: dict[str, Any], probes: dict[str, Any] | None = None
+        self,
+        refs: Sequence[LayerRef],
+        sink: dict[str, Any],
+        probes: dict[str, Any] | None = None,
+        masks: dict[str, Any] | None = None,
     ) -> Iterator[None]:
-        """Record each chosen layer's (first) output in ``sink``; add ``probes`` where given."""
+        """Record each chosen layer's (first) output in ``sink``, and the ``mask`` it receives
+        in ``masks``; add ``probes`` where given."""
         done: list[Any] = []
         try:
             for ref in refs:
@@ -50,6 +103,8 @@ class KerasCapture:
                 original = layer.call
 
                 def call(*args: Any, _orig: Any = original, _name: str = name, **kw: Any) -> Any:
+                    if masks is not None:
+                        masks[_name] = kw.get("mask")
                     out = _orig(*args, **kw)
                     first = _first(out)
                     if probes is not None and _name in probes:
@@ -126,11 +181,35 @@ class KerasCapture:
         self, model: Any, x: Any, refs: Sequence[LayerRef], training: bool
     ) -> Iterator[tuple[str, np.ndarray]]:
         sink: dict[str, Any] = {}
-        with self.patched(refs, sink):
+        masks: dict[str, Any] = {}
+        with self.patched(refs, sink, masks=masks):
             model(x, training=training)
         self._missing(refs, sink)
         for r in refs:
-            yield r.info.name, self._numpy(sink[r.info.name])
+            yield r.info.name, self._masked(self._numpy(sink[r.info.name]), masks.get(r.info.name))
+
+    def masks(
+        self, model: Any, x: Any, refs: Sequence[LayerRef]
+    ) -> Iterator[tuple[str, np.ndarray | None]]:
+        """``(layer name, mask it receives)`` of each ref, from one forward pass."""
+        sink: dict[str, Any] = {}
+        masks: dict[str, Any] = {}
+        with self.patched(refs, sink, masks=masks):
+            model(x, training=False)
+        self._missing(refs, sink)
+        for r in refs:
+            m = masks.get(r.info.name)
+            yield r.info.name, None if m is None else self._numpy(m).astype(bool)
+
+    def _masked(self, a: np.ndarray, mask: Any) -> np.ndarray:
+        """``a`` as a masked array over the mask's masked steps, when it has their time axis."""
+        if mask is None:
+            return a
+        m = self._numpy(mask).astype(bool)
+        if a.ndim < 2 or m.ndim != 2 or a.shape[:2] != m.shape:
+            return a  # no time axis (return_sequences=False): nothing to mask
+        full = np.broadcast_to(~m.reshape(m.shape + (1,) * (a.ndim - 2)), a.shape)
+        return np.ma.MaskedArray(a, mask=full)
 
     def gradients(
         self,
@@ -178,4 +257,22 @@ class KerasCapture:
                 torch.zeros_like(t) if g is None else g for g, t in zip(raw, targets, strict=True)
             ]
         arrays = [self._numpy(g) for g in grads]
+        yield from self._masked_results(model, x, refs, variables, arrays, weights)
+
+    def _masked_results(
+        self,
+        model: Any,
+        x: Any,
+        refs: Sequence[LayerRef],
+        variables: Sequence[Any],
+        arrays: list[Any],
+        weights: bool,
+    ) -> Iterator[tuple[str, Any]]:
+        """:func:`results`, output gradients masked where their layer receives a mask (found
+        by a second, plain forward pass, only for models with a mask-making layer)."""
+        if not weights and any(_makes_mask(s) for s in _in_order(model)):
+            masks = dict(self.masks(model, x, refs))
+            arrays = [
+                self._masked(a, masks[r.info.name]) for r, a in zip(refs, arrays, strict=True)
+            ]
         yield from results(refs, variables, arrays, weights)

@@ -38,6 +38,16 @@ class KerasCapture(Protocol):
         self, model: Any, x: Any, y: Any, y_pred: Any, loss: Any, sw: Any, training: bool
     ) -> Any: ...
 
+    def _masked_results(
+        self,
+        model: Any,
+        x: Any,
+        refs: Sequence[LayerRef],
+        variables: Sequence[Any],
+        arrays: list[Any],
+        weights: bool,
+    ) -> Iterator[tuple[str, Any]]: ...
+
 
 _MAX_PER_MODEL = 8
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Callable[..., Any]]] = (
@@ -127,4 +137,5 @@ def jax_gradients(
         ]
         yield from results(refs, variables, arrays, True)
     else:
-        yield from results(refs, [], [cap._numpy(g_probes[r.info.name]) for r in refs], False)
+        arrays = [cap._numpy(g_probes[r.info.name]) for r in refs]
+        yield from cap._masked_results(model, x, refs, [], arrays, False)

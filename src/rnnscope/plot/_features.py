@@ -3,6 +3,10 @@
 The layouts follow See RNN's ``features_*`` functions: 2D draws one channels-by-timesteps image
 per sample, 1D one line per channel (or per sample) over time, 0D one point per channel and
 sample (``return_sequences=False`` outputs), and hist one histogram per entry.
+
+A ``numpy.ma.MaskedArray`` (what ``activations``, ``gradients`` and ``Trace.get`` return for
+padded batches) has its masked entries drawn as masked: hatched grey in images, gaps and hatched
+spans in line plots, and left out of colour limits, NaN counts and histograms.
 """
 
 from __future__ import annotations
@@ -30,9 +34,66 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["features_0d", "features_1d", "features_2d", "features_hist"]
+__all__ = ["features_0d", "features_1d", "features_2d", "features_hist", "masked_image"]
 
 _NOTE = "#b00020"
+MASKED_GID = "masked-steps"
+"""The ``gid`` of the hatched patches that show masked (padded) steps."""
+
+
+def _split_mask(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The data of ``a`` and its mask (None when nothing is masked)."""
+    if not np.ma.isMaskedArray(a):
+        return a, None
+    mask = np.ma.getmaskarray(a)
+    return np.ma.getdata(a), (mask if mask.any() else None)
+
+
+def masked_image(ax: Axes, values: np.ndarray, mask: np.ndarray | None, cmap: Any) -> Any:
+    """``values`` for ``imshow``, with masked cells see-through over a hatched grey patch
+    behind the image; returns ``(image data, colormap)``."""
+    import matplotlib as mpl
+    from matplotlib.patches import Rectangle
+
+    cm = (
+        mpl.colormaps[cmap if cmap is not None else mpl.rcParams["image.cmap"]]
+        if (isinstance(cmap, str) or cmap is None)
+        else cmap
+    )
+    if mask is None or not mask.any():
+        return values, cm
+    ax.add_patch(
+        Rectangle(
+            (0, 0),
+            1,
+            1,
+            transform=ax.transAxes,
+            facecolor="0.9",
+            edgecolor="0.6",
+            hatch="///",
+            linewidth=0,
+            zorder=-1,
+            gid=MASKED_GID,
+        )
+    )
+    cm = cm.with_extremes(bad=(0, 0, 0, 0))
+    return np.ma.MaskedArray(values, mask=mask), cm
+
+
+def _masked_spans(ax: Axes, steps: np.ndarray) -> None:
+    """Hatched spans over runs of masked timesteps (``steps``: booleans over time)."""
+    edges = np.flatnonzero(np.diff(np.r_[0, steps.astype(np.int8), 0]))
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        ax.axvspan(
+            start - 0.5,
+            stop - 0.5,
+            facecolor="0.9",
+            edgecolor="0.6",
+            hatch="///",
+            linewidth=0,
+            zorder=0,
+            gid=MASKED_GID,
+        )
 
 
 def _array(data: Any, ndims: tuple[int, ...], what: str) -> np.ndarray:
@@ -52,6 +113,14 @@ def _samples_time_channels(data: Any, channel_axis: int, what: str) -> np.ndarra
     a = _array(data, (2, 3), what)
     a = np.moveaxis(a, channel_axis, -1)
     return a[None] if a.ndim == 2 else a
+
+
+def _with_mask(data: Any, channel_axis: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(samples, timesteps, channels)`` data and its mask (all False when none)."""
+    a = _samples_time_channels(data, channel_axis, what)
+    values, mask = _split_mask(a)
+    values = np.asarray(values)
+    return values, (np.zeros(values.shape, bool) if mask is None else np.asarray(mask))
 
 
 def _reflect(a: np.ndarray, what: str) -> np.ndarray:
@@ -181,11 +250,12 @@ def features_2d(
         >>> grads = rnnscope.gradients(model, x, y, layers="lstm")["lstm"]
         >>> fig = rnnscope.plot.features_2d(grads, n_rows=2, norm=(-.01, .01))
     """
-    a = _samples_time_channels(data, channel_axis, "data")
+    a, masked = _with_mask(data, channel_axis, "data")
     if max_timesteps is not None:
-        a = a[:, :max_timesteps]
+        a, masked = a[:, :max_timesteps], masked[:, :max_timesteps]
     if reflect_half:
-        a = _reflect(a, "data")
+        a, masked = _reflect(a, "data"), _reflect(masked, "data")
+    a = np.where(masked, 0, a) if masked.any() else a  # masked: out of limits and NaN counts
     shown = finite_view(a)
     lo, hi = color_limits([shown], norm, absolute=False)
     n = a.shape[0]
@@ -196,7 +266,9 @@ def features_2d(
     image = None
     for i, ax in enumerate(axes):
         img = shown[i].T if timesteps_xaxis else shown[i]
-        image = ax.imshow(img, aspect="auto", interpolation="nearest", cmap=cmap, vmin=lo, vmax=hi)
+        hidden = masked[i].T if timesteps_xaxis else masked[i]
+        img, cm = masked_image(ax, img, hidden, cmap)
+        image = ax.imshow(img, aspect="auto", interpolation="nearest", cmap=cm, vmin=lo, vmax=hi)
         integer_ticks(ax)
         if labels:
             ax.set_title(labels[i], fontsize=9)
@@ -255,12 +327,15 @@ def features_1d(
     """
     if per not in ("sample", "channel"):
         raise InputError(f"per must be 'sample' or 'channel'; got {per!r}")
-    a = _samples_time_channels(data, channel_axis, "data")
+    a, masked = _with_mask(data, channel_axis, "data")
     if max_timesteps is not None:
-        a = a[:, :max_timesteps]
+        a, masked = a[:, :max_timesteps], masked[:, :max_timesteps]
     if reflect_half:
-        a = _reflect(a, "data")
+        a, masked = _reflect(a, "data"), _reflect(masked, "data")
+    a = np.where(masked, 0, a) if masked.any() else a
     shown = finite_view(a)
+    if masked.any():  # gaps in the lines
+        shown = np.where(masked, np.nan, shown.astype(np.float64))
     n_samples, _, n_channels = a.shape
     names = list(channel_names) if channel_names is not None else None
     if names is not None and len(names) != n_channels:
@@ -271,6 +346,8 @@ def features_1d(
     ticks = _pair(show_xy_ticks, "show_xy_ticks")
     for i, ax in enumerate(axes):
         lines = shown[i] if per == "sample" else shown[:, :, i].T  # (time, lines)
+        if per == "sample" and masked[i].any():
+            _masked_spans(ax, masked[i].all(axis=-1))
         drawn = ax.plot(lines, linewidth=1.0)
         if per == "sample" and names and n_channels <= 10:
             for line, name in zip(drawn, names, strict=True):
@@ -376,10 +453,13 @@ def features_hist(
         >>> conv1d_kernel = np.random.randn(5, 3, 8)  # (width, in channels, out channels)
         >>> fig = rnnscope.plot.features_hist(conv1d_kernel.transpose(2, 0, 1))
     """
-    a = _array(data, (2, 3, 4), "data")
+    a, masked = _split_mask(_array(data, (2, 3, 4), "data"))
     if not isinstance(bins, int) or bins < 1:
         raise InputError(f"bins must be a positive integer; got {bins!r}")
     flat = a.reshape(a.shape[0], -1).astype(np.float64)
+    if masked is not None:  # masked entries count nowhere: NaN is left out below
+        flat[masked.reshape(flat.shape)] = np.nan
+        a = np.where(masked, 0, a)
     sx, sy = _pair(share_xy, "share_xy")
     finite = flat[np.isfinite(flat)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)

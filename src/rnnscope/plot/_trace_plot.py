@@ -1,4 +1,7 @@
-"""Gate activations and states over time, from a :class:`rnnscope.Trace`."""
+"""Gate activations and states over time, from a :class:`rnnscope.Trace`.
+
+Masked (padded) steps of a masked trace are drawn hatched grey and left out of the colour scale.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import numpy as np
 from .._errors import InputError, LayerError
 from .._trace import Trace
 from ._common import integer_ticks, label, new_figure, save
+from ._features import masked_image
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -64,7 +68,8 @@ def trace_plot(
     One row per quantity (by default the LSTM's input, forget and output gates and cell state;
     the GRU's update and reset gates and hidden state), one column per direction, time in input
     order for both directions. Quantities within [0, 1] (gates after a sigmoid) share a fixed
-    0-1 colour scale; the others a scale symmetric around 0.
+    0-1 colour scale; the others a scale symmetric around 0. Masked steps of a masked trace
+    are drawn hatched grey and left out of the scales.
 
     Args:
         trace: from :func:`rnnscope.trace`.
@@ -93,10 +98,13 @@ def trace_plot(
     if not -batch <= sample < batch:
         raise InputError(f"sample: the trace holds {batch} samples; got {sample}")
     panels = {(n, d): trace.get(n, d)[sample] for n in names for d in dirs}  # (time, size)
+    hidden = None if trace.mask is None else ~trace.mask[sample]  # (time,)
     fig = new_figure(fig, (4.2 * len(dirs) + 1.6, 1.9 * len(names) + 1.0), dpi, constrained=True)
     axes = fig.subplots(len(names), len(dirs), squeeze=False, sharex=True)
     for i, n in enumerate(names):
-        block = np.stack([panels[(n, d)] for d in dirs])
+        block = np.stack([np.ma.getdata(panels[(n, d)]) for d in dirs])
+        if hidden is not None:  # masked steps: out of the colour scale
+            block = block[:, ~hidden]
         finite = block[np.isfinite(block)]
         gate_like = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
         if gate_like:
@@ -107,13 +115,16 @@ def trace_plot(
         image = None
         for j, d in enumerate(dirs):
             ax = axes[i, j]
-            a = panels[(n, d)]
+            a = np.ma.getdata(panels[(n, d)])
             idx = _units(units, a.shape[1], n)
+            values = np.nan_to_num(a[:, idx].T)
+            mask = None if hidden is None else np.broadcast_to(hidden, values.shape)
+            values, cm = masked_image(ax, values, mask, cmap)
             image = ax.imshow(
-                np.nan_to_num(a[:, idx].T),
+                values,
                 aspect="auto",
                 interpolation="nearest",
-                cmap=cmap,
+                cmap=cm,
                 vmin=lo,
                 vmax=hi,
             )
