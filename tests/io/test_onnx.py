@@ -1,0 +1,310 @@
+"""ONNX files: LSTM/GRU/RNN nodes read into the canonical layout and traced equal to onnxruntime.
+
+Oracles: onnxruntime's (and, for ``layout=1``, which its CPU kernels refuse, onnx's reference
+evaluator's) output of the same file; weights sliced in the test by ONNX's documented layout
+(gates ``i, o, f, c`` / ``z, r, h``, ``B = [Wb; Rb]``) and by torch's (``i, f, g, o``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnnscope
+from rnnscope import FormatError, LayerError
+from tests.conftest import has
+
+from . import onnx_graphs as og
+
+pytestmark = pytest.mark.skipif(
+    not (has("onnx") and has("onnxruntime")), reason="onnx/onnxruntime are not installed"
+)
+
+X = np.random.default_rng(1).standard_normal((2, 5, 3)).astype("f4")
+
+
+def _check_trace(path: Path, y: np.ndarray, **kw: object) -> None:
+    t = rnnscope.trace(path, X, **kw)
+    assert len(t.directions) == y.shape[2]
+    for k, d in enumerate(t.directions):
+        np.testing.assert_allclose(t.get("h", d), y[:, :, k], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("op", "extra"),
+    [
+        ("LSTM", {}),
+        ("GRU", {"linear_before_reset": 0}),
+        ("GRU", {"linear_before_reset": 1}),
+        ("RNN", {}),
+    ],
+)
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+def test_hand_built_node_traces_equal_onnxruntime(tmp_path, op, extra, direction):
+    dirs = 2 if direction == "bidirectional" else 1
+    p = og.write(tmp_path / "m.onnx", op, og.weights(op, 3, 4, dirs), direction=direction, **extra)
+    _check_trace(p, og.run(p, X))
+    w = rnnscope.rnn_weights(p)
+    assert (w.kind, w.go_backwards, w.directions) == (
+        op,
+        direction == "reverse",
+        ("forward", "backward") if dirs == 2 else ("forward",),
+    )
+    if op == "GRU":
+        assert w.reset_after is bool(extra["linear_before_reset"])
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_layout_1_traces_equal_reference_evaluator(tmp_path, op):
+    w = og.weights(op, 3, 4, 2, seed=3)
+    p0 = og.write(tmp_path / "l0.onnx", op, w, direction="bidirectional", layout=0)
+    p1 = og.write(tmp_path / "l1.onnx", op, w, direction="bidirectional", layout=1)
+    # the reference evaluator agrees with onnxruntime where both run
+    np.testing.assert_allclose(og.run(p0, X, reference=True), og.run(p0, X), atol=1e-6)
+    y1 = og.run(p1, X, layout=1, reference=True)
+    _check_trace(p1, y1)
+
+
+def test_weights_are_onnx_blocks_in_canonical_order(tmp_path):
+    w = og.weights("LSTM", 3, 4, 2, seed=5)
+    p = og.write(tmp_path / "m.onnx", "LSTM", w, direction="bidirectional")
+    rec = rnnscope.rnn_weights(p)
+    h = 4
+    onnx_rows = {"input": 0, "output": 1, "forget": 2, "cell": 3}  # ONNX's documented i, o, f, c
+    for k, d in enumerate(("forward", "backward")):
+        for gate, pos in onnx_rows.items():
+            rows = slice(pos * h, (pos + 1) * h)
+            np.testing.assert_array_equal(rec.array("kernel", gate, d), w["W"][k, rows].T)
+            np.testing.assert_array_equal(rec.array("recurrent_kernel", gate, d), w["R"][k, rows].T)
+            np.testing.assert_array_equal(rec.array("bias", gate, d), w["B"][k, :16][rows])
+            np.testing.assert_array_equal(
+                rec.array("recurrent_bias", gate, d), w["B"][k, 16:][rows]
+            )
+    g = og.weights("GRU", 3, 4, 1, seed=6)
+    rec = rnnscope.rnn_weights(og.write(tmp_path / "g.onnx", "GRU", g, linear_before_reset=1))
+    for pos, gate in enumerate(("update", "reset", "new")):  # ONNX z, r, h
+        np.testing.assert_array_equal(
+            rec.array("kernel", gate), g["W"][0, pos * h : (pos + 1) * h].T
+        )
+
+
+def test_initial_state_and_activations(tmp_path):
+    h0 = np.random.default_rng(2).standard_normal((2, 2, 4)).astype("f4")
+    w = og.weights("GRU", 3, 4, 2, seed=7)
+    p = og.write(
+        tmp_path / "h.onnx",
+        "GRU",
+        w,
+        direction="bidirectional",
+        with_h0=True,
+        linear_before_reset=1,
+        activations=["HardSigmoid", "Softsign"] * 2,
+    )
+    _check_trace(p, og.run(p, X, h0=h0), initial_state=[h0[0], h0[1]])
+    assert rnnscope.rnn_weights(p).recurrent_activation == "hard_sigmoid_keras2"
+    p = og.write(tmp_path / "r.onnx", "RNN", og.weights("RNN", 3, 4, 1), activations=["Relu"])
+    _check_trace(p, og.run(p, X))
+    p = og.write(
+        tmp_path / "l.onnx",
+        "LSTM",
+        og.weights("LSTM", 3, 4, 1),
+        activations=["Sigmoid", "Relu", "Relu"],
+    )
+    _check_trace(p, og.run(p, X))
+
+
+@pytest.mark.parametrize(
+    ("op", "attrs", "peephole", "why"),
+    [
+        ("LSTM", {"clip": 0.5}, None, "clip=0.5"),
+        ("LSTM", {"input_forget": 1}, None, "input_forget=1"),
+        ("LSTM", {}, 0.3, "non-zero peephole"),
+        ("LSTM", {"activations": ["Sigmoid", "Tanh", "Relu"]}, None, "differs from output"),
+        ("GRU", {"activations": ["Sigmoid", "LeakyRelu"]}, None, "LeakyRelu is not supported"),
+        (
+            "RNN",
+            {"activations": ["Tanh", "Relu"], "direction": "bidirectional"},
+            None,
+            "different activations",
+        ),
+        (
+            "GRU",
+            {"activations": ["HardSigmoid", "Tanh"], "activation_alpha": [0.3]},
+            None,
+            "with parameters",
+        ),
+    ],
+)
+def test_unsupported_settings_are_stated_never_traced(tmp_path, op, attrs, peephole, why):
+    attrs = dict(attrs)
+    dirs = 2 if attrs.get("direction") == "bidirectional" else 1
+    w = og.weights(op, 3, 4, dirs)
+    if peephole is not None:
+        w["P"] = np.full((dirs, 12), peephole, "f4")
+    p = og.write(tmp_path / "m.onnx", op, w, **attrs)
+    (info,) = rnnscope.layers(p)
+    assert not info.recurrent and "not a supported cell" in info.kind
+    ckpt = rnnscope.load(p)
+    assert any(why in n and "not traced" in n for n in ckpt.notes), ckpt.notes
+    raw = rnnscope.weights(p)  # the raw tensors still read, exactly as stored
+    np.testing.assert_array_equal(raw.array("W"), w["W"])
+    with pytest.raises(LayerError, match="rnn/" + op):
+        rnnscope.rnn_weights(p)
+    with pytest.raises(LayerError):
+        rnnscope.trace(p, X)
+
+
+def test_zero_peepholes_read_and_trace(tmp_path):
+    w = og.weights("LSTM", 3, 4, 1)
+    w["P"] = np.zeros((1, 12), "f4")
+    p = og.write(tmp_path / "m.onnx", "LSTM", w)
+    _check_trace(p, og.run(p, X))
+    assert any("peephole weights P are all zero" in n for n in rnnscope.load(p).notes)
+
+
+@pytest.mark.skipif(not has("torch"), reason="torch is not installed")
+@pytest.mark.filterwarnings("ignore")  # the exporter's deprecation and tracer warnings
+@pytest.mark.parametrize(
+    ("kind", "kw"),
+    [
+        ("LSTM", {"num_layers": 2, "bidirectional": True}),
+        ("GRU", {"num_layers": 2}),
+        ("RNN", {"nonlinearity": "relu", "bidirectional": True}),
+    ],
+)
+def test_torch_export_traces_equal_onnxruntime_and_torch(tmp_path, kind, kw):
+    import onnxruntime as ort
+    import torch
+
+    torch.manual_seed(0)
+    module = getattr(torch.nn, kind)(3, 4, batch_first=True, **kw).eval()
+    p = tmp_path / "m.onnx"
+    torch.onnx.export(
+        module, (torch.from_numpy(X),), str(p), dynamo=False, input_names=["x"], output_names=["y"]
+    )
+    y_ort = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
+    with torch.no_grad():
+        y_torch = module(torch.from_numpy(X))[0].numpy()
+    names = [i.name for i in rnnscope.layers(p) if i.recurrent]
+    assert len(names) == kw.get("num_layers", 1)
+    h = X
+    for name in names:  # each layer's input is the layer below's output
+        h = rnnscope.trace(p, h, layer=name).output()
+    np.testing.assert_allclose(h, y_ort, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(h, y_torch, atol=1e-5, rtol=0)
+    # the first layer's forget / update gate, sliced from torch's own rows (i, f, g, o / r, z, n)
+    rows = {"LSTM": ("forget", 1), "GRU": ("update", 1), "RNN": ("hidden", 0)}[kind]
+    rec = rnnscope.rnn_weights(p, layer=names[0])
+    want = module.weight_ih_l0.detach().numpy()[rows[1] * 4 : (rows[1] + 1) * 4].T
+    np.testing.assert_array_equal(rec.array("kernel", rows[0]), want)
+
+
+# -- bad and hostile files ---------------------------------------------------------------------
+def _lstm_file(tmp_path: Path) -> Path:
+    return og.write(tmp_path / "m.onnx", "LSTM", og.weights("LSTM", 3, 4, 1))
+
+
+def test_truncated_garbage_and_non_models(tmp_path):
+    good = _lstm_file(tmp_path).read_bytes()
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(good[: len(good) // 2])
+    with pytest.raises(FormatError, match=r"cut\.onnx' cannot be read as an ONNX model"):
+        rnnscope.load(cut)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(np.random.default_rng(3).bytes(4096))
+    with pytest.raises(FormatError, match=r"junk\.onnx"):
+        rnnscope.layers(junk)
+    text = tmp_path / "text.onnx"
+    text.write_bytes(b"hello world, not a model")
+    with pytest.raises(FormatError, match=r"text\.onnx"):
+        rnnscope.load(text)
+
+
+def _external_model(tmp_path: Path, location: str, *, length: int | None = None) -> Path:
+    import onnx
+    from onnx import TensorProto
+
+    p = _lstm_file(tmp_path)
+    model = onnx.load(str(p))
+    t = next(t for t in model.graph.initializer if t.name == "R")
+    t.ClearField("raw_data")
+    t.data_location = TensorProto.EXTERNAL
+    entries = {"location": location, "offset": "0"}
+    if length is not None:
+        entries["length"] = str(length)
+    for k, v in entries.items():
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    out = tmp_path / "ext.onnx"
+    onnx.save(model, str(out))
+    return out
+
+
+def test_external_data_inside_the_folder_reads(tmp_path):
+    r = og.weights("LSTM", 3, 4, 1)["R"]
+    (tmp_path / "weights.bin").write_bytes(r.tobytes())
+    p = _external_model(tmp_path, "weights.bin", length=r.nbytes)
+    rec = rnnscope.rnn_weights(p)
+    np.testing.assert_array_equal(rec.array("recurrent_kernel", "forget"), r[0, 8:12].T)
+
+
+@pytest.mark.parametrize("how", ["parent", "absolute", "symlink", "too-long", "missing"])
+def test_external_data_never_reads_outside_or_beyond(tmp_path, how):
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"S" * 4096)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    location = {
+        "parent": "../secret.bin",
+        "absolute": str(secret),
+        "symlink": "link.bin",
+        "too-long": "short.bin",
+        "missing": "nope.bin",
+    }[how]
+    if how == "symlink":
+        os.symlink(secret, model_dir / "link.bin")
+    (model_dir / "short.bin").write_bytes(b"\0" * 16)
+    p = _external_model(model_dir, location)
+    want = {
+        "parent": "not inside the model's folder",
+        "absolute": "not inside",
+        "symlink": "not inside",
+        "too-long": "the file holds 16 bytes",
+        "missing": "does not exist",
+    }[how]
+    with pytest.raises(FormatError, match=want) as err:
+        rnnscope.rnn_weights(p)
+    assert err.value.path == str(p)
+    assert "SSSS" not in str(err.value)
+
+
+def test_declared_sizes_are_checked_before_reading(tmp_path, monkeypatch):
+    import onnx
+
+    p = _lstm_file(tmp_path)
+    model = onnx.load(str(p))
+    t = next(t for t in model.graph.initializer if t.name == "W")
+    t.dims[:] = [1, 16, 30_000_000]  # raw_data still holds 16*3 floats
+    bad = tmp_path / "lie.onnx"
+    onnx.save(model, str(bad))
+    assert rnnscope.layers(bad)[0].shapes["W"] == (1, 16, 30_000_000)  # listing reads no data
+    with pytest.raises(FormatError, match=r"declares shape \(1, 16, 30000000\)") as err:
+        rnnscope.rnn_weights(bad)
+    assert err.value.path == str(bad)
+    # a consistent tensor over the read budget is refused before it is converted
+    monkeypatch.setenv("RNNSCOPE_MAX_TENSOR_BYTES", "100")
+    with pytest.raises(FormatError, match="over the read budget"):
+        rnnscope.rnn_weights(p)
+
+
+def test_detection_and_folders(tmp_path):
+    from rnnscope._io._registry import checkpoint_suffixes, detect_format
+
+    p = _lstm_file(tmp_path)
+    renamed = tmp_path / "model.bin"
+    renamed.write_bytes(p.read_bytes())
+    assert detect_format(renamed) == "onnx"  # by content, whatever the name
+    assert ".onnx" in checkpoint_suffixes()
