@@ -129,7 +129,7 @@ def _external(path: str, t: Any, what: str, need: int, dims: tuple[int, ...]) ->
         not loc
         or "\x00" in loc
         or os.path.isabs(loc)
-        or os.path.commonpath([folder, target]) != (folder)
+        or os.path.commonpath([folder, target]) != folder
     ):
         raise FormatError(
             f"'{path}': {what} is stored in external file {loc!r}, which is not inside the "
