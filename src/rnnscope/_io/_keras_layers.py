@@ -17,7 +17,7 @@ from .._errors import FormatError
 from .._layouts import canonical_from_cudnn, canonical_from_keras
 from .._model import CELL_BY_GATES, GATES, LayerInfo, LayerWeights, RNNWeights
 from .._refs import LayerRef
-from ._keras_config import LayerSpec, RNNSpec, rnn_spec
+from ._keras_config import LayerSpec, RNNSpec, rnn_spec, stacked_cell_spec
 
 if TYPE_CHECKING:
     from ._keras_tree import RawLayer
@@ -63,6 +63,8 @@ def _infer(raw: RawLayer, shapes: dict[str, tuple[int, ...]]) -> tuple[RNNSpec |
         reset_after = cudnn or b is None or len(b) == 2
     bidir = set(directions) == {"forward", "backward"}
     kind = ("Bidirectional" if bidir else "") or (f"CuDNN{cell}" if cudnn else cell)
+    if raw.cell_index is not None:
+        kind = "StackedRNNCells"
     spec = RNNSpec(
         cell,
         kind,
@@ -218,6 +220,16 @@ def build_refs(
     refs = []
     for raw in raws:
         layer_spec = spec.find(raw.path) if spec is not None else None
+        if raw.cell_index is not None and spec is not None:  # one cell of a StackedRNNCells
+            holder = spec.find(raw.path.rsplit("/", 1)[0])
+            rs = stacked_cell_spec(holder, raw.cell_index, keras2) if holder else None
+            kind = "StackedRNNCells"
+            if rs is None:
+                notes.append(f"layer '{raw.path}': a stacked cell rnnscope does not read")
+            refs.append(
+                _rnn(raw, rs, shapes, read, path) if rs else _generic(raw, kind, shapes, read)
+            )
+            continue
         if layer_spec is not None:
             rs = rnn_spec(layer_spec, keras2)
             kind = layer_spec.class_name

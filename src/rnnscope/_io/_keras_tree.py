@@ -39,6 +39,7 @@ class RawLayer:
     path: str
     variables: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     class_hint: str = ""  # the layer class, where the tree tells it (Keras 3 group keys)
+    cell_index: int | None = None  # the position of a StackedRNNCells cell, listed as a layer
 
 
 def _class_from_key(key: str) -> str:
@@ -128,6 +129,12 @@ def _walk_v3(group: Any, prefix: str, spec: LayerSpec | None, out: list[RawLayer
         path = f"{prefix}{name}"
         child = spec.find(name) if spec is not None else None
         raw = RawLayer(path, class_hint=_class_from_key(key))
+        if "cell" in g and "cells" in g["cell"]:  # RNN over StackedRNNCells: a layer per cell
+            cells = sorted(g["cell"]["cells"].values(), key=_addr)  # in creation order
+            for k, cg in enumerate(cells):
+                variables = {"": _var_list(cg["vars"]) if "vars" in cg else []}
+                out.append(RawLayer(f"{path}/cell_{k}", variables, "StackedRNNCells", k))
+            continue
         if "forward_layer" in g and "backward_layer" in g:
             for d in ("forward", "backward"):
                 sub = g[f"{d}_layer"]
@@ -144,6 +151,9 @@ def _walk_v3(group: Any, prefix: str, spec: LayerSpec | None, out: list[RawLayer
         if any(raw.variables.values()):
             out.append(raw)
         _walk_v3(g, f"{path}/", child, out)
+
+
+_CELL_PART = re.compile(r"^(?:.*_cell(?:_\d+)?|cell)$")  # a cell's part of a legacy weight name
 
 
 def _owner(parts: list[str], group_name: str) -> tuple[str, str, str]:
@@ -166,7 +176,7 @@ def _owner(parts: list[str], group_name: str) -> tuple[str, str, str]:
             direction = "forward" if p.startswith("forward_") else "backward"
             body = body[:i]
             break
-        if p.endswith("_cell") or p == "cell":
+        if _CELL_PART.match(p):  # lstm_cell, a user cell gru_cell_7, or tf-keras's cell
             body = body[:i]
             break
     return "/".join(body), direction, var
@@ -190,6 +200,9 @@ def _bidirectional_group(lname: str, names: list[str], group: Any) -> RawLayer:
     return raw
 
 
+_STACKED = re.compile(r"^stacked_rnn_cells(?:_\d+)?$")  # the cell holder in legacy weight names
+
+
 def _walk_legacy(root: Any, spec: LayerSpec | None) -> list[RawLayer]:
     out: list[RawLayer] = []
     for lname in list_attr(root, "layer_names"):
@@ -204,8 +217,21 @@ def _walk_legacy(root: Any, spec: LayerSpec | None) -> list[RawLayer]:
             out.append(_bidirectional_group(lname, names, group))
             continue
         by_owner: dict[str, RawLayer] = {}
+        cells: dict[str, list[str]] = {}  # owner -> its stacked cells' name parts, in order
         for wname in names:
-            owner, direction, var = _owner(wname.split("/"), lname)
+            parts = wname.split("/")
+            at = next((i for i, p in enumerate(parts[:-2]) if _STACKED.match(p)), None)
+            if at is None:
+                owner, direction, var = _owner(parts, lname)
+            else:  # <rnn>/stacked_rnn_cells/<cell>/kernel: the cell is a layer of its own
+                owner, direction, var = _owner(parts[:at] + parts[at + 2 :], lname)
+                seen = cells.setdefault(owner, [])
+                if parts[at + 1] not in seen:
+                    seen.append(parts[at + 1])
+                k = seen.index(parts[at + 1])
+                owner = f"{owner}/cell_{k}"
+                if owner not in by_owner:
+                    by_owner[owner] = RawLayer(owner, class_hint="StackedRNNCells", cell_index=k)
             raw = by_owner.setdefault(owner, RawLayer(owner))
             raw.variables.setdefault(direction, []).append((var, group[wname].name))
         out.extend(r for r in by_owner.values() if any(r.variables.values()))
