@@ -14,12 +14,14 @@ from ._errors import UnsupportedError
 from ._model import GATES
 
 __all__ = [
+    "CONVLSTM_KINDS",
     "TORCH_ROLES",
     "TORCH_STACKED_KEY",
     "canonical_from_cudnn",
     "canonical_from_keras",
     "canonical_from_onnx",
     "canonical_from_torch",
+    "convlstm_gate_blocks",
     "keras_from_canonical",
     "torch_gate_order",
     "torch_stacked_key",
@@ -207,4 +209,35 @@ def canonical_from_onnx(
         half = np.asarray(b).shape[0] // 2
         out["bias"] = _reorder_blocks(b[:half], order)
         out["recurrent_bias"] = _reorder_blocks(b[half:], order)
+    return out
+
+
+CONVLSTM_KINDS = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
+"""The Keras convolutional LSTM layers, read as named per-gate blocks (not traced)."""
+
+
+def convlstm_gate_blocks(parts: dict[str, np.ndarray], *, name: str = "") -> dict[str, np.ndarray]:
+    """A Keras ``ConvLSTM1D/2D/3D`` layer's weights split into named per-gate blocks.
+
+    Keras stores ``kernel (*kernel_size, in, 4 * filters)``, ``recurrent_kernel (*kernel_size,
+    filters, 4 * filters)`` and ``bias (4 * filters,)``, gates on the last axis in the LSTM order
+    ``i, f, c, o``. Each block keeps its convolution shape, e.g. ``kernel/forget`` is
+    ``(*kernel_size, in, filters)``; statistics flatten it row-major over all axes but the last.
+
+    Example:
+        >>> blocks = convlstm_gate_blocks({"bias": np.arange(8.0)})
+        >>> blocks["bias/forget"]
+        array([2., 3.])
+    """
+    out: dict[str, np.ndarray] = {}
+    for part, a in parts.items():
+        a = np.asarray(a)
+        if a.ndim == 0 or a.shape[-1] % 4:
+            raise UnsupportedError(
+                f"layer '{name}': a ConvLSTM {part} needs a last axis of 4*filters; "
+                f"got shape {a.shape}",
+                layer=name or None,
+            )
+        for gate, block in zip(GATES["LSTM"], np.split(a, 4, axis=-1), strict=True):
+            out[f"{part}/{gate}"] = block
     return out

@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 
 from .._activations import ACTIVATIONS, canonical_name
-from .._layouts import canonical_from_cudnn, canonical_from_keras
+from .._layouts import (
+    CONVLSTM_KINDS,
+    canonical_from_cudnn,
+    canonical_from_keras,
+    convlstm_gate_blocks,
+)
 from .._model import LayerInfo, LayerWeights, RNNWeights, readonly
 from .._refs import LayerRef, ValueFn
 
@@ -112,6 +117,11 @@ class KerasLayers:
             kind = "Bidirectional (stacked cells: not split into gates)"
             refs.append(self._generic_ref(layer, path, list(layer.weights), kind))
             return
+        conv = next((n for n in names if n in CONVLSTM_KINDS), None)
+        if conv is not None:
+            if layer.weights:
+                refs.append(self._convlstm_ref(layer, path, conv))
+            return
         cells = _stacked_cells(layer) if "RNN" in names else None
         if cells is not None:
             if layer.weights:
@@ -161,6 +171,22 @@ class KerasLayers:
             )
 
         return LayerRef(info, lambda: build(self._numpy), layer, tuple(variables), build)
+
+    def _convlstm_ref(self, layer: Any, path: str, kind: str) -> LayerRef:
+        """A ConvLSTM layer: its weights as named per-gate blocks (``kernel/forget``, ...)."""
+        cell = layer.cell
+        roles = [("kernel", cell.kernel), ("recurrent_kernel", cell.recurrent_kernel)]
+        if getattr(cell, "bias", None) is not None:
+            roles.append(("bias", cell.bias))
+        shapes = {r: tuple(int(d) for d in v.shape) for r, v in roles}
+        info = LayerInfo(path, kind, shapes, recurrent=False)
+        variables = tuple(v for _, v in roles)
+
+        def build(value: ValueFn) -> LayerWeights:
+            parts = {r: value(v) for r, v in roles}
+            return LayerWeights(path, kind, convlstm_gate_blocks(parts, name=path))
+
+        return LayerRef(info, lambda: build(self._numpy), layer, variables, build)
 
     def _rnn_ref(
         self, layer: Any, path: str, one: _OneCell | None = None, go_backwards: bool = False

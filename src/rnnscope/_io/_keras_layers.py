@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._errors import FormatError
-from .._layouts import canonical_from_cudnn, canonical_from_keras
+from .._layouts import (
+    CONVLSTM_KINDS,
+    canonical_from_cudnn,
+    canonical_from_keras,
+    convlstm_gate_blocks,
+)
 from .._model import CELL_BY_GATES, GATES, LayerInfo, LayerWeights, RNNWeights
 from .._refs import LayerRef
 from ._keras_config import LayerSpec, RNNSpec, rnn_spec, stacked_cell_spec
@@ -244,5 +249,29 @@ def build_refs(
             kind = rs.kind if rs else (raw.class_hint or "Layer")
             if why:
                 notes.append(why)
+        if rs is None and kind in CONVLSTM_KINDS:
+            refs.append(_convlstm(raw, kind, shapes, read, path))
+            continue
         refs.append(_rnn(raw, rs, shapes, read, path) if rs else _generic(raw, kind, shapes, read))
     return refs
+
+
+def _convlstm(
+    raw: RawLayer, kind: str, shapes: dict[str, tuple[int, ...]], read: Reader, path: str
+) -> LayerRef:
+    """A ConvLSTM layer as named per-gate blocks, as a live one is listed."""
+    roles = _roles(raw, "")
+    if "kernel" not in roles or "recurrent_kernel" not in roles:
+        raise FormatError(
+            f"'{path}': {kind} layer '{raw.path}' has no kernel or recurrent kernel; found: "
+            f"{', '.join(roles) or 'nothing'}",
+            path=path,
+            layer=raw.path,
+        )
+    info = LayerInfo(raw.path, kind, {r: shapes[p] for r, p in roles.items()}, False)
+
+    def extract() -> LayerWeights:
+        parts = dict(zip(roles, read(list(roles.values())), strict=True))
+        return LayerWeights(raw.path, kind, convlstm_gate_blocks(parts, name=raw.path))
+
+    return LayerRef(info, extract)

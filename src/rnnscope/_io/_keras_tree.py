@@ -42,9 +42,14 @@ class RawLayer:
     cell_index: int | None = None  # the position of a StackedRNNCells cell, listed as a layer
 
 
+_KEY_CLASSES = {c.lower(): c for c in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")}
+
+
 def _class_from_key(key: str) -> str:
-    """``Dense`` from the Keras 3 group key ``dense_2``."""
+    """``Dense`` from the Keras 3 group key ``dense_2`` (``ConvLSTM2D`` from ``conv_lstm2d``)."""
     stem = key.rstrip("0123456789").rstrip("_") if key[-1:].isdigit() else key
+    if stem.replace("_", "") in _KEY_CLASSES:
+        return _KEY_CLASSES[stem.replace("_", "")]
     return "".join(w.capitalize() for w in stem.split("_"))
 
 
