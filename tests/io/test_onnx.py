@@ -308,3 +308,40 @@ def test_detection_and_folders(tmp_path):
     renamed.write_bytes(p.read_bytes())
     assert detect_format(renamed) == "onnx"  # by content, whatever the name
     assert ".onnx" in checkpoint_suffixes()
+
+
+@pytest.mark.skipif(not (has("tf2onnx") and has("keras")), reason="tf2onnx/keras not installed")
+@pytest.mark.filterwarnings("ignore")  # tf2onnx's deprecation warnings
+def test_keras_export_through_tf2onnx_traces_equal_onnxruntime_and_keras(tmp_path):
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        pytest.skip("tf2onnx converts TensorFlow graphs: the TensorFlow leg runs this")
+    import keras
+    import onnxruntime as ort
+    import tensorflow as tf
+    import tf2onnx
+
+    L = keras.layers
+    inp = keras.Input((5, 3), batch_size=2)
+    h = L.LSTM(4, return_sequences=True, name="lstm")(inp)
+    out = L.Bidirectional(L.LSTM(3, return_sequences=True), name="bi")(h)
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(8)
+    for v in model.weights:
+        v.assign(rng.normal(scale=0.6, size=tuple(v.shape)).astype("float32"))
+    spec = (tf.TensorSpec((2, 5, 3), tf.float32, name="x"),)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=14)
+    p = tmp_path / "keras.onnx"
+    p.write_bytes(proto.SerializeToString())
+    y_ort = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
+    y_keras = keras.ops.convert_to_numpy(model(X))
+    names = [i.name for i in rnnscope.layers(p) if i.recurrent]
+    assert len(names) == 2  # tf2onnx writes LSTM nodes (a Keras 3 GRU becomes a Loop)
+    h = X
+    for name in names:
+        h = rnnscope.trace(p, h, layer=name).output()
+    np.testing.assert_allclose(h, y_ort, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(h, y_keras, atol=1e-5, rtol=0)
+    # the first layer's forget gate, sliced from Keras's own kernel (columns i, f, c, o)
+    kernel = keras.ops.convert_to_numpy(model.get_layer("lstm").cell.kernel)
+    got = rnnscope.rnn_weights(p, layer=names[0]).array("kernel", "forget")
+    np.testing.assert_array_equal(got, kernel[:, 4:8])

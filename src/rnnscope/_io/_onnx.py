@@ -414,6 +414,11 @@ def read_onnx(path: str) -> Checkpoint:
     for k, node in enumerate(graph.node):
         if node.op_type == "Constant":
             continue
+        if node.op_type in ("Loop", "Scan"):
+            notes.append(
+                f"node '{node.name or node.op_type}' is a {node.op_type}: a recurrent layer "
+                "exported as a loop (not an LSTM/GRU/RNN node) is not read"
+            )
         name = _node_name(node, k, seen)
         if node.op_type in _CELL and node.domain in ("", "ai.onnx"):
             nd = _Node(path, node, name, stored)
