@@ -180,3 +180,21 @@ def test_stacked_and_single_cells_read_the_same_from_files(tmp_path):
         h = rnnscope.trace(p, h, layer="stack/cell_0").output()
         h = rnnscope.trace(p, h, layer="stack/cell_1").output()
         np.testing.assert_allclose(h, keras_out, atol=TOL, rtol=0, err_msg=name)
+
+
+def test_bidirectional_stacked_cells_listed_with_every_weight(tmp_path):
+    inp = keras.Input((T, F))
+    rnn = L.RNN([L.LSTMCell(4), L.GRUCell(2)], return_sequences=True)
+    model = _seeded(keras.Model(inp, L.Bidirectional(rnn, name="bi")(inp)))
+    model.save(tmp_path / "m.keras")
+    model.save_weights(tmp_path / "m.weights.h5")
+    model.save(tmp_path / "m.h5")
+    want = sorted(float(np.sum(_np(v))) for v in model.weights)
+    kind = "Bidirectional (stacked cells: not split into gates)"
+    for source in (model, *(tmp_path / n for n in ("m.keras", "m.h5", "m.weights.h5"))):
+        (info,) = rnnscope.layers(source)
+        no_config = source == tmp_path / "m.weights.h5"
+        assert info.kind == ("Bidirectional" if no_config else kind), source
+        rec = rnnscope.weights(source, "bi")
+        got = sorted(float(np.sum(a)) for _, a in rec.items())
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=str(source))

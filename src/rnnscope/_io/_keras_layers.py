@@ -116,9 +116,12 @@ def _generic(
         )
     info = _info(raw, kind, shapes, names, False)
     paths = [p for _, p in pairs]
+    # the listing's keys (``forward/...``, ``backward/...`` for two directions) where they are
+    # unique, so both directions' weights are kept
+    keys = list(info.shapes) if len(info.shapes) == len(paths) else names
 
     def extract() -> LayerWeights:
-        return LayerWeights(raw.path, kind, dict(zip(names, read(paths), strict=True)))
+        return LayerWeights(raw.path, kind, dict(zip(keys, read(paths), strict=True)))
 
     return LayerRef(info, extract)
 
@@ -212,6 +215,13 @@ def _rnn(
     return LayerRef(info, extract)
 
 
+def _stacked_inside(spec: LayerSpec) -> bool:
+    """True for a Bidirectional around an RNN over StackedRNNCells."""
+    inner = spec.config.get("layer")
+    cell = ((inner or {}).get("config") or {}).get("cell") if isinstance(inner, dict) else None
+    return isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells"
+
+
 def build_refs(
     raws: list[RawLayer],
     spec: LayerSpec | None,
@@ -238,7 +248,9 @@ def build_refs(
         if layer_spec is not None:
             rs = rnn_spec(layer_spec, keras2)
             kind = layer_spec.class_name
-            if rs is None and kind == "Bidirectional":
+            if rs is None and kind == "Bidirectional" and _stacked_inside(layer_spec):
+                kind = "Bidirectional (stacked cells: not split into gates)"
+            elif rs is None and kind == "Bidirectional":
                 kind = "Bidirectional (directions differ)"
                 notes.append(
                     f"layer '{raw.path}': its forward and backward layers differ; "

@@ -145,6 +145,8 @@ def _walk_v3(group: Any, prefix: str, spec: LayerSpec | None, out: list[RawLayer
                 sub = g[f"{d}_layer"]
                 cell = sub["cell"] if "cell" in sub else sub
                 raw.variables[d] = _var_list(cell["vars"]) if "vars" in cell else []
+                if "cells" in cell:  # stacked cells: every dataset, by its path
+                    raw.variables[d] = _datasets(cell)
         elif "cell" in g and "vars" in g["cell"] and _var_list(g["cell"]["vars"]):
             raw.variables[""] = _var_list(g["cell"]["vars"])
         elif "vars" in g and "layers" in g:
@@ -201,6 +203,8 @@ def _bidirectional_group(lname: str, names: list[str], group: Any) -> RawLayer:
         if sub not in subs:
             subs.append(sub)
         direction = "forward" if subs.index(sub) == 0 else "backward"
+        if any(_STACKED.match(p) for p in rest):  # stacked cells: keep each cell's own path
+            var = "/".join(p.split(":", 1)[0] for p in rest[1:])
         raw.variables.setdefault(direction, []).append((var, group[wname].name))
     return raw
 
