@@ -345,3 +345,37 @@ def test_keras_export_through_tf2onnx_traces_equal_onnxruntime_and_keras(tmp_pat
     kernel = keras.ops.convert_to_numpy(model.get_layer("lstm").cell.kernel)
     got = rnnscope.rnn_weights(p, layer=names[0]).array("kernel", "forget")
     np.testing.assert_array_equal(got, kernel[:, 4:8])
+
+
+def test_fuzzed_onnx_files_read_or_raise_format_error(tmp_path):
+    """Bit flips, byte runs, truncations and insertions: every mutation reads completely or is a
+    FormatError naming the file; never another exception (a hang would stop the suite)."""
+    w = og.weights("GRU", 3, 4, 2)
+    data = og.write(tmp_path / "src.onnx", "GRU", w, direction="bidirectional").read_bytes()
+    rng = np.random.default_rng(2026)
+    errors = 0
+    for k in range(200):
+        b = bytearray(data)
+        kind = k % 4
+        if kind == 0:
+            for pos in rng.integers(0, len(b), size=int(rng.integers(1, 9))):
+                b[pos] ^= 1 << int(rng.integers(0, 8))
+        elif kind == 1:
+            pos = int(rng.integers(0, len(b)))
+            run = rng.bytes(int(rng.integers(1, 64)))
+            b[pos : pos + len(run)] = run
+        elif kind == 2:
+            b = b[: int(rng.integers(0, len(b)))]
+        else:
+            pos = int(rng.integers(0, len(b)))
+            b[pos:pos] = rng.bytes(int(rng.integers(1, 32)))
+        p = tmp_path / f"case{k}.onnx"
+        p.write_bytes(bytes(b))
+        try:
+            rnnscope.summary(p, quiet=True)
+            for info in rnnscope.layers(p):
+                rnnscope.weights(p, info.name)
+        except FormatError as err:
+            assert str(p) in str(err), err
+            errors += 1
+    assert errors > 20  # the mutations do break files
