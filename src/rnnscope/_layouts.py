@@ -14,11 +14,14 @@ from ._errors import UnsupportedError
 from ._model import GATES
 
 __all__ = [
+    "CONVLSTM_KINDS",
     "TORCH_ROLES",
     "TORCH_STACKED_KEY",
     "canonical_from_cudnn",
     "canonical_from_keras",
+    "canonical_from_onnx",
     "canonical_from_torch",
+    "convlstm_gate_blocks",
     "keras_from_canonical",
     "torch_gate_order",
     "torch_stacked_key",
@@ -62,7 +65,11 @@ def torch_gate_order(cell: str) -> tuple[int, ...]:
 
 def _reorder_rows(w: np.ndarray, cell: str) -> np.ndarray:
     """Gate blocks (stacked on axis 0) in canonical order; no copy when the order is the same."""
-    order = _TORCH_TO_CANONICAL[cell]
+    return _reorder_blocks(w, _TORCH_TO_CANONICAL[cell])
+
+
+def _reorder_blocks(w: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    """The blocks of ``w`` (stacked on axis 0) at positions ``order``; no copy for the identity."""
     w = np.asarray(w)
     if order == tuple(range(len(order))):
         return w
@@ -171,3 +178,66 @@ def canonical_from_cudnn(
         "bias": bias[:width],
         "recurrent_bias": bias[width:],
     }
+
+
+# ONNX stores LSTM gates as (input, output, forget, cell) and GRU gates as (update, reset, hidden);
+# these are the positions of the canonical gates among ONNX's blocks.
+_ONNX_TO_CANONICAL = {"LSTM": (0, 2, 3, 1), "GRU": (0, 1, 2), "SimpleRNN": (0,)}
+
+
+def canonical_from_onnx(
+    cell: str, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Canonical parts from one direction of an ONNX ``LSTM``/``GRU``/``RNN`` node.
+
+    ONNX computes ``X @ W.T + H @ R.T + Wb + Rb`` with gate blocks stacked on the first axis of
+    ``W`` ``(g * hidden, input)`` and ``R`` ``(g * hidden, hidden)``, in the order ``i, o, f, c``
+    (LSTM) or ``z, r, h`` (GRU); ``B`` is ``[Wb; Rb]``, ``2 * g * hidden`` long. The kernel is the
+    transpose with the blocks in canonical order, ``Wb`` the bias and ``Rb`` the recurrent bias.
+
+    Example:
+        >>> w = np.repeat(np.arange(4.0), 2)[:, None]  # gate blocks i, o, f, c of 2 units
+        >>> canonical_from_onnx("LSTM", w, np.zeros((8, 2)))["kernel"]
+        array([[0., 0., 2., 2., 3., 3., 1., 1.]])
+    """
+    order = _ONNX_TO_CANONICAL[cell]
+    out = {
+        "kernel": _reorder_blocks(w, order).T,
+        "recurrent_kernel": _reorder_blocks(r, order).T,
+    }
+    if b is not None:
+        half = np.asarray(b).shape[0] // 2
+        out["bias"] = _reorder_blocks(b[:half], order)
+        out["recurrent_bias"] = _reorder_blocks(b[half:], order)
+    return out
+
+
+CONVLSTM_KINDS = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
+"""The Keras convolutional LSTM layers, read as named per-gate blocks (not traced)."""
+
+
+def convlstm_gate_blocks(parts: dict[str, np.ndarray], *, name: str = "") -> dict[str, np.ndarray]:
+    """A Keras ``ConvLSTM1D/2D/3D`` layer's weights split into named per-gate blocks.
+
+    Keras stores ``kernel (*kernel_size, in, 4 * filters)``, ``recurrent_kernel (*kernel_size,
+    filters, 4 * filters)`` and ``bias (4 * filters,)``, gates on the last axis in the LSTM order
+    ``i, f, c, o``. Each block keeps its convolution shape, e.g. ``kernel/forget`` is
+    ``(*kernel_size, in, filters)``; statistics flatten it row-major over all axes but the last.
+
+    Example:
+        >>> blocks = convlstm_gate_blocks({"bias": np.arange(8.0)})
+        >>> blocks["bias/forget"]
+        array([2., 3.])
+    """
+    out: dict[str, np.ndarray] = {}
+    for part, a in parts.items():
+        a = np.asarray(a)
+        if a.ndim == 0 or a.shape[-1] % 4:
+            raise UnsupportedError(
+                f"layer '{name}': a ConvLSTM {part} needs a last axis of 4*filters; "
+                f"got shape {a.shape}",
+                layer=name or None,
+            )
+        for gate, block in zip(GATES["LSTM"], np.split(a, 4, axis=-1), strict=True):
+            out[f"{part}/{gate}"] = block
+    return out

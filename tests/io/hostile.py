@@ -49,6 +49,10 @@ NAMES = {  # every case, and the package that writes it
     "pt-truncated-record": "torch",
     "pt-zero-stride": "torch",
     "pt-deflate-bomb": "torch",
+    "onnx-legit": "onnx",
+    "onnx-external-secret": "onnx",
+    "onnx-external-symlink": "onnx",
+    "onnx-declared-huge": "onnx",
 }
 
 
@@ -312,6 +316,78 @@ def torch_cases(folder: Path) -> list[Case]:
     return cases
 
 
+def _onnx_gemm(path: Path, w: np.ndarray, b: np.ndarray, edit: Callable[[object], None]) -> Path:
+    """A model of one Gemm node ``fc`` (weights ``B`` and ``C``), changed by ``edit``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, w.shape[1]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, w.shape[0]])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    model = helper.make_model(graph)
+    edit(model.graph.initializer[0])
+    onnx.save(model, str(path))
+    return path
+
+
+def _onnx_external(location: str) -> Callable[[object], None]:
+    def edit(t) -> None:
+        t.ClearField("raw_data")
+        t.data_location = 1  # EXTERNAL
+        for k, v in {"location": location, "offset": "0", "length": "768"}.items():
+            e = t.external_data.add()
+            e.key, e.value = k, v
+
+    return edit
+
+
+def onnx_cases(folder: Path) -> list[Case]:
+    w = np.random.default_rng(11).standard_normal((64, 48)).astype("f4")
+    b = np.arange(64, dtype="f4")
+    sub = folder / "onnx"
+    sub.mkdir(exist_ok=True)
+    (folder / "onnx_secret.txt").write_bytes(SECRET)
+    os.symlink(folder / "onnx_secret.txt", sub / "inside.bin")
+
+    def keep(t) -> None:
+        return None
+
+    def huge(t) -> None:
+        t.dims[:] = [40_000, 40_000]
+
+    return [
+        Case(
+            "onnx-legit",
+            _onnx_gemm(sub / "legit.onnx", w, b, keep),
+            values={"fc": {"B": w, "C": b}},
+            largest=w.nbytes,
+            needs="onnx",
+        ),
+        Case(
+            "onnx-external-secret",
+            _onnx_gemm(sub / "secret.onnx", w[:4], b[:4], _onnx_external("../onnx_secret.txt")),
+            "not inside the model's folder",
+            needs="onnx",
+        ),
+        Case(
+            "onnx-external-symlink",
+            _onnx_gemm(sub / "symlink.onnx", w[:4], b[:4], _onnx_external("inside.bin")),
+            "not inside the model's folder",
+            needs="onnx",
+        ),
+        Case(
+            "onnx-declared-huge",
+            _onnx_gemm(sub / "huge.onnx", w, b, huge),
+            r"declares shape \(40000, 40000\)",
+            needs="onnx",
+        ),
+    ]
+
+
 def build(folder: Path) -> list[Case]:
     """Every case whose writer library is installed."""
     import importlib.util
@@ -322,6 +398,8 @@ def build(folder: Path) -> list[Case]:
         cases += safetensors_cases(folder)
     if importlib.util.find_spec("torch") is not None:
         cases += torch_cases(folder)
+    if importlib.util.find_spec("onnx") is not None:
+        cases += onnx_cases(folder)
     return cases
 
 

@@ -35,7 +35,9 @@ def _read_all(path: Path) -> None:
     rnnscope.summary(path, quiet=True)
 
 
-@pytest.mark.parametrize("name", ["empty.h5", "empty.keras", "empty.safetensors", "empty.pt"])
+@pytest.mark.parametrize(
+    "name", ["empty.h5", "empty.keras", "empty.safetensors", "empty.pt", "empty.onnx"]
+)
 def test_empty_file(tmp_path, name):
     p = tmp_path / name
     p.write_bytes(b"")
@@ -50,7 +52,7 @@ def test_missing_file_and_directory(tmp_path):
         rnnscope.layers(tmp_path)
 
 
-@pytest.mark.parametrize("ext", [".h5", ".keras", ".safetensors", ".pt", ".bin", ".txt"])
+@pytest.mark.parametrize("ext", [".h5", ".keras", ".safetensors", ".pt", ".bin", ".txt", ".onnx"])
 def test_random_bytes_with_any_extension(tmp_path, ext):
     p = tmp_path / f"random{ext}"
     p.write_bytes(np.random.default_rng(7).bytes(4096))

@@ -116,11 +116,13 @@ def _all_suffixes() -> list[str]:
 
 def test_formats_messages_and_folder_suffixes_all_follow_the_registry(tmp_path):
     names = [r.name for r in READERS]
-    assert names == ["keras", "keras-h5", "safetensors", "torch"]
+    assert names == ["keras", "keras-h5", "safetensors", "torch", "onnx"]
     assert list(FORMATS) == names
     assert dict(FORMATS) == {r.name: r.description for r in READERS}
     assert _listed(_unknown_file_message(tmp_path)) == names
-    assert checkpoint_suffixes() == (".keras", ".h5", ".hdf5", ".safetensors", ".pt", ".pth")
+    assert checkpoint_suffixes() == (
+        ".keras", ".h5", ".hdf5", ".safetensors", ".pt", ".pth", ".onnx"
+    )
     found, reason = _collected_suffixes(tmp_path, _all_suffixes())
     assert found == set(_all_suffixes()) == set(checkpoint_suffixes())
     assert reason == f"not a checkpoint file name (read: {', '.join(checkpoint_suffixes())})"

@@ -20,6 +20,7 @@ from .._errors import InputError, LayerError
 from .._model import readonly
 from .._refs import LayerRef, ValueFn
 from ._base import MaskRule, results, unique_variables
+from ._keras_layers import STACKED_KIND
 
 __all__ = ["KerasCapture"]
 
@@ -125,8 +126,21 @@ class KerasCapture:
                 layer.__dict__.pop("call", None)
 
     def has_output(self, ref: LayerRef) -> bool:
-        """Every Keras layer with weights has an output."""
-        return True
+        """Every Keras layer with weights has an output, except a cell of ``StackedRNNCells``
+        (its outputs stay inside the RNN's loop)."""
+        return ref.info.kind != STACKED_KIND
+
+    def _need_outputs(self, refs: Sequence[LayerRef]) -> None:
+        for r in refs:
+            if not self.has_output(r):
+                raise LayerError(
+                    f"layer '{r.info.name}' is one cell of a StackedRNNCells: its output never "
+                    "leaves the RNN's loop, so it cannot be captured; trace it with "
+                    "rnnscope.trace (its input is the cell below's output), or take its weight "
+                    "gradients (wrt='weights')",
+                    layer=r.info.name,
+                    argument="layers",
+                )
 
     def _numpy(self, t: Any) -> np.ndarray:
         return readonly(self._to_numpy(t))
@@ -180,6 +194,7 @@ class KerasCapture:
     def activations(
         self, model: Any, x: Any, refs: Sequence[LayerRef], training: bool
     ) -> Iterator[tuple[str, np.ndarray]]:
+        self._need_outputs(refs)
         sink: dict[str, Any] = {}
         masks: dict[str, Any] = {}
         with self.patched(refs, sink, masks=masks):
@@ -222,6 +237,8 @@ class KerasCapture:
         sw: Any,
         training: bool,
     ) -> Iterator[tuple[str, Any]]:
+        if not weights:
+            self._need_outputs(refs)
         y, sw = self._tensors(y), self._tensors(sw)
         if self.backend == "jax":
             from ._keras_jax import jax_gradients

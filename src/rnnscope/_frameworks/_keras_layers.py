@@ -15,11 +15,16 @@ from typing import Any
 import numpy as np
 
 from .._activations import ACTIVATIONS, canonical_name
-from .._layouts import canonical_from_cudnn, canonical_from_keras
+from .._layouts import (
+    CONVLSTM_KINDS,
+    canonical_from_cudnn,
+    canonical_from_keras,
+    convlstm_gate_blocks,
+)
 from .._model import LayerInfo, LayerWeights, RNNWeights, readonly
 from .._refs import LayerRef, ValueFn
 
-__all__ = ["KerasLayers"]
+__all__ = ["STACKED_KIND", "KerasLayers"]
 
 _CELLS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
 _CUDNN = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
@@ -34,6 +39,28 @@ def _cell_kind(cell: Any) -> str | None:
         if n in _CELLS:
             return _CELLS[n]
     return None
+
+
+STACKED_KIND = "StackedRNNCells"
+"""The kind of each cell of a ``keras.layers.RNN`` over ``StackedRNNCells``, one layer per cell."""
+
+
+def _stacked_cells(layer: Any) -> list[Any] | None:
+    """The cells of an RNN over ``StackedRNNCells`` when rnnscope reads each one, else None."""
+    cell = getattr(layer, "cell", None)
+    if cell is None or "StackedRNNCells" not in _class_names(cell):
+        return None
+    cells = list(getattr(cell, "cells", []))
+    return cells if cells and all(_cell_kind(c) is not None for c in cells) else None
+
+
+class _OneCell:
+    """A cell of a stack seen as a one-cell layer: what :meth:`KerasLayers._rnn_ref` reads."""
+
+    def __init__(self, cell: Any) -> None:
+        self.cell = cell
+        self.weights = cell.weights
+        self.trainable_weights = cell.trainable_weights
 
 
 def _same_directions(layer: Any) -> bool:
@@ -86,6 +113,23 @@ class KerasLayers:
             kind = "Bidirectional (directions differ)"
             refs.append(self._generic_ref(layer, path, list(layer.weights), kind))
             return
+        if "Bidirectional" in names and _stacked_cells(layer.forward_layer) is not None:
+            kind = "Bidirectional (stacked cells: not split into gates)"
+            refs.append(self._generic_ref(layer, path, list(layer.weights), kind))
+            return
+        conv = next((n for n in names if n in CONVLSTM_KINDS), None)
+        if conv is not None:
+            if layer.weights:
+                refs.append(self._convlstm_ref(layer, path, conv))
+            return
+        cells = _stacked_cells(layer) if "RNN" in names else None
+        if cells is not None:
+            if layer.weights:
+                for k, c in enumerate(cells):
+                    # cells after the first read the cell below's outputs in processing order
+                    back = bool(getattr(layer, "go_backwards", False)) and k == 0
+                    refs.append(self._rnn_ref(layer, f"{path}/cell_{k}", _OneCell(c), back))
+            return
         if (
             "Bidirectional" in names
             or any(n in _CUDNN for n in names)
@@ -128,9 +172,30 @@ class KerasLayers:
 
         return LayerRef(info, lambda: build(self._numpy), layer, tuple(variables), build)
 
-    def _rnn_ref(self, layer: Any, path: str) -> LayerRef:
+    def _convlstm_ref(self, layer: Any, path: str, kind: str) -> LayerRef:
+        """A ConvLSTM layer: its weights as named per-gate blocks (``kernel/forget``, ...)."""
+        cell = layer.cell
+        roles = [("kernel", cell.kernel), ("recurrent_kernel", cell.recurrent_kernel)]
+        if getattr(cell, "bias", None) is not None:
+            roles.append(("bias", cell.bias))
+        shapes = {r: tuple(int(d) for d in v.shape) for r, v in roles}
+        info = LayerInfo(path, kind, shapes, recurrent=False)
+        variables = tuple(v for _, v in roles)
+
+        def build(value: ValueFn) -> LayerWeights:
+            parts = {r: value(v) for r, v in roles}
+            return LayerWeights(path, kind, convlstm_gate_blocks(parts, name=path))
+
+        return LayerRef(info, lambda: build(self._numpy), layer, variables, build)
+
+    def _rnn_ref(
+        self, layer: Any, path: str, one: _OneCell | None = None, go_backwards: bool = False
+    ) -> LayerRef:
+        """The ref of a recurrent layer, or of one cell ``one`` of a stack in ``layer``."""
         names = _class_names(layer)
-        if "Bidirectional" in names:
+        if one is not None:
+            pairs: list[tuple[str, Any]] = [("forward", one)]
+        elif "Bidirectional" in names:
             pairs = [("forward", layer.forward_layer), ("backward", layer.backward_layer)]
         else:
             pairs = [("forward", layer)]
@@ -139,17 +204,25 @@ class KerasLayers:
             for v in sub.weights:
                 key = f"{d}/{_short(v)}" if len(pairs) == 2 else _short(v)
                 shapes[key] = tuple(int(s) for s in v.shape)
-        info = LayerInfo(path, type(layer).__name__, shapes, recurrent=True)
+        kind = STACKED_KIND if one is not None else type(layer).__name__
+        info = LayerInfo(path, kind, shapes, recurrent=True)
         variables = tuple(v for _, sub in pairs for v in sub.trainable_weights)
+        back = go_backwards if one is not None else None
 
         def build(value: ValueFn) -> RNNWeights:
-            return self._rnn_weights(layer, path, pairs, value)
+            return self._rnn_weights(layer, path, pairs, value, back)
 
         return LayerRef(info, lambda: build(self._numpy), layer, variables, build)
 
     def _rnn_weights(
-        self, layer: Any, path: str, pairs: list[tuple[str, Any]], value: ValueFn
+        self,
+        layer: Any,
+        path: str,
+        pairs: list[tuple[str, Any]],
+        value: ValueFn,
+        stacked_backwards: bool | None = None,
     ) -> RNNWeights:
+        """The record of ``layer``; ``stacked_backwards`` is set (a bool) for a stacked cell."""
         first = pairs[0][1]
         cudnn = next((_CUDNN[n] for n in _class_names(first) if n in _CUDNN), None)
         cell_obj = first if cudnn else first.cell
@@ -177,16 +250,17 @@ class KerasLayers:
                 else None
             )
         reset_after = True if cudnn else getattr(cell_obj, "reset_after", None)
+        go_backwards = bool(getattr(layer, "go_backwards", False)) if len(pairs) == 1 else False
         return RNNWeights.from_parts(
             path,
             cell,
             arrays,
-            kind=type(layer).__name__,
+            kind=type(layer).__name__ if stacked_backwards is None else STACKED_KIND,
             activation=act,
             recurrent_activation=ract,
             reset_after=reset_after,
             merge_mode=getattr(layer, "merge_mode", None) if len(pairs) == 2 else None,
-            go_backwards=bool(getattr(layer, "go_backwards", False)) if len(pairs) == 1 else False,
+            go_backwards=go_backwards if stacked_backwards is None else stacked_backwards,
             source=self.framework,
             activation_fns=fns,
         )

@@ -151,7 +151,13 @@ def list_file(path: str, fmt: str, config: Any, version: str) -> dict[str, Any]:
         raws, shapes, notes, version, config = list_tree(f, fmt, path, config, version)
     return {
         "raws": [
-            {"path": r.path, "class_hint": r.class_hint, "variables": r.variables} for r in raws
+            {
+                "path": r.path,
+                "class_hint": r.class_hint,
+                "variables": r.variables,
+                "cell_index": r.cell_index,
+            }
+            for r in raws
         ],
         "shapes": {p: list(s) for p, s in shapes.items()},
         "notes": notes,

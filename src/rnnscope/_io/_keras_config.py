@@ -3,12 +3,12 @@ tree of layer specs, and the settings of a recurrent layer read from its spec.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._activations import canonical_name
 
-__all__ = ["LayerSpec", "RNNSpec", "parse_model_config", "rnn_spec"]
+__all__ = ["LayerSpec", "RNNSpec", "parse_model_config", "rnn_spec", "stacked_cell_spec"]
 
 _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 _CELL_OF = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
@@ -150,3 +150,20 @@ def rnn_spec(spec: LayerSpec, keras2: bool) -> RNNSpec | None:
         merge_mode=merge_mode,
         go_backwards=bool(settings.get("go_backwards", False)) and not bidirectional,
     )
+
+
+def stacked_cell_spec(spec: LayerSpec, index: int, keras2: bool) -> RNNSpec | None:
+    """Settings of cell ``index`` of an ``RNN`` over ``StackedRNNCells``, as a layer of its own;
+    None if the spec has no such cell or rnnscope does not read it.
+
+    Only the first cell sees the input reversed by ``go_backwards``: each next cell reads the
+    outputs of the one below in the order they were computed.
+    """
+    cell = spec.config.get("cell")
+    cells = (cell.get("config") or {}).get("cells") if isinstance(cell, dict) else None
+    if spec.class_name != "RNN" or not isinstance(cells, list) or not 0 <= index < len(cells):
+        return None
+    back = bool(spec.config.get("go_backwards", False)) and index == 0
+    one = LayerSpec(spec.name, "RNN", {"cell": cells[index], "go_backwards": back})
+    rs = rnn_spec(one, keras2)
+    return None if rs is None else replace(rs, kind="StackedRNNCells")

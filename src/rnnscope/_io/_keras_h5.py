@@ -75,6 +75,7 @@ def read_keras(path: str, fmt: str) -> Checkpoint:
             str(r["path"]),
             {str(d): [(str(n), str(p)) for n, p in vs] for d, vs in r["variables"].items()},
             str(r["class_hint"]),
+            None if r.get("cell_index") is None else int(r["cell_index"]),
         )
         for r in got["raws"]
     ]

@@ -14,10 +14,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._errors import FormatError
-from .._layouts import canonical_from_cudnn, canonical_from_keras
+from .._layouts import (
+    CONVLSTM_KINDS,
+    canonical_from_cudnn,
+    canonical_from_keras,
+    convlstm_gate_blocks,
+)
 from .._model import CELL_BY_GATES, GATES, LayerInfo, LayerWeights, RNNWeights
 from .._refs import LayerRef
-from ._keras_config import LayerSpec, RNNSpec, rnn_spec
+from ._keras_config import LayerSpec, RNNSpec, rnn_spec, stacked_cell_spec
 
 if TYPE_CHECKING:
     from ._keras_tree import RawLayer
@@ -63,6 +68,8 @@ def _infer(raw: RawLayer, shapes: dict[str, tuple[int, ...]]) -> tuple[RNNSpec |
         reset_after = cudnn or b is None or len(b) == 2
     bidir = set(directions) == {"forward", "backward"}
     kind = ("Bidirectional" if bidir else "") or (f"CuDNN{cell}" if cudnn else cell)
+    if raw.cell_index is not None:
+        kind = "StackedRNNCells"
     spec = RNNSpec(
         cell,
         kind,
@@ -109,9 +116,12 @@ def _generic(
         )
     info = _info(raw, kind, shapes, names, False)
     paths = [p for _, p in pairs]
+    # the listing's keys (``forward/...``, ``backward/...`` for two directions) where they are
+    # unique, so both directions' weights are kept
+    keys = list(info.shapes) if len(info.shapes) == len(paths) else names
 
     def extract() -> LayerWeights:
-        return LayerWeights(raw.path, kind, dict(zip(names, read(paths), strict=True)))
+        return LayerWeights(raw.path, kind, dict(zip(keys, read(paths), strict=True)))
 
     return LayerRef(info, extract)
 
@@ -205,6 +215,13 @@ def _rnn(
     return LayerRef(info, extract)
 
 
+def _stacked_inside(spec: LayerSpec) -> bool:
+    """True for a Bidirectional around an RNN over StackedRNNCells."""
+    inner = spec.config.get("layer")
+    cell = ((inner or {}).get("config") or {}).get("cell") if isinstance(inner, dict) else None
+    return isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells"
+
+
 def build_refs(
     raws: list[RawLayer],
     spec: LayerSpec | None,
@@ -218,10 +235,22 @@ def build_refs(
     refs = []
     for raw in raws:
         layer_spec = spec.find(raw.path) if spec is not None else None
+        if raw.cell_index is not None and spec is not None:  # one cell of a StackedRNNCells
+            holder = spec.find(raw.path.rsplit("/", 1)[0])
+            rs = stacked_cell_spec(holder, raw.cell_index, keras2) if holder else None
+            kind = "StackedRNNCells"
+            if rs is None:
+                notes.append(f"layer '{raw.path}': a stacked cell rnnscope does not read")
+            refs.append(
+                _rnn(raw, rs, shapes, read, path) if rs else _generic(raw, kind, shapes, read)
+            )
+            continue
         if layer_spec is not None:
             rs = rnn_spec(layer_spec, keras2)
             kind = layer_spec.class_name
-            if rs is None and kind == "Bidirectional":
+            if rs is None and kind == "Bidirectional" and _stacked_inside(layer_spec):
+                kind = "Bidirectional (stacked cells: not split into gates)"
+            elif rs is None and kind == "Bidirectional":
                 kind = "Bidirectional (directions differ)"
                 notes.append(
                     f"layer '{raw.path}': its forward and backward layers differ; "
@@ -232,5 +261,29 @@ def build_refs(
             kind = rs.kind if rs else (raw.class_hint or "Layer")
             if why:
                 notes.append(why)
+        if rs is None and kind in CONVLSTM_KINDS:
+            refs.append(_convlstm(raw, kind, shapes, read, path))
+            continue
         refs.append(_rnn(raw, rs, shapes, read, path) if rs else _generic(raw, kind, shapes, read))
     return refs
+
+
+def _convlstm(
+    raw: RawLayer, kind: str, shapes: dict[str, tuple[int, ...]], read: Reader, path: str
+) -> LayerRef:
+    """A ConvLSTM layer as named per-gate blocks, as a live one is listed."""
+    roles = _roles(raw, "")
+    if "kernel" not in roles or "recurrent_kernel" not in roles:
+        raise FormatError(
+            f"'{path}': {kind} layer '{raw.path}' has no kernel or recurrent kernel; found: "
+            f"{', '.join(roles) or 'nothing'}",
+            path=path,
+            layer=raw.path,
+        )
+    info = LayerInfo(raw.path, kind, {r: shapes[p] for r, p in roles.items()}, False)
+
+    def extract() -> LayerWeights:
+        parts = dict(zip(roles, read(list(roles.values())), strict=True))
+        return LayerWeights(raw.path, kind, convlstm_gate_blocks(parts, name=raw.path))
+
+    return LayerRef(info, extract)

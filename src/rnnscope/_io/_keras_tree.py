@@ -39,11 +39,17 @@ class RawLayer:
     path: str
     variables: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     class_hint: str = ""  # the layer class, where the tree tells it (Keras 3 group keys)
+    cell_index: int | None = None  # the position of a StackedRNNCells cell, listed as a layer
+
+
+_KEY_CLASSES = {c.lower(): c for c in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")}
 
 
 def _class_from_key(key: str) -> str:
-    """``Dense`` from the Keras 3 group key ``dense_2``."""
+    """``Dense`` from the Keras 3 group key ``dense_2`` (``ConvLSTM2D`` from ``conv_lstm2d``)."""
     stem = key.rstrip("0123456789").rstrip("_") if key[-1:].isdigit() else key
+    if stem.replace("_", "") in _KEY_CLASSES:
+        return _KEY_CLASSES[stem.replace("_", "")]
     return "".join(w.capitalize() for w in stem.split("_"))
 
 
@@ -128,11 +134,19 @@ def _walk_v3(group: Any, prefix: str, spec: LayerSpec | None, out: list[RawLayer
         path = f"{prefix}{name}"
         child = spec.find(name) if spec is not None else None
         raw = RawLayer(path, class_hint=_class_from_key(key))
+        if "cell" in g and "cells" in g["cell"]:  # RNN over StackedRNNCells: a layer per cell
+            cells = sorted(g["cell"]["cells"].values(), key=_addr)  # in creation order
+            for k, cg in enumerate(cells):
+                variables = {"": _var_list(cg["vars"]) if "vars" in cg else []}
+                out.append(RawLayer(f"{path}/cell_{k}", variables, "StackedRNNCells", k))
+            continue
         if "forward_layer" in g and "backward_layer" in g:
             for d in ("forward", "backward"):
                 sub = g[f"{d}_layer"]
                 cell = sub["cell"] if "cell" in sub else sub
                 raw.variables[d] = _var_list(cell["vars"]) if "vars" in cell else []
+                if "cells" in cell:  # stacked cells: every dataset, by its path
+                    raw.variables[d] = _datasets(cell)
         elif "cell" in g and "vars" in g["cell"] and _var_list(g["cell"]["vars"]):
             raw.variables[""] = _var_list(g["cell"]["vars"])
         elif "vars" in g and "layers" in g:
@@ -144,6 +158,9 @@ def _walk_v3(group: Any, prefix: str, spec: LayerSpec | None, out: list[RawLayer
         if any(raw.variables.values()):
             out.append(raw)
         _walk_v3(g, f"{path}/", child, out)
+
+
+_CELL_PART = re.compile(r"^(?:.*_cell(?:_\d+)?|cell)$")  # a cell's part of a legacy weight name
 
 
 def _owner(parts: list[str], group_name: str) -> tuple[str, str, str]:
@@ -166,7 +183,7 @@ def _owner(parts: list[str], group_name: str) -> tuple[str, str, str]:
             direction = "forward" if p.startswith("forward_") else "backward"
             body = body[:i]
             break
-        if p.endswith("_cell") or p == "cell":
+        if _CELL_PART.match(p):  # lstm_cell, a user cell gru_cell_7, or tf-keras's cell
             body = body[:i]
             break
     return "/".join(body), direction, var
@@ -186,8 +203,13 @@ def _bidirectional_group(lname: str, names: list[str], group: Any) -> RawLayer:
         if sub not in subs:
             subs.append(sub)
         direction = "forward" if subs.index(sub) == 0 else "backward"
+        if any(_STACKED.match(p) for p in rest):  # stacked cells: keep each cell's own path
+            var = "/".join(p.split(":", 1)[0] for p in rest[1:])
         raw.variables.setdefault(direction, []).append((var, group[wname].name))
     return raw
+
+
+_STACKED = re.compile(r"^stacked_rnn_cells(?:_\d+)?$")  # the cell holder in legacy weight names
 
 
 def _walk_legacy(root: Any, spec: LayerSpec | None) -> list[RawLayer]:
@@ -204,8 +226,21 @@ def _walk_legacy(root: Any, spec: LayerSpec | None) -> list[RawLayer]:
             out.append(_bidirectional_group(lname, names, group))
             continue
         by_owner: dict[str, RawLayer] = {}
+        cells: dict[str, list[str]] = {}  # owner -> its stacked cells' name parts, in order
         for wname in names:
-            owner, direction, var = _owner(wname.split("/"), lname)
+            parts = wname.split("/")
+            at = next((i for i, p in enumerate(parts[:-2]) if _STACKED.match(p)), None)
+            if at is None:
+                owner, direction, var = _owner(parts, lname)
+            else:  # <rnn>/stacked_rnn_cells/<cell>/kernel: the cell is a layer of its own
+                owner, direction, var = _owner(parts[:at] + parts[at + 2 :], lname)
+                seen = cells.setdefault(owner, [])
+                if parts[at + 1] not in seen:
+                    seen.append(parts[at + 1])
+                k = seen.index(parts[at + 1])
+                owner = f"{owner}/cell_{k}"
+                if owner not in by_owner:
+                    by_owner[owner] = RawLayer(owner, class_hint="StackedRNNCells", cell_index=k)
             raw = by_owner.setdefault(owner, RawLayer(owner))
             raw.variables.setdefault(direction, []).append((var, group[wname].name))
         out.extend(r for r in by_owner.values() if any(r.variables.values()))

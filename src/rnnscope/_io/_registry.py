@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 from .._errors import FormatError
+from ._onnx import OnnxReader
 from ._reader import HEAD_BYTES, ZIP_MAGIC, Match, Reader, zip_names
 from ._readers import KerasH5Reader, KerasReader, SafetensorsReader, TorchReader
 
@@ -36,6 +37,7 @@ __all__ = [
 
 # In this order: messages list the formats so, and a file two readers claim goes to the first.
 READERS: list[Reader] = [KerasReader(), KerasH5Reader(), SafetensorsReader(), TorchReader()]
+READERS.append(OnnxReader())  # after the others: ONNX has no magic number, only a likely start
 
 
 def register(reader: Reader) -> Reader:
