@@ -39,6 +39,8 @@ _LAZY = {
     "Thresholds": "_flags",
     "Trace": "_trace",
     "activations": "_capture",
+    "Attribution": "_attributions",
+    "attributions": "_attributions",
     "gradients": "_capture",
     "compare": "_tables",
     "stats": "_tables",
@@ -55,6 +57,7 @@ _SUBPACKAGES = ("compat", "keras", "plot", "tf_keras", "torch")  # matplotlib, f
 if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__ below
     from ._activations import ACTIVATIONS
     from ._api import layers, rnn_weights, trace, weights
+    from ._attributions import Attribution, attributions
     from ._capture import activations, gradients
     from ._demo import demo_path
     from ._flags import Thresholds
@@ -87,6 +90,7 @@ __all__ = [
     "ACTIVATIONS",
     "GATES",
     "PARTS",
+    "Attribution",
     "Checkpoint",
     "FormatError",
     "InputError",
@@ -102,6 +106,7 @@ __all__ = [
     "Trace",
     "UnsupportedError",
     "activations",
+    "attributions",
     "compare",
     "demo_path",
     "gradients",
