@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ._enums import StrEnum
 from ._attributions_fw import GradFn, prepare
+from ._enums import StrEnum
 from ._errors import InputError
 
 __all__ = ["Attribution", "Method", "attributions", "quadrature"]
@@ -194,7 +194,8 @@ def _windows(t: int, window: int, stride: int) -> list[int]:
         )
     if not isinstance(stride, (int, np.integer)) or stride < 1:
         raise InputError(f"stride must be an integer >= 1; got {stride!r}", argument="stride")
-    return list(range(0, t - window + 1, stride))
+    # as Captum: enough windows to reach the end, the last one cut at the last timestep
+    return [k * stride for k in range(-(-(t - window) // stride) + 1)]
 
 
 def _occlusion(
@@ -220,8 +221,7 @@ def _occlusion(
         for s, d in zip(starts, diffs, strict=True):
             total[:, s : s + window] += d.reshape(b, *([1] * (x.ndim - 1)))
             count[s : s + window] += 1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out.append(total / count.reshape(1, -1, *([1] * (x.ndim - 2))))
+        out.append(total / count.reshape(1, -1, *([1] * (x.ndim - 2))))
     return out
 
 
@@ -273,7 +273,9 @@ def _noise(
                 )
         return out
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise InputError(f"n_samples must be an integer >= 1; got {n_samples!r}", argument="n_samples")
+        raise InputError(
+            f"n_samples must be an integer >= 1; got {n_samples!r}", argument="n_samples"
+        )
     rng = np.random.default_rng(seed)
     return [rng.normal(0.0, stdev, (n_samples, *x.shape)) for x in xs]
 
@@ -379,4 +381,3 @@ def attributions(
         for k, v in enumerate(values)
     ]
     return records if isinstance(x, (list, tuple, dict)) else records[0]
-

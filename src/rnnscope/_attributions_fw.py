@@ -11,6 +11,7 @@ torch train/eval flags are restored in ``finally``, and Keras models are called 
 from __future__ import annotations
 
 import importlib
+import weakref
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
@@ -89,9 +90,7 @@ class _Target:
             if y is None:
                 raise InputError("target='loss' needs y= (the true targets)", argument="y")
             if self.y is not None and len(self.y) != b:
-                raise InputError(
-                    f"y: expected {b} samples like x; got {len(self.y)}", argument="y"
-                )
+                raise InputError(f"y: expected {b} samples like x; got {len(self.y)}", argument="y")
             self.kind, self.fn = "loss", loss
             self.meta = {"kind": "loss"}
             return
@@ -309,7 +308,9 @@ def _torch_grad(model: Any, build: Any, target: _Target) -> GradFn:
     return grad
 
 
-def _keras_grad(framework: str, backend: str, model: Any, build: Any, target: _Target) -> GradFn:
+def _keras_grad(
+    framework: str, backend: str, model: Any, build: Any, target: _Target, names: list[str]
+) -> GradFn:
     ops = _KerasOps(framework)
     loss = _keras_loss(framework, model, target.fn if target.kind == "loss" else None)
 
@@ -345,26 +346,70 @@ def _keras_grad(framework: str, backend: str, model: Any, build: Any, target: _T
             return vals.detach().cpu().double().numpy(), out
 
         return tgrad
-    return _jax_grad(model, build, target, ops, loss)
+    return _jax_grad(model, build, target, ops, loss, names)
 
 
-def _jax_grad(model: Any, build: Any, target: _Target, ops: Any, loss: Any) -> GradFn:
+def _bucket(n: int) -> int:
+    """Rows a JAX call is padded to: a power of two from 16, so few shapes get compiled."""
+    return max(16, 1 << (n - 1).bit_length())
+
+
+def _jax_forward(model: Any, build: Any, xs: list[np.ndarray], names: list[str]) -> Any:
+    """The model's output through a compiled ``stateless_call`` (an eager call recompiles)."""
     import jax
 
+    per_model = _JAX_STEPS.setdefault(model, {})
+    key = ("forward", tuple(names))
+    if key not in per_model:
+        ref = weakref.ref(model)
+
+        def fwd(tv: list[Any], ntv: list[Any], ts: list[Any]) -> Any:
+            live = ref()
+            assert live is not None, "the model was garbage-collected"
+            return _first(live.stateless_call(tv, ntv, build(ts), training=False)[0])
+
+        per_model[key] = jax.jit(fwd)
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+    n = len(xs[0])
+    pad = np.concatenate([np.arange(n), np.zeros(_bucket(n) - n, dtype=np.int64)])
+    return np.asarray(per_model[key](tv, ntv, [jax.numpy.asarray(a[pad]) for a in xs]))[:n]
+
+
+_JAX_STEPS: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _jax_grad(model: Any, build: Any, target: _Target, ops: Any, loss: Any, names: Any) -> GradFn:
+    """``jax.value_and_grad`` of the target over ``stateless_call``, compiled once per model and
+    target kind (kept while the model lives); rows are padded to a power of two so that few
+    shapes are compiled."""
+    import jax
+
+    key = (target.kind, id(target.fn), id(getattr(model, "loss", None)), tuple(names))
+    per_model = _JAX_STEPS.setdefault(model, {})
+    if key not in per_model:
+        ref = weakref.ref(model)
+
+        def total(tv: list[Any], ntv: list[Any], ts: list[Any], sel: Any) -> Any:
+            live = ref()
+            assert live is not None, "the model was garbage-collected"
+            out, _ = live.stateless_call(tv, ntv, build(ts), training=False)
+            vals = _per_row(target, ops, _first(out), sel, sel.shape[0], loss)
+            return vals.sum(), vals
+
+        if len(per_model) >= 8:
+            per_model.pop(next(iter(per_model)))
+        per_model[key] = jax.jit(jax.value_and_grad(total, argnums=2, has_aux=True))
+    step = per_model[key]
     tv = [v.value for v in model.trainable_variables]
     ntv = [v.value for v in model.non_trainable_variables]
 
-    def total(ts: list[Any], sel: Any) -> Any:
-        out, _ = model.stateless_call(tv, ntv, build(ts), training=False)
-        vals = _per_row(target, ops, _first(out), sel, sel.shape[0], loss)
-        return vals.sum(), vals
-
-    step = jax.jit(jax.value_and_grad(total, has_aux=True))
-
     def grad(rows: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        sel = jax.numpy.asarray(target.rows(idx))
-        (_, vals), gs = step([jax.numpy.asarray(r) for r in rows], sel)
-        return np.asarray(vals, np.float64), [np.asarray(g, np.float64) for g in gs]
+        n = len(idx)
+        pad = np.concatenate([np.arange(n), np.zeros(_bucket(n) - n, dtype=np.int64)])
+        sel = jax.numpy.asarray(target.rows(idx[pad]))
+        (_, vals), gs = step(tv, ntv, [jax.numpy.asarray(r[pad]) for r in rows], sel)
+        return np.asarray(vals, np.float64)[:n], [np.asarray(g, np.float64)[:n] for g in gs]
 
     return grad
 
@@ -388,9 +433,12 @@ def prepare(
     if keras:
         _mask_check(model)
         backend = fw.capture.backend  # type: ignore[attr-defined]
-        out = _first(model(build(xs), training=False))
-        target = _Target(spec, fw.to_numpy(out), y, loss)
-        grad = _keras_grad(fw.name, backend, model, build, target)
+        if backend == "jax":
+            out = _jax_forward(model, build, xs, names)
+        else:
+            out = fw.to_numpy(_first(model(build(xs), training=False)))
+        target = _Target(spec, out, y, loss)
+        grad = _keras_grad(fw.name, backend, model, build, target, names)
     else:
         torch = importlib.import_module("torch")
         p = next(model.parameters(), None)
@@ -401,7 +449,5 @@ def prepare(
             out = model(**inp) if isinstance(inp, dict) else model(*ts)
         target = _Target(spec, fw.to_numpy(_first(out)), y, loss)
         grad = _torch_grad(model, build, target)
-    meta = {
-        k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in target.meta.items()
-    }
+    meta = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in target.meta.items()}
     return names, xs, grad, meta

@@ -83,7 +83,8 @@ def test_saliency_and_gradient_x_input_equal_captum(absolute):
 
 
 @pytest.mark.parametrize(
-    "rule", ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"]
+    "rule",
+    ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"],
 )
 def test_integrated_gradients_equal_captum_for_every_rule(rule):
     m, x = _model(Classifier), _x()
@@ -141,7 +142,9 @@ def test_smoothgrad_equals_noise_tunnel_with_the_same_noise():
     assert not np.allclose(a.values, c.values)
 
 
-@pytest.mark.parametrize(("window", "stride", "base"), [(1, 1, 0.0), (2, 1, 0.5), (3, 3, -1.0)])
+@pytest.mark.parametrize(
+    ("window", "stride", "base"), [(1, 1, 0.0), (2, 1, 0.5), (3, 3, -1.0), (4, 3, 0.2)]
+)
 def test_occlusion_over_timesteps_equals_captum(window, stride, base):
     m, x = _model(Classifier), _x()
     got = rnnscope.attributions(
@@ -163,9 +166,7 @@ def test_sequence_output_target_timestep_and_unit_equal_captum():
     got = rnnscope.attributions(m, x, target=(2, 1), method="saliency")
     close(got.values, captum_attr.Saliency(m).attribute(xt, target=(2, 1)))
     per = [(0, 2), (5, 0), (3, 1), (-1, 1)]
-    got = rnnscope.attributions(
-        m, x, target=([t for t, _ in per], [k for _, k in per]), n_steps=8
-    )
+    got = rnnscope.attributions(m, x, target=([t for t, _ in per], [k for _, k in per]), n_steps=8)
     want = captum_attr.IntegratedGradients(m).attribute(
         xt, target=[(t % T, k) for t, k in per], n_steps=8
     )
