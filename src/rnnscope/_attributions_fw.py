@@ -11,6 +11,7 @@ torch train/eval flags are restored in ``finally``, and Keras models are called 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import weakref
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -350,8 +351,9 @@ def _keras_grad(
 
 
 def _bucket(n: int) -> int:
-    """Rows a JAX call is padded to: a power of two from 16, so few shapes get compiled."""
-    return max(16, 1 << (n - 1).bit_length())
+    """Rows a JAX call is padded to, so few shapes get compiled: a power of two from 16 up to
+    64, then a multiple of 64 (at most 1/13 more rows beyond that)."""
+    return max(16, 1 << (n - 1).bit_length()) if n <= 64 else -(-n // 64) * 64
 
 
 def _jax_forward(model: Any, build: Any, xs: list[np.ndarray], names: list[str]) -> Any:
@@ -451,3 +453,30 @@ def prepare(
         grad = _torch_grad(model, build, target)
     meta = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in target.meta.items()}
     return names, xs, grad, meta
+
+
+def load_keras_model(path: str) -> Any:
+    """A whole Keras model from a ``.keras`` or ``.h5`` file, for the command line: Keras 3's
+    loader in safe mode (no code from the file runs), uncompiled."""
+    from pathlib import Path
+
+    from ._errors import MissingDependencyError
+
+    p = Path(path)
+    if p.suffix.lower() not in (".keras", ".h5") or p.name.lower().endswith(".weights.h5"):
+        raise InputError(
+            f"MODEL '{path}': expected a whole model saved as .keras or .h5 (weights-only "
+            "files have no model to run)",
+            path=path,
+        )
+    if not p.is_file():
+        raise InputError(f"MODEL '{path}': no such file", path=path)
+    if importlib.util.find_spec("keras") is None:
+        raise MissingDependencyError(
+            "attributions of a model file need Keras 3: pip install 'rnnscope[keras]'"
+        )
+    keras = importlib.import_module("keras")
+    try:
+        return keras.saving.load_model(p, compile=False, safe_mode=True)
+    except (ValueError, TypeError, OSError, KeyError, AttributeError) as err:
+        raise InputError(f"MODEL '{path}': Keras could not load it: {err}", path=path) from err
