@@ -340,7 +340,7 @@ def attributions(
             token inputs.
 
     Example:
-        >>> a = rnnscope.attributions(model, x, target=1, method="integrated_gradients")
+        >>> a = rnnscope.attributions(model, x, target=0, method="integrated_gradients")
         >>> bool(abs(a.delta).max() < 1e-3)
         True
     """
