@@ -158,14 +158,16 @@ def _integrated(
         np.concatenate([base + a * (x - base) for a in alphas]).astype(x.dtype)
         for x, base in zip(xs, bases, strict=True)
     ]
-    idx = np.tile(np.arange(b), len(alphas))
-    _, grads = rows(scaled, idx)
+    # the end points ride along in the same passes (one eager call costs as much as many rows)
+    ends_rows = [np.concatenate([s, x, base]) for s, x, base in zip(scaled, xs, bases, strict=True)]
+    idx = np.tile(np.arange(b), len(alphas) + 2)
+    vals, grads = rows(ends_rows, idx)
+    n = len(alphas) * b
+    ends, starts = vals[n : n + b], vals[n + b :]
     attrs = []
     for x, base, g in zip(xs, bases, grads, strict=True):
-        total = np.tensordot(steps, g.reshape(len(alphas), b, *g.shape[1:]), axes=1)
+        total = np.tensordot(steps, g[:n].reshape(len(alphas), b, *g.shape[1:]), axes=1)
         attrs.append(total * (x.astype(np.float64) - base.astype(np.float64)))
-    ends, _ = rows([*xs], np.arange(b))
-    starts, _ = rows([*bases], np.arange(b))
     summed = sum(a.reshape(b, -1).sum(axis=1) for a in attrs)
     return attrs, np.asarray(summed - (ends - starts))
 
