@@ -70,8 +70,9 @@ def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser
 
 def test_every_positional_argument_has_help_and_exit_codes_are_documented():
     subs = _subparsers(_parser())
-    assert set(subs) == {"demo", "summary", "layers", "stats", "compare", "report", "plot"} | {
-        "explore"
+    assert set(subs) == {
+        *("demo", "summary", "layers", "stats", "compare", "report", "plot", "attributions"),
+        "explore",
     }
     for name, sub in subs.items():
         positionals = [a for a in sub._actions if not a.option_strings]

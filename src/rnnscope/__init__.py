@@ -40,6 +40,8 @@ _LAZY = {
     "flags": "_flags",
     "Trace": "_trace",
     "activations": "_capture",
+    "Attribution": "_attributions",
+    "attributions": "_attributions",
     "gradients": "_capture",
     "masks": "_capture",
     "compare": "_tables",
@@ -60,6 +62,7 @@ _SUBPACKAGES = ("compat", "keras", "plot", "tf_keras", "torch")  # matplotlib, f
 if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__ below
     from ._activations import ACTIVATIONS
     from ._api import layers, rnn_weights, trace, weights
+    from ._attributions import Attribution, attributions
     from ._capture import activations, gradients, masks
     from ._demo import demo_path
     from ._explore import Explorer, explore
@@ -94,6 +97,7 @@ __all__ = [
     "ACTIVATIONS",
     "GATES",
     "PARTS",
+    "Attribution",
     "Checkpoint",
     "Explorer",
     "FormatError",
@@ -110,6 +114,7 @@ __all__ = [
     "Trace",
     "UnsupportedError",
     "activations",
+    "attributions",
     "compare",
     "demo_path",
     "explore",

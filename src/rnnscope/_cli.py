@@ -327,6 +327,60 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return OK
 
 
+def _cmd_attributions(args: argparse.Namespace) -> int:
+    from ._attributions import attributions
+    from ._attributions_fw import load_keras_model
+
+    x = _load_input(args.input)
+    model = load_keras_model(args.path)
+    a = attributions(
+        model,
+        x.astype("float32", copy=False),
+        target=args.target,
+        method=args.method,
+        n_steps=args.n_steps,
+        window=args.window,
+        stride=args.stride,
+    )
+    assert not isinstance(a, list)  # a loaded single-input model, one array
+    if args.json:
+        record = {
+            "method": a.method,
+            "target": a.target,
+            "settings": a.settings,
+            "values": a.values.tolist(),
+            "per_timestep": a.per_timestep.tolist(),
+            "per_timestep_abs": a.per_timestep_abs.tolist(),
+            "per_feature": a.per_feature.tolist(),
+            "delta": None if a.delta is None else a.delta.tolist(),
+        }
+        _write_json([record], args.json)
+    if args.json != "-":
+        rows = [
+            [t, f"{s:.4g}", f"{m:.4g}"]
+            for t, (s, m) in enumerate(
+                zip(a.per_timestep.mean(0), a.per_timestep_abs.mean(0), strict=True)
+            )
+        ]
+        _print_table(
+            f"{a.method} of {args.path}, mean over {len(x)} sample(s)",
+            ["timestep", "signed", "absolute"],
+            rows,
+        )
+        if a.delta is not None:
+            print(f"convergence delta: max |delta| {abs(a.delta).max():.3g}")
+    if args.out:
+        if not 0 <= args.sample < len(x):
+            raise InputError(f"--sample {args.sample}: the input holds {len(x)} sample(s)")
+        from . import plot
+        from .plot._common import offscreen
+
+        with offscreen():
+            plot.attributions(a, sample=args.sample, savepath=args.out)
+        print(f"wrote 1 file: {args.out}")
+    return OK
+
+
 _NPY, _NPZ = b"\x93NUMPY", b"PK\x03\x04"
 
 
@@ -542,6 +596,7 @@ def _parser() -> argparse.ArgumentParser:
         "report": _cmd_report,
         "plot": _cmd_plot,
         "explore": _cmd_explore,
+        "attributions": _cmd_attributions,
     }
     return build(commands)
 
@@ -553,7 +608,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
-        if getattr(args, "out", None) and args.command in ("plot", "report", "explore"):
+        if getattr(args, "out", None) and args.command in (
+            "plot",
+            "report",
+            "explore",
+            "attributions",
+        ):
             parent = Path(args.out).parent
             if not parent.is_dir():
                 raise InputError(f"-o: folder '{parent}' does not exist")

@@ -302,6 +302,14 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
     )
     pl.set_defaults(run=commands["plot"])
     _explore_parser(add, commands)
+    _attributions_parser(
+        add(
+            "attributions",
+            "which inputs, at which timesteps, drove a "
+            "Keras model's output (.keras/.h5 that Keras can load)",
+        ),
+        commands,
+    )
     return p
 
 
@@ -339,3 +347,50 @@ def _positive_float(text: str) -> float:
     if value == 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0; got {text}")
     return value
+
+
+def _target(text: str) -> int | tuple[int, int]:
+    parts = text.split(",")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a unit/class index, or TIMESTEP,UNIT for a sequence output; got {text!r}"
+        ) from None
+    if len(values) == 1:
+        return values[0]
+    if len(values) == 2:
+        return values[0], values[1]
+    raise argparse.ArgumentTypeError(f"expected INDEX or TIMESTEP,UNIT; got {text!r}")
+
+
+def _attributions_parser(
+    a: argparse.ArgumentParser, commands: Mapping[str, Callable[[argparse.Namespace], int]]
+) -> None:
+    a.add_argument("path", metavar="MODEL", help="a .keras or .h5 model file")
+    a.add_argument("--input", required=True, help="a .npy/.npz array (batch, time, features)")
+    a.add_argument(
+        "--target",
+        type=_target,
+        help="class/unit index, or TIMESTEP,UNIT (default: the predicted class)",
+    )
+    a.add_argument(
+        "--method",
+        choices=(
+            "integrated_gradients",
+            "saliency",
+            "gradient_x_input",
+            "smoothgrad",
+            "occlusion",
+        ),
+        default="integrated_gradients",
+    )
+    a.add_argument("--n-steps", type=_positive_int, default=50, help="integrated gradients (50)")
+    a.add_argument("--window", type=_positive_int, default=1, help="occlusion: timesteps (1)")
+    a.add_argument("--stride", type=_positive_int, default=1, help="occlusion (1)")
+    a.add_argument("--sample", type=_count_int, default=0, help="the sample of -o (0)")
+    a.add_argument("-o", "--out", help="a figure of one sample (.png, .svg, .pdf)")
+    a.add_argument(
+        "--json", type=_machine_file(".json"), help="the values and summaries as JSON (- stdout)"
+    )
+    a.set_defaults(run=commands["attributions"])

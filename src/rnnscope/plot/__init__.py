@@ -9,12 +9,14 @@ Example:
     >>> fig = plot.rnn_heatmap("model.keras", "lstm")
 """
 
+from ._attributions import attributions
 from ._features import features_0d, features_1d, features_2d, features_hist
 from ._history import history
 from ._rnn import rnn_heatmap, rnn_histogram
 from ._trace_plot import trace_plot
 
 __all__ = [
+    "attributions",
     "features_0d",
     "features_1d",
     "features_2d",

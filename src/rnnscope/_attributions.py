@@ -1,0 +1,385 @@
+"""Per-timestep input attributions: which inputs, at which timesteps, drove an output.
+
+``attributions`` turns a model, its input and a target into :class:`Attribution` records. The
+methods are written once here in numpy over one primitive, "the target's value and its gradient
+with respect to the inputs, for a batch of rows", which each framework provides through its own
+autodiff (``_attributions_fw.py``). Integrated gradients follow Captum's conventions (its
+quadrature rules and their names, its convergence delta), so torch results equal Captum's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ._attributions_fw import GradFn, prepare
+from ._enums import StrEnum
+from ._errors import InputError
+
+__all__ = ["Attribution", "Method", "attributions", "quadrature"]
+
+
+class Method(StrEnum):
+    """The attribution methods of :func:`attributions`."""
+
+    SALIENCY = "saliency"
+    GRADIENT_X_INPUT = "gradient_x_input"
+    INTEGRATED_GRADIENTS = "integrated_gradients"
+    SMOOTHGRAD = "smoothgrad"
+    OCCLUSION = "occlusion"
+
+
+RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Attribution:
+    """Attributions of one input of a model, for a batch of sequences.
+
+    Attributes:
+        values: ``(batch, time, features)`` attributions of the target to each input value
+            (token inputs: ``(batch, time, 1)``, summed over the embedding dimension).
+        method: the method's name, e.g. ``"integrated_gradients"``.
+        target: what was explained: ``"class"``/``"unit"`` with ``index`` per sample, a
+            ``(timestep, unit)`` pair, ``"callable"`` or ``"loss"``, as a dict.
+        baseline: the baseline the method compared against (integrated gradients, occlusion),
+            shaped like the input, or None.
+        delta: ``(batch,)`` convergence delta of integrated gradients: the sum of every input's
+            attributions minus ``f(x) - f(baseline)``; None for other methods.
+        input: the input's name (``"input"`` for a single-input model).
+        settings: the method's settings (``n_steps``, ``rule``, ``window``...).
+
+    Example:
+        >>> a = rnnscope.attributions(model, x)
+        >>> a.values.shape, a.per_timestep.shape
+        ((8, 5, 3), (8, 5))
+    """
+
+    values: np.ndarray
+    method: str
+    target: dict[str, Any]
+    baseline: np.ndarray | None
+    delta: np.ndarray | None
+    input: str = "input"
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def per_timestep(self) -> np.ndarray:
+        """``(batch, time)``: the signed sum over features at each timestep."""
+        return np.asarray(self.values.sum(axis=2))
+
+    @property
+    def per_timestep_abs(self) -> np.ndarray:
+        """``(batch, time)``: the sum of absolute values over features at each timestep."""
+        return np.asarray(np.abs(self.values).sum(axis=2))
+
+    @property
+    def per_feature(self) -> np.ndarray:
+        """``(batch, features)``: the signed sum over time of each feature."""
+        return np.asarray(self.values.sum(axis=1))
+
+    def __repr__(self) -> str:
+        d = "" if self.delta is None else f", max |delta| {np.abs(self.delta).max():.3g}"
+        return (
+            f"Attribution({self.input!r}, {self.method}, values {self.values.shape}, "
+            f"target {self.target.get('kind')}{d})"
+        )
+
+
+def quadrature(rule: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(alphas, step sizes)`` of an integration rule on [0, 1], named as Captum names them.
+
+    Example:
+        >>> quadrature("riemann_trapezoid", 3)[1].tolist()
+        [0.16666666666666666, 0.3333333333333333, 0.16666666666666666]
+    """
+    if not isinstance(n_steps, (int, np.integer)) or n_steps < 2:
+        raise InputError(f"n_steps must be an integer >= 2; got {n_steps!r}", argument="n_steps")
+    n = int(n_steps)
+    if rule == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(n)
+        return 0.5 * (nodes + 1.0), 0.5 * weights
+    if rule not in RULES:
+        raise InputError(f"rule must be one of {', '.join(RULES)}; got {rule!r}", argument="rule")
+    steps = np.full(n, 1.0 / n)
+    kind = rule.split("_", 1)[1]
+    if kind == "trapezoid":
+        steps[0] /= 2
+        steps[-1] /= 2
+        alphas = np.linspace(0.0, 1.0, n)
+    else:
+        start = {"left": 0.0, "middle": 0.5 / n, "right": 1.0 / n}[kind]
+        alphas = start + np.arange(n) / n
+    return alphas, steps
+
+
+# -- the primitive ------------------------------------------------------------------------------
+
+
+class _Rows:
+    """Evaluates the target and its input gradients over many rows, ``batch_size`` at a time."""
+
+    def __init__(self, grad: GradFn, batch_size: int | None) -> None:
+        self.grad = grad
+        self.batch_size = batch_size
+
+    def __call__(
+        self, xs: list[np.ndarray], idx: np.ndarray
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        n = len(idx)
+        size = n if not self.batch_size else int(self.batch_size)
+        vals: list[np.ndarray] = []
+        grads: list[list[np.ndarray]] = [[] for _ in xs]
+        for lo in range(0, n, size):
+            v, g = self.grad([x[lo : lo + size] for x in xs], idx[lo : lo + size])
+            vals.append(np.asarray(v, dtype=np.float64).reshape(-1))
+            for k, gk in enumerate(g):
+                grads[k].append(np.asarray(gk, dtype=np.float64))
+        return np.concatenate(vals), [np.concatenate(g) for g in grads]
+
+
+def _saliency(rows: _Rows, xs: list[np.ndarray], absolute: bool) -> list[np.ndarray]:
+    _, grads = rows(xs, np.arange(len(xs[0])))
+    return [np.abs(g) if absolute else g for g in grads]
+
+
+def _integrated(
+    rows: _Rows,
+    xs: list[np.ndarray],
+    bases: list[np.ndarray],
+    n_steps: int,
+    rule: str,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    alphas, steps = quadrature(rule, n_steps)
+    b = len(xs[0])
+    scaled = [
+        np.concatenate([base + a * (x - base) for a in alphas]).astype(x.dtype)
+        for x, base in zip(xs, bases, strict=True)
+    ]
+    # the end points ride along in the same passes (one eager call costs as much as many rows)
+    ends_rows = [np.concatenate([s, x, base]) for s, x, base in zip(scaled, xs, bases, strict=True)]
+    idx = np.tile(np.arange(b), len(alphas) + 2)
+    vals, grads = rows(ends_rows, idx)
+    n = len(alphas) * b
+    ends, starts = vals[n : n + b], vals[n + b :]
+    attrs = []
+    for x, base, g in zip(xs, bases, grads, strict=True):
+        total = np.tensordot(steps, g[:n].reshape(len(alphas), b, *g.shape[1:]), axes=1)
+        attrs.append(total * (x.astype(np.float64) - base.astype(np.float64)))
+    summed = sum(a.reshape(b, -1).sum(axis=1) for a in attrs)
+    return attrs, np.asarray(summed - (ends - starts))
+
+
+def _smooth(
+    rows: _Rows, xs: list[np.ndarray], noise: list[np.ndarray], absolute: bool
+) -> list[np.ndarray]:
+    s, b = noise[0].shape[0], len(xs[0])
+    noisy = [
+        (np.concatenate([x] * s) + nz.reshape(s * b, *x.shape[1:])).astype(x.dtype)
+        for x, nz in zip(xs, noise, strict=True)
+    ]
+    _, grads = rows(noisy, np.tile(np.arange(b), s))
+    out = []
+    for g in grads:
+        g = np.abs(g) if absolute else g
+        out.append(g.reshape(s, b, *g.shape[1:]).mean(axis=0))
+    return out
+
+
+def _windows(t: int, window: int, stride: int) -> list[int]:
+    if not isinstance(window, (int, np.integer)) or not 1 <= window <= t:
+        raise InputError(
+            f"window must be an integer from 1 to the {t} timesteps; got {window!r}",
+            argument="window",
+        )
+    if not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise InputError(f"stride must be an integer >= 1; got {stride!r}", argument="stride")
+    # as Captum: enough windows to reach the end, the last one cut at the last timestep
+    return [k * stride for k in range(-(-(t - window) // stride) + 1)]
+
+
+def _occlusion(
+    rows: _Rows, xs: list[np.ndarray], bases: list[np.ndarray], window: int, stride: int
+) -> list[np.ndarray]:
+    b = len(xs[0])
+    idx = np.arange(b)
+    full, _ = rows(xs, idx)
+    out = []
+    for k, (x, base) in enumerate(zip(xs, bases, strict=True)):
+        starts = _windows(x.shape[1], window, stride)
+        ablated = []
+        for s in starts:
+            xa = x.copy()
+            xa[:, s : s + window] = base[:, s : s + window]
+            ablated.append(xa)
+        others = [np.concatenate([o] * len(starts)) for o in xs]
+        others[k] = np.concatenate(ablated)
+        vals, _ = rows(others, np.tile(idx, len(starts)))
+        diffs = full[None, :] - vals.reshape(len(starts), b)
+        total = np.zeros(x.shape, dtype=np.float64)
+        count = np.zeros(x.shape[1], dtype=np.float64)
+        for s, d in zip(starts, diffs, strict=True):
+            total[:, s : s + window] += d.reshape(b, *([1] * (x.ndim - 1)))
+            count[s : s + window] += 1
+        out.append(total / count.reshape(1, -1, *([1] * (x.ndim - 2))))
+    return out
+
+
+# -- the public function ------------------------------------------------------------------------
+def _method(value: Any) -> Method:
+    try:
+        return Method(value)
+    except ValueError as err:
+        raise InputError(
+            f"method must be one of {', '.join(m.value for m in Method)}; got {value!r}",
+            argument="method",
+        ) from err
+
+
+def _baselines(baseline: Any, xs: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
+    if baseline is None:
+        return [np.zeros_like(x) for x in xs]
+    given = baseline if isinstance(baseline, (list, tuple)) else [baseline]
+    if isinstance(baseline, dict):
+        given = [baseline[n] for n in names]
+    if len(given) != len(xs):
+        raise InputError(
+            f"baseline: expected one per input ({len(xs)}); got {len(given)}", argument="baseline"
+        )
+    out = []
+    for x, g, name in zip(xs, given, names, strict=True):
+        arr = np.asarray(g, dtype=x.dtype)
+        try:
+            out.append(np.ascontiguousarray(np.broadcast_to(arr, x.shape)))
+        except ValueError as err:
+            raise InputError(
+                f"baseline of input '{name}': expected a scalar or an array broadcastable to "
+                f"{x.shape}; got shape {arr.shape}",
+                argument="baseline",
+            ) from err
+    return out
+
+
+def _noise(
+    noise: Any, xs: list[np.ndarray], n_samples: int, stdev: float, seed: int | None
+) -> list[np.ndarray]:
+    if noise is not None:
+        given = list(noise) if isinstance(noise, (list, tuple)) else [noise]
+        out = [np.asarray(n, dtype=np.float64) for n in given]
+        for x, n in zip(xs, out, strict=True):
+            if n.ndim != x.ndim + 1 or n.shape[1:] != x.shape:
+                raise InputError(
+                    f"noise: expected (n_samples, *{x.shape}); got {n.shape}", argument="noise"
+                )
+        return out
+    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise InputError(
+            f"n_samples must be an integer >= 1; got {n_samples!r}", argument="n_samples"
+        )
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0.0, stdev, (n_samples, *x.shape)) for x in xs]
+
+
+def attributions(
+    model: Any,
+    x: Any,
+    target: Any = None,
+    method: str = "integrated_gradients",
+    *,
+    baseline: Any = None,
+    n_steps: int = 50,
+    rule: str = "gausslegendre",
+    internal_batch_size: int | None = None,
+    absolute: bool = True,
+    n_samples: int = 5,
+    stdev: float = 1.0,
+    seed: int | None = 0,
+    noise: Any = None,
+    window: int = 1,
+    stride: int = 1,
+    y: Any = None,
+    loss: Any = None,
+) -> Attribution | list[Attribution]:
+    """Attributions of a model's output to each input value at each timestep.
+
+    Args:
+        model: a Keras 3 (TensorFlow, JAX or torch backend), tf-keras or torch model.
+        x: ``(batch, time, features)`` float input; a list or dict of arrays for several inputs.
+        target: what to explain, per sample: None (the predicted class: argmax of the last
+            axis; for a sequence output, at the last timestep), an int (class or output unit), a
+            sequence of ints (one per sample), ``(timestep, unit)`` for a sequence output (either
+            may be a per-sample sequence), ``"loss"`` (the per-sample loss, given ``y``), or a
+            callable taking the model's output tensor and returning one value per sample.
+        method: ``"saliency"``, ``"gradient_x_input"``, ``"integrated_gradients"``,
+            ``"smoothgrad"`` or ``"occlusion"``.
+        baseline: integrated gradients and occlusion: the reference input (scalar, array
+            broadcastable to the input, or one per input); zeros by default.
+        n_steps: integrated gradients: the number of points of the rule.
+        rule: integrated gradients: ``"gausslegendre"``, ``"riemann_left"``,
+            ``"riemann_right"``, ``"riemann_middle"`` or ``"riemann_trapezoid"``.
+        internal_batch_size: rows per forward/backward pass (None: all at once).
+        absolute: saliency and smoothgrad: absolute gradients (as Captum's ``abs=True``).
+        n_samples: smoothgrad: noisy copies per sample.
+        stdev: smoothgrad: the noise's standard deviation.
+        seed: smoothgrad: the seed of the noise.
+        noise: smoothgrad: the noise itself, ``(n_samples, *x.shape)`` per input, instead of a draw.
+        window: occlusion: timesteps replaced by the baseline at once (all features).
+        stride: occlusion: timesteps between windows.
+        y: targets for ``target="loss"``, structured like the model's output.
+        loss: for ``target="loss"``: Keras: a loss name, ``keras.losses.Loss`` or callable
+            ``(y_true, y_pred)`` (default: the compiled loss); torch: a callable ``(prediction,
+            target)`` such as ``torch.nn.CrossEntropyLoss()``.
+
+    Returns:
+        An :class:`Attribution`; a list of them (one per input, in input order) for a model
+        given a list or dict of inputs.
+
+    Raises:
+        InputError: an argument of the wrong kind or shape; the message names it.
+        UnsupportedError: a model with a mask (padded batches are not honoured yet), or integer
+            token inputs.
+
+    Example:
+        >>> a = rnnscope.attributions(model, x, target=0, method="integrated_gradients")
+        >>> bool(abs(a.delta).max() < 1e-3)
+        True
+    """
+    m = _method(method)
+    names, xs, grad, meta = prepare(model, x, target, y, loss)
+    rows = _Rows(grad, internal_batch_size)
+    bases = delta = None
+    settings: dict[str, Any] = {}
+    if m in (Method.INTEGRATED_GRADIENTS, Method.OCCLUSION):
+        bases = _baselines(baseline, xs, names)
+    if m == Method.SALIENCY:
+        values = _saliency(rows, xs, absolute)
+        settings = {"absolute": absolute}
+    elif m == Method.GRADIENT_X_INPUT:
+        values = [g * x for g, x in zip(_saliency(rows, xs, False), xs, strict=True)]
+    elif m == Method.INTEGRATED_GRADIENTS:
+        assert bases is not None
+        values, delta = _integrated(rows, xs, bases, n_steps, rule)
+        settings = {"n_steps": int(n_steps), "rule": rule}
+    elif m == Method.SMOOTHGRAD:
+        drawn = _noise(noise, xs, n_samples, stdev, seed)
+        values = _smooth(rows, xs, drawn, absolute)
+        settings = {"n_samples": len(drawn[0]), "stdev": stdev, "seed": seed, "absolute": absolute}
+    else:
+        assert bases is not None
+        values = _occlusion(rows, xs, bases, window, stride)
+        settings = {"window": int(window), "stride": int(stride)}
+    records = [
+        Attribution(
+            values=v,
+            method=m.value,
+            target=meta,
+            baseline=None if bases is None else bases[k],
+            delta=delta,
+            input=names[k],
+            settings=settings,
+        )
+        for k, v in enumerate(values)
+    ]
+    return records if isinstance(x, (list, tuple, dict)) else records[0]

@@ -1,0 +1,482 @@
+"""The one primitive attributions need, per framework: a target's value and input gradients.
+
+``prepare`` turns a live model, its input and a target into ``(input names, numpy inputs,
+grad)``, where ``grad(rows, sample index) -> (value per row, gradient per input)``. Gradients
+come from the framework's own autodiff: ``torch.autograd.grad``, ``tf.GradientTape``, and
+``jax.value_and_grad`` over ``stateless_call`` for Keras 3 on JAX. Nothing stays on the model:
+torch train/eval flags are restored in ``finally``, and Keras models are called with
+``training=False`` and no state update.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import weakref
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from ._errors import InputError, UnsupportedError
+from ._frameworks import find_framework, type_name
+
+__all__ = ["GradFn", "prepare"]
+
+GradFn = Callable[[list[np.ndarray], np.ndarray], tuple[np.ndarray, list[np.ndarray]]]
+"""``(rows of each input, sample index of each row) -> (target value per row, gradients)``."""
+
+
+def _check_sequences(xs: list[np.ndarray], names: list[str]) -> None:
+    for x, name in zip(xs, names, strict=True):
+        if x.ndim != 3:
+            raise InputError(
+                f"input '{name}': expected (batch, time, features); got shape {x.shape}",
+                argument="x",
+            )
+        if x.dtype.kind != "f":
+            raise InputError(
+                f"input '{name}': expected a float sequence; got dtype {x.dtype} (integer token "
+                "inputs through an Embedding are not supported yet)",
+                argument="x",
+            )
+
+
+def _first(out: Any) -> Any:
+    while isinstance(out, (list, tuple)):
+        out = out[0]
+    if isinstance(out, dict):
+        out = next(iter(out.values()))
+    return out
+
+
+def _inputs(model: Any, x: Any, keras: bool) -> tuple[list[str], list[np.ndarray], Any]:
+    """Names, float arrays and a function rebuilding the model's input structure."""
+    if isinstance(x, dict):
+        names = list(x)
+        xs = [np.asarray(x[n]) for n in names]
+        return names, xs, lambda vals: dict(zip(names, vals, strict=True))
+    if isinstance(x, (list, tuple)):
+        xs = [np.asarray(v) for v in x]
+        given = [getattr(t, "name", None) for t in getattr(model, "inputs", None) or []]
+        names = (
+            [str(n) for n in given]
+            if keras and len(given) == len(xs) and all(given)
+            else [f"input_{k}" for k in range(len(xs))]
+        )
+        return names, xs, list
+    return ["input"], [np.asarray(x)], lambda vals: vals[0]
+
+
+class _Target:
+    """Turns a framework output tensor into one value per row, with the given ops."""
+
+    def __init__(self, spec: Any, out: np.ndarray, y: Any, loss: Any) -> None:
+        b = out.shape[0]
+        self.kind = "index"
+        self.fn: Any = None
+        self.y = None if y is None else np.asarray(y)
+        if callable(spec) and not isinstance(spec, str):
+            self.kind, self.fn = "callable", spec
+            self.meta: dict[str, Any] = {"kind": "callable", "name": getattr(spec, "__name__", "")}
+            return
+        if isinstance(spec, str):
+            if spec != "loss":
+                raise InputError(
+                    f"target: expected None, an int, (timestep, unit), 'loss' or a callable; "
+                    f"got {spec!r}",
+                    argument="target",
+                )
+            if y is None:
+                raise InputError("target='loss' needs y= (the true targets)", argument="y")
+            if self.y is not None and len(self.y) != b:
+                raise InputError(f"y: expected {b} samples like x; got {len(self.y)}", argument="y")
+            self.kind, self.fn = "loss", loss
+            self.meta = {"kind": "loss"}
+            return
+        if out.ndim not in (2, 3):
+            raise InputError(
+                f"target: the model's output has shape {out.shape}; an index target needs "
+                "(batch, units) or (batch, time, units): pass a callable",
+                argument="target",
+            )
+        units = out.shape[-1]
+        if out.ndim == 3:
+            t, unit = self._sequence(spec, out)
+            pos = t * units + unit
+            self.meta = {"kind": "timestep", "timestep": t, "unit": unit}
+        else:
+            if isinstance(spec, tuple):
+                raise InputError(
+                    f"target: (timestep, unit) needs a sequence output; the output has shape "
+                    f"{out.shape}",
+                    argument="target",
+                )
+            unit = self._per_sample(spec, out[:, :], units, "class")
+            pos = unit
+            self.meta = {"kind": "class" if spec is None else "unit", "index": unit}
+        self.onehot = np.zeros((b, out[0].size), dtype=out.dtype)
+        self.onehot[np.arange(b), pos] = 1
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """What the value of each row needs: one-hot rows, or the rows of ``y``."""
+        if self.kind == "index":
+            return self.onehot[idx]
+        return self.y[idx] if self.y is not None else idx
+
+    @staticmethod
+    def _per_sample(spec: Any, scores: np.ndarray, size: int, what: str) -> np.ndarray:
+        b = scores.shape[0]
+        if spec is None:
+            return np.asarray(scores.argmax(axis=-1))
+        arr = np.asarray(spec)
+        if arr.dtype.kind not in "iu" or arr.ndim > 1 or (arr.ndim == 1 and len(arr) != b):
+            raise InputError(
+                f"target: expected an int or {b} ints (one per sample); got {spec!r}",
+                argument="target",
+            )
+        arr = np.broadcast_to(arr, (b,)).astype(np.int64)
+        if ((arr < -size) | (arr >= size)).any():
+            raise InputError(
+                f"target: {what} index out of range for an output of {size}; got {spec!r}",
+                argument="target",
+            )
+        return arr % size
+
+    def _sequence(self, spec: Any, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        steps = out.shape[1]
+        if spec is None:
+            t, unit = np.full(out.shape[0], steps - 1), None
+        elif isinstance(spec, tuple) and len(spec) == 2:
+            t = self._per_sample(spec[0], out[:, :, 0], steps, "timestep")
+            unit = spec[1]
+        else:
+            raise InputError(
+                f"target: the output is a sequence {out.shape}; expected (timestep, unit); "
+                f"got {spec!r}",
+                argument="target",
+            )
+        at = out[np.arange(out.shape[0]), t]
+        return t, self._per_sample(unit, at, out.shape[2], "unit")
+
+
+@contextmanager
+def _torch_eval(model: Any) -> Any:
+    saved = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for m, flag in saved:
+            m.training = flag
+
+
+def _mask_check(model: Any) -> None:
+    layers = getattr(model, "_flatten_layers", None)
+    for layer in layers() if layers else []:
+        kind = type(layer).__name__
+        if kind == "Masking" or (kind == "Embedding" and getattr(layer, "mask_zero", False)):
+            raise UnsupportedError(
+                f"model '{model.name}' has a mask (layer '{layer.name}', {kind}): attributions "
+                "do not honour masks and padded batches yet; pass unpadded sequences to a "
+                "model without masking",
+                layer=layer.name,
+            )
+
+
+def _per_row(
+    target: _Target, ops: Any, out: Any, sel: Any, n: int, loss: Callable[..., Any]
+) -> Any:
+    if target.kind == "index":
+        flat = ops.reshape(out, (n, -1))
+        return ops.sum(flat * ops.const(sel, out), 1)
+    if target.kind == "loss":
+        value = loss(ops.const(sel, None), out)
+    else:
+        value = target.fn(out)
+    if len(value.shape) == 0 or value.shape[0] != n:
+        raise InputError(
+            f"target: the {target.kind} must give one value per sample ({n}); got shape "
+            f"{tuple(value.shape)}",
+            argument="target",
+        )
+    return ops.mean(ops.reshape(value, (n, -1)), 1)
+
+
+class _TorchOps:
+    def __init__(self) -> None:
+        self.t = importlib.import_module("torch")
+
+    def reshape(self, a: Any, shape: tuple[int, ...]) -> Any:
+        return a.reshape(shape)
+
+    def sum(self, a: Any, axis: int) -> Any:
+        return a.sum(dim=axis)
+
+    def mean(self, a: Any, axis: int) -> Any:
+        return a.float().mean(dim=axis) if not a.is_floating_point() else a.mean(dim=axis)
+
+    def const(self, arr: np.ndarray, like: Any) -> Any:
+        t = self.t.from_numpy(np.ascontiguousarray(arr))
+        return t.to(like.dtype) if like is not None else t
+
+
+class _KerasOps:
+    def __init__(self, framework: str) -> None:
+        if framework == "keras":
+            self.o = importlib.import_module("keras").ops
+            self._sum, self._mean, self._conv = self.o.sum, self.o.mean, self.o.convert_to_tensor
+        else:
+            self.o = importlib.import_module("tensorflow")
+            self._sum, self._mean = self.o.reduce_sum, self.o.reduce_mean
+            self._conv = self.o.convert_to_tensor
+
+    def reshape(self, a: Any, shape: tuple[int, ...]) -> Any:
+        return self.o.reshape(a, shape)
+
+    def sum(self, a: Any, axis: int) -> Any:
+        return self._sum(a, axis=axis)
+
+    def mean(self, a: Any, axis: int) -> Any:
+        return self._mean(self.o.cast(a, "float32") if "int" in str(a.dtype) else a, axis=axis)
+
+    def const(self, arr: np.ndarray, like: Any) -> Any:
+        t = self._conv(arr)
+        return self.o.cast(t, like.dtype) if like is not None else t
+
+
+def _torch_loss(loss: Any) -> Callable[..., Any]:
+    def fn(y: Any, pred: Any) -> Any:
+        if loss is None:
+            raise InputError(
+                "target='loss' on a torch model needs loss=: a callable (prediction, target) "
+                "such as torch.nn.CrossEntropyLoss()",
+                argument="loss",
+            )
+        reduction = getattr(loss, "reduction", None)
+        if reduction is None:
+            return loss(pred, y)
+        loss.reduction = "none"
+        try:
+            return loss(pred, y)
+        finally:
+            loss.reduction = reduction
+
+    return fn
+
+
+def _keras_loss(framework: str, model: Any, loss: Any) -> Callable[..., Any]:
+    k = importlib.import_module(framework)
+    chosen = loss if loss is not None else getattr(model, "loss", None)
+
+    def fn(y: Any, pred: Any) -> Any:
+        if chosen is None:
+            raise InputError(
+                f"target='loss': model '{model.name}' has no compiled loss; pass loss=",
+                argument="loss",
+            )
+        f = k.losses.get(chosen) if isinstance(chosen, str) else chosen
+        if isinstance(f, k.losses.Loss):
+            return f.call(y, pred)  # unreduced: one value per sample
+        return f(y, pred)
+
+    return fn
+
+
+def _torch_grad(model: Any, build: Any, target: _Target) -> GradFn:
+    torch = importlib.import_module("torch")
+    ops = _TorchOps()
+    p = next(model.parameters(), None)
+    loss = _torch_loss(target.fn) if target.kind == "loss" else _torch_loss(None)
+
+    def grad(rows: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        ts = [torch.from_numpy(np.array(r)) for r in rows]
+        ts = [(t.to(p.dtype) if p is not None else t).requires_grad_() for t in ts]
+        if p is not None:
+            ts = [t.to(p.device) for t in ts]
+        with _torch_eval(model), torch.enable_grad():
+            inp = build(ts)
+            out = model(**inp) if isinstance(inp, dict) else model(*ts)
+            vals = _per_row(target, ops, _first(out), target.rows(idx), len(idx), loss)
+            grads = torch.autograd.grad(vals.sum(), ts, allow_unused=True)
+        gs = [
+            np.zeros(r.shape) if g is None else g.detach().cpu().double().numpy()
+            for g, r in zip(grads, rows, strict=True)
+        ]
+        return vals.detach().cpu().double().numpy(), gs
+
+    return grad
+
+
+def _keras_grad(
+    framework: str, backend: str, model: Any, build: Any, target: _Target, names: list[str]
+) -> GradFn:
+    ops = _KerasOps(framework)
+    loss = _keras_loss(framework, model, target.fn if target.kind == "loss" else None)
+
+    def fwd(inp: Any) -> Any:
+        return _first(model(inp, training=False))
+
+    if backend == "tensorflow":
+        tf = importlib.import_module("tensorflow")
+
+        def grad(rows: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+            ts = [tf.convert_to_tensor(r) for r in rows]
+            with tf.GradientTape() as tape:
+                for t in ts:
+                    tape.watch(t)
+                vals = _per_row(target, ops, fwd(build(ts)), target.rows(idx), len(idx), loss)
+                total = tf.reduce_sum(vals)
+            gs = tape.gradient(total, ts, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return np.asarray(vals, np.float64), [np.asarray(g, np.float64) for g in gs]
+
+        return grad
+    if backend == "torch":
+        torch = importlib.import_module("torch")
+
+        def tgrad(rows: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+            ts = [ops.const(r, None).detach().requires_grad_() for r in rows]
+            with torch.enable_grad():
+                vals = _per_row(target, ops, fwd(build(ts)), target.rows(idx), len(idx), loss)
+                gs = torch.autograd.grad(vals.sum(), ts, allow_unused=True)
+            out = [
+                np.zeros(r.shape) if g is None else g.detach().cpu().double().numpy()
+                for g, r in zip(gs, rows, strict=True)
+            ]
+            return vals.detach().cpu().double().numpy(), out
+
+        return tgrad
+    return _jax_grad(model, build, target, ops, loss, names)
+
+
+def _bucket(n: int) -> int:
+    """Rows a JAX call is padded to, so few shapes get compiled: a power of two from 16 up to
+    64, then a multiple of 64 (at most 1/13 more rows beyond that)."""
+    return max(16, 1 << (n - 1).bit_length()) if n <= 64 else -(-n // 64) * 64
+
+
+def _jax_forward(model: Any, build: Any, xs: list[np.ndarray], names: list[str]) -> Any:
+    """The model's output through a compiled ``stateless_call`` (an eager call recompiles)."""
+    import jax
+
+    per_model = _JAX_STEPS.setdefault(model, {})
+    key = ("forward", tuple(names))
+    if key not in per_model:
+        ref = weakref.ref(model)
+
+        def fwd(tv: list[Any], ntv: list[Any], ts: list[Any]) -> Any:
+            live = ref()
+            assert live is not None, "the model was garbage-collected"
+            return _first(live.stateless_call(tv, ntv, build(ts), training=False)[0])
+
+        per_model[key] = jax.jit(fwd)
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+    n = len(xs[0])
+    pad = np.concatenate([np.arange(n), np.zeros(_bucket(n) - n, dtype=np.int64)])
+    return np.asarray(per_model[key](tv, ntv, [jax.numpy.asarray(a[pad]) for a in xs]))[:n]
+
+
+_JAX_STEPS: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _jax_grad(model: Any, build: Any, target: _Target, ops: Any, loss: Any, names: Any) -> GradFn:
+    """``jax.value_and_grad`` of the target over ``stateless_call``, compiled once per model and
+    target kind (kept while the model lives); rows are padded to a power of two so that few
+    shapes are compiled."""
+    import jax
+
+    key = (target.kind, id(target.fn), id(getattr(model, "loss", None)), tuple(names))
+    per_model = _JAX_STEPS.setdefault(model, {})
+    if key not in per_model:
+        ref = weakref.ref(model)
+
+        def total(tv: list[Any], ntv: list[Any], ts: list[Any], sel: Any) -> Any:
+            live = ref()
+            assert live is not None, "the model was garbage-collected"
+            out, _ = live.stateless_call(tv, ntv, build(ts), training=False)
+            vals = _per_row(target, ops, _first(out), sel, sel.shape[0], loss)
+            return vals.sum(), vals
+
+        if len(per_model) >= 8:
+            per_model.pop(next(iter(per_model)))
+        per_model[key] = jax.jit(jax.value_and_grad(total, argnums=2, has_aux=True))
+    step = per_model[key]
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+
+    def grad(rows: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        n = len(idx)
+        pad = np.concatenate([np.arange(n), np.zeros(_bucket(n) - n, dtype=np.int64)])
+        sel = jax.numpy.asarray(target.rows(idx[pad]))
+        (_, vals), gs = step(tv, ntv, [jax.numpy.asarray(r[pad]) for r in rows], sel)
+        return np.asarray(vals, np.float64)[:n], [np.asarray(g, np.float64)[:n] for g in gs]
+
+    return grad
+
+
+def prepare(
+    model: Any, x: Any, spec: Any, y: Any, loss: Any
+) -> tuple[list[str], list[np.ndarray], GradFn, dict[str, Any]]:
+    """``(input names, inputs, grad, target description)`` for ``attributions``."""
+    fw = find_framework(model)
+    if fw is None:
+        raise UnsupportedError(
+            f"attributions need a live Keras 3, tf-keras or torch model; got {type_name(model)}"
+        )
+    keras = fw.name != "torch"
+    names, xs, build = _inputs(model, x, keras)
+    _check_sequences(xs, names)
+    if len({len(a) for a in xs}) != 1:
+        raise InputError(
+            f"x: every input needs the same batch size; got {[len(a) for a in xs]}", argument="x"
+        )
+    if keras:
+        _mask_check(model)
+        backend = fw.capture.backend  # type: ignore[attr-defined]
+        if backend == "jax":
+            out = _jax_forward(model, build, xs, names)
+        else:
+            out = fw.to_numpy(_first(model(build(xs), training=False)))
+        target = _Target(spec, out, y, loss)
+        grad = _keras_grad(fw.name, backend, model, build, target, names)
+    else:
+        torch = importlib.import_module("torch")
+        p = next(model.parameters(), None)
+        dtype = p.dtype if p is not None else torch.float32
+        ts = [torch.from_numpy(np.ascontiguousarray(a)).to(dtype) for a in xs]
+        with _torch_eval(model), torch.no_grad():
+            inp = build(ts)
+            out = model(**inp) if isinstance(inp, dict) else model(*ts)
+        target = _Target(spec, fw.to_numpy(_first(out)), y, loss)
+        grad = _torch_grad(model, build, target)
+    meta = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in target.meta.items()}
+    return names, xs, grad, meta
+
+
+def load_keras_model(path: str) -> Any:
+    """A whole Keras model from a ``.keras`` or ``.h5`` file, for the command line: Keras 3's
+    loader in safe mode (no code from the file runs), uncompiled."""
+    from pathlib import Path
+
+    from ._errors import MissingDependencyError
+
+    p = Path(path)
+    if p.suffix.lower() not in (".keras", ".h5") or p.name.lower().endswith(".weights.h5"):
+        raise InputError(
+            f"MODEL '{path}': expected a whole model saved as .keras or .h5 (weights-only "
+            "files have no model to run)",
+            path=path,
+        )
+    if not p.is_file():
+        raise InputError(f"MODEL '{path}': no such file", path=path)
+    if importlib.util.find_spec("keras") is None:
+        raise MissingDependencyError(
+            "attributions of a model file need Keras 3: pip install 'rnnscope[keras]'"
+        )
+    keras = importlib.import_module("keras")
+    try:
+        return keras.saving.load_model(p, compile=False, safe_mode=True)
+    except (ValueError, TypeError, OSError, KeyError, AttributeError) as err:
+        raise InputError(f"MODEL '{path}': Keras could not load it: {err}", path=path) from err
