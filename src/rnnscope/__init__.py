@@ -37,7 +37,7 @@ _LAZY = {
     "SummaryRow": "_summary",
     "summary": "_summary",
     "Thresholds": "_flags",
-    "flags": "_flags",
+    "flags": "_tables",
     "Trace": "_trace",
     "activations": "_capture",
     "Attribution": "_attributions",
@@ -66,14 +66,14 @@ if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __
     from ._capture import activations, gradients, masks
     from ._demo import demo_path
     from ._explore import Explorer, explore
-    from ._flags import Thresholds, flags
+    from ._flags import Thresholds
     from ._io import Checkpoint, load
     from ._metrics import read_metrics
     from ._model import GATES, PARTS, LayerInfo, LayerWeights, RNNWeights
     from ._monitor._history import history
     from ._report import report
     from ._summary import Summary, SummaryRow, summary
-    from ._tables import compare, stats
+    from ._tables import compare, flags, stats
     from ._trace import Trace
 
 

@@ -133,10 +133,11 @@ def _print_flags(flags: list[Any], stream: Any = None) -> None:
     from ._flags import by_severity
 
     for f in by_severity(flags):
-        line = f"{f.severity}: {plain(f.model)}: {plain(f.where, None)}: {f.message}"
+        # message and hint can quote names from the file (layers, models): escaped like them
+        line = f"{f.severity}: {plain(f.model)}: {plain(f.where, None)}: {plain(f.message, None)}"
         print(line, file=stream or sys.stdout)
         if f.hint:
-            print(f"  next: {f.hint}", file=stream or sys.stdout)
+            print(f"  next: {plain(f.hint, None)}", file=stream or sys.stdout)
 
 
 def _model_flags(df: Any) -> list[Any]:

@@ -21,7 +21,7 @@ from ._enums import Direction, Severity
 from ._inits import layer_init
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 __all__ = [
     "FLAG_COLUMNS",
@@ -32,7 +32,6 @@ __all__ = [
     "Thresholds",
     "by_severity",
     "change_flags",
-    "flags",
     "flags_for",
     "recurrent_reference",
 ]
@@ -533,51 +532,4 @@ def change_flags(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
 
 
 FLAG_COLUMNS = ["severity", "model", "where", "rule", "value", "message", "hint"]
-"""The columns of :func:`flags`' frame."""
-
-
-def flags(
-    sources: Any,
-    names: list[str] | None = None,
-    *,
-    thresholds: Thresholds | None = None,
-    tol: float = 1e-3,
-    jobs: int | None = None,
-    recursive: bool = False,
-    strict: bool = False,
-) -> pd.DataFrame:
-    """Health flags of one or several models as a DataFrame, most serious first.
-
-    One row per flag: ``severity`` (error, warning, note), ``model``, ``where`` (layer / part /
-    gate / direction), ``rule``, ``value`` (the number judged), ``message`` and ``hint`` (what to
-    look at next). ``df.to_json(orient="records")`` is the JSON form.
-
-    Args:
-        sources: what :func:`rnnscope.stats` takes, or a frame it returned.
-        names, tol, jobs, recursive, strict: as in :func:`rnnscope.stats` (unused for a frame).
-        thresholds: when statistics become flags (:class:`rnnscope.Thresholds`).
-
-    Example:
-        >>> df = rnnscope.flags("checkpoints/")
-        >>> df[["model", "rule"]].values.tolist()[:2]
-        [['epoch0.safetensors', 'untrained'], ['epoch1.safetensors', 'recurrent_norm']]
-    """
-    import pandas as pd
-
-    from ._tables import stats
-
-    if isinstance(sources, pd.DataFrame):
-        table = sources
-    else:
-        table = stats(sources, names, tol=tol, jobs=jobs, recursive=recursive, strict=strict)
-    t = thresholds or Thresholds()
-    rows = table.to_dict("records")
-    found: list[Flag] = []
-    for model in dict.fromkeys(r["model"] for r in rows):
-        found += flags_for([r for r in rows if r["model"] == model], t)
-    out = pd.DataFrame(
-        [{c: getattr(f, c) for c in FLAG_COLUMNS} for f in by_severity(found)],
-        columns=FLAG_COLUMNS,
-    )
-    out.attrs["failed"] = list(table.attrs.get("failed", []))
-    return out
+"""The columns of the frame of :func:`rnnscope.flags`."""

@@ -30,6 +30,7 @@ __all__ = [
     "collect_sources",
     "compare",
     "expand_sources",
+    "flags",
     "read_all",
     "run_sources",
     "source_rows",
@@ -641,4 +642,51 @@ def _with_checkpoints(
         rank_by=rank_by,
         keep=keep,
     )
+    return out
+
+
+def flags(
+    sources: Any,
+    names: list[str] | None = None,
+    *,
+    thresholds: Any = None,
+    tol: float = 1e-3,
+    jobs: int | None = None,
+    recursive: bool = False,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """Health flags of one or several models as a DataFrame, most serious first.
+
+    One row per flag: ``severity`` (error, warning, note), ``model``, ``where`` (layer / part /
+    gate / direction), ``rule``, ``value`` (the number judged), ``message`` and ``hint`` (what to
+    look at next). ``df.to_json(orient="records")`` is the JSON form.
+
+    Args:
+        sources: what :func:`rnnscope.stats` takes, or a frame it returned.
+        names, tol, jobs, recursive, strict: as in :func:`rnnscope.stats` (unused for a frame).
+        thresholds: when statistics become flags (:class:`rnnscope.Thresholds`).
+
+    Example:
+        >>> df = rnnscope.flags("checkpoints/")
+        >>> df[["model", "rule"]].values.tolist()[:2]
+        [['epoch0.safetensors', 'untrained'], ['epoch1.safetensors', 'recurrent_norm']]
+    """
+    import pandas as pd
+
+    from ._flags import FLAG_COLUMNS, Thresholds, by_severity, flags_for
+
+    if isinstance(sources, pd.DataFrame):
+        table = sources
+    else:
+        table = stats(sources, names, tol=tol, jobs=jobs, recursive=recursive, strict=strict)
+    t = thresholds or Thresholds()
+    rows = table.to_dict("records")
+    found = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        found += flags_for([r for r in rows if r["model"] == model], t)
+    out = pd.DataFrame(
+        [{c: getattr(f, c) for c in FLAG_COLUMNS} for f in by_severity(found)],
+        columns=FLAG_COLUMNS,
+    )
+    out.attrs["failed"] = list(table.attrs.get("failed", []))
     return out
