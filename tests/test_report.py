@@ -242,8 +242,9 @@ NAN_AT, DEAD, JUMP = 77, range(40, 60), 90
 
 def _write_run(folder):
     """100 checkpoints of a torch LSTM(6) + head; the recurrent kernel grows 5 % of its first
-    value per checkpoint (its largest singular value passes the size-aware bound mid-run), unit 1 is dead at 40-59, one NaN
-    at 77 (and an Inf at 30 elsewhere), and the input kernel jumps x3 at 90 and back at 91."""
+    value per checkpoint (its largest singular value passes the size-aware bound mid-run), unit
+    1 is dead at 40-59, one NaN at 77 (and an Inf at 30 elsewhere), and the input kernel jumps x3
+    at 90 and back at 91."""
     rng = np.random.default_rng(7)
     base = {
         "rnn.weight_ih_l0": rng.normal(0, 0.3, (4 * H, 3)),
