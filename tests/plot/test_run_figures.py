@@ -1,0 +1,91 @@
+"""The report's run figures hold the numbers they claim: each heatmap cell is log2 of a gate
+block's L2 norm (or the recurrent kernel's largest singular value) over its value at the first
+checkpoint, each line is a gate block's L2 norm. The expected numbers come from the raw torch
+tensors, sliced by torch's documented gate order (input, forget, cell, output rows) in the test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnnscope
+
+pytest.importorskip("matplotlib")
+safetensors_np = pytest.importorskip("safetensors.numpy")
+
+from rnnscope.plot._runs import run_heatmap, run_lines  # noqa: E402
+
+H, I, N = 3, 2, 5
+GATES = ("input", "forget", "cell", "output")
+SCALE = {0: 1.0, 1: 1.5, 2: 0.5, 3: 2.0, 4: 1.25}  # per checkpoint, on one gate of each kernel
+
+
+def _run(folder):
+    rng = np.random.default_rng(3)
+    base = {
+        "rnn.weight_ih_l0": rng.normal(0, 0.5, (4 * H, I)),
+        "rnn.weight_hh_l0": rng.normal(0, 0.5, (4 * H, H)),
+        "rnn.bias_ih_l0": rng.normal(0, 0.5, 4 * H),
+        "rnn.bias_hh_l0": rng.normal(0, 0.5, 4 * H),
+    }
+    folder.mkdir()
+    raw = []
+    for i in range(N):
+        t = {k: v.astype("f4") for k, v in base.items()}
+        t["rnn.weight_ih_l0"][H : 2 * H] *= SCALE[i]  # forget rows of the input kernel
+        t["rnn.weight_hh_l0"][3 * H :] *= 1 + 0.5 * i  # output rows of the recurrent kernel
+        safetensors_np.save_file(t, str(folder / f"step{i * 10:03d}.safetensors"))
+        raw.append(t)
+    return raw
+
+
+def _gate_l2(t, name, g):
+    return float(np.linalg.norm(t[name][g * H : (g + 1) * H].astype(np.float64)))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runfig") / "ck"
+    raw = _run(folder)
+    table = rnnscope.stats(folder)
+    names = [f"step{i * 10:03d}.safetensors" for i in range(N)]
+    return raw, table, names
+
+
+def test_heatmap_cells_are_log2_of_each_block_over_its_first_value(run):
+    raw, table, names = run
+    fig = run_heatmap(table, names, [float(i * 10) for i in range(N)])
+    l2_ax, sigma_ax = fig.axes[0], fig.axes[1]  # the two panels (colour bars come after)
+    rows = [t.get_text() for t in l2_ax.get_yticklabels()]
+    grid = np.ma.getdata(l2_ax.collections[0].get_array()).reshape(len(rows), N)
+    for part, key in (("kernel", "rnn.weight_ih_l0"), ("rec. kernel", "rnn.weight_hh_l0")):
+        for g, gate in enumerate(GATES):
+            r = rows.index(f"rnn.l0 / {part} / {gate}")
+            want = [np.log2(_gate_l2(t, key, g) / _gate_l2(raw[0], key, g)) for t in raw]
+            np.testing.assert_allclose(grid[r], want, atol=1e-5, err_msg=(part, gate))
+    # the forget rows of the input kernel follow SCALE; the others do not move
+    r = rows.index("rnn.l0 / kernel / forget")
+    np.testing.assert_allclose(grid[r], np.log2([SCALE[i] for i in range(N)]), atol=1e-5)
+    # sigma panel: the recurrent kernel's largest singular value per gate block
+    sgrid = np.ma.getdata(sigma_ax.collections[0].get_array()).reshape(len(rows), N)
+    r = rows.index("rnn.l0 / rec. kernel / output")
+    sv = [np.linalg.svd(t["rnn.weight_hh_l0"][3 * H :].astype(np.float64), compute_uv=False)[0]
+          for t in raw]  # fmt: skip
+    np.testing.assert_allclose(sgrid[r], np.log2(np.array(sv) / sv[0]), atol=1e-5)
+
+
+def test_lines_are_each_gate_blocks_l2_norm_and_the_kernels_sigma(run):
+    raw, table, names = run
+    steps = [float(i * 10) for i in range(N)]
+    layer_fig, sigma_fig = run_lines(table, names, steps)
+    panels = {ax.get_title(): ax for ax in layer_fig.axes}
+    for title, key in (("kernel", "rnn.weight_ih_l0"), ("recurrent kernel", "rnn.weight_hh_l0")):
+        lines = {ln.get_label(): ln for ln in panels[title].get_lines()}
+        for g, gate in enumerate(GATES):
+            x, y = lines[gate].get_data()
+            np.testing.assert_allclose(x, steps)
+            np.testing.assert_allclose(y, [_gate_l2(t, key, g) for t in raw], rtol=1e-5)
+    (line,) = [ln for ln in sigma_fig.axes[0].get_lines() if ln.get_label() == "rnn.l0"]
+    want = [np.linalg.svd(t["rnn.weight_hh_l0"].astype(np.float64), compute_uv=False)[0]
+            for t in raw]  # fmt: skip
+    np.testing.assert_allclose(line.get_data()[1], want, rtol=1e-5)
