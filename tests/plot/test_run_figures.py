@@ -15,7 +15,7 @@ safetensors_np = pytest.importorskip("safetensors.numpy")
 
 from rnnscope.plot._runs import run_heatmap, run_lines  # noqa: E402
 
-H, I, N = 3, 2, 5
+H, F, N = 3, 2, 5  # units, input features, checkpoints
 GATES = ("input", "forget", "cell", "output")
 SCALE = {0: 1.0, 1: 1.5, 2: 0.5, 3: 2.0, 4: 1.25}  # per checkpoint, on one gate of each kernel
 
@@ -23,7 +23,7 @@ SCALE = {0: 1.0, 1: 1.5, 2: 0.5, 3: 2.0, 4: 1.25}  # per checkpoint, on one gate
 def _run(folder):
     rng = np.random.default_rng(3)
     base = {
-        "rnn.weight_ih_l0": rng.normal(0, 0.5, (4 * H, I)),
+        "rnn.weight_ih_l0": rng.normal(0, 0.5, (4 * H, F)),
         "rnn.weight_hh_l0": rng.normal(0, 0.5, (4 * H, H)),
         "rnn.bias_ih_l0": rng.normal(0, 0.5, 4 * H),
         "rnn.bias_hh_l0": rng.normal(0, 0.5, 4 * H),
