@@ -13,8 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import rnnscope  # noqa: E402
 from tests.test_report import _write_run  # noqa: E402  (the run the browser test reads)
+
+import rnnscope  # noqa: E402
 
 
 def main() -> None:
