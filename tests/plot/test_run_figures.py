@@ -89,3 +89,37 @@ def test_lines_are_each_gate_blocks_l2_norm_and_the_kernels_sigma(run):
     want = [np.linalg.svd(t["rnn.weight_hh_l0"].astype(np.float64), compute_uv=False)[0]
             for t in raw]  # fmt: skip
     np.testing.assert_allclose(line.get_data()[1], want, rtol=1e-5)
+
+
+def test_ridgeline_bands_are_each_checkpoints_weight_histogram(run, tmp_path):
+    """The report keeps each recurrent layer's weights (all of them, when fewer than the sample
+    size) and draws one band per checkpoint: the histogram of those weights over a shared range,
+    scaled to its own peak."""
+    from rnnscope._report import model_section
+    from rnnscope.plot._runs import ridgeline
+
+    raw, _, names = run
+    folder = tmp_path / "one"
+    folder.mkdir()
+    samples = []
+    for i in (0, 3):
+        path = folder / names[i]
+        safetensors_np.save_file(raw[i], str(path))
+        got = model_section(str(path), names[i], 1e-3, False, 20_000)["samples"]["rnn.l0"]
+        # every weight and bias of the layer, as stored (order aside)
+        want = np.concatenate([a.ravel() for a in raw[i].values()])
+        np.testing.assert_array_equal(np.sort(got), np.sort(want))
+        samples.append((names[i], got))
+    fig = ridgeline(samples, "rnn.l0", bins=10)
+    bands = fig.axes[0].collections
+    assert len(bands) == 2
+    lo, hi = np.percentile(np.concatenate([s for _, s in samples]), [0.1, 99.9])
+    edges = np.linspace(lo, hi, 11)
+    for k, (_, a) in enumerate(samples):
+        counts, _ = np.histogram(np.clip(a, lo, hi), edges)
+        top = bands[k].get_paths()[0].vertices[:, 1].max()
+        assert top == pytest.approx(-k + 1.6)  # each band scaled to its own peak
+        v = bands[k].get_paths()[0].vertices
+        for j, c in enumerate(counts):  # a step starting at bin j's left edge, at its height
+            at = v[np.isclose(v[:, 0], edges[j]), 1]
+            assert np.isclose(at, -k + c / counts.max() * 1.6).any(), (k, j, at)
