@@ -149,11 +149,11 @@ def run_heatmap(
     keys = list(dict.fromkeys(map(tuple, gated[["layer", "part", "gate", "direction"]].values)))
     if not keys:
         return None
-    height = min(0.16 * len(keys), 9.0) + 1.3
-    width = 4.2 * len(stats) + 1.6
+    height = min(0.2 * len(keys), 11.0) + 1.3
+    width = 4.2 * len(stats) + 2.1
     fig = new_figure(None, (width, height), 80)
     axes = fig.subplots(1, len(stats), squeeze=False, sharey=True)[0]
-    _margins(fig, width, height, left=1.9, wspace=0.3, right=0.45)
+    _margins(fig, width, height, left=2.4, wspace=0.3, right=0.5)
     col = {m: i for i, m in enumerate(names)}
     for ax, (stat, title) in zip(axes, stats, strict=True):
         grid = np.full((len(keys), len(names)), np.nan)
@@ -176,12 +176,13 @@ def run_heatmap(
         )
         x_axis(ax, names, steps)
         if steps is None and len(names) <= _NAMED_TICKS:
-            ax.set_xticks(np.arange(len(names)), [label(_short(n)) for n in names], fontsize=6)
+            ax.set_xticks(np.arange(len(names)), [label(_short(n)) for n in names], fontsize=7)
         ax.set_xlim(edges[0], edges[-1])
         ax.set_title(f"{title}: log2(value / first)", fontsize=9)
-        ax.tick_params(labelsize=6)
-        fig.colorbar(img, ax=ax, fraction=0.05, pad=0.02).ax.tick_params(labelsize=6)
-    axes[0].set_yticks(range(len(keys)), [_row_name(k) for k in keys], fontsize=6)
+        ax.tick_params(labelsize=7.5)
+        fig.colorbar(img, ax=ax, fraction=0.05, pad=0.02).ax.tick_params(labelsize=7.5)
+    rows = len(keys)
+    axes[0].set_yticks(range(rows), [_row_name(k) for k in keys], fontsize=8 if rows <= 48 else 6)
     axes[0].set_ylim(len(keys) - 0.5, -0.5)
     fig.suptitle("Every gate block through the run (red: grew, blue: shrank)", fontsize=10)
     return fig
