@@ -129,7 +129,9 @@ def _sample(rec: RNNWeights, n: int) -> Any:
     return flat[np.random.default_rng(0).choice(flat.size, n, replace=False)]
 
 
-def _run_figures(table: Any, names: list[str], steps: list[float] | None) -> list[dict[str, str]]:
+def _run_figures(
+    table: Any, names: list[str], steps: list[float] | None, unit: str = "step"
+) -> list[dict[str, str]]:
     """The run at a glance: every gate block through the checkpoints, then per-gate L2 norms
     and the recurrent kernels' largest singular values with steps on x."""
     from .plot._common import offscreen
@@ -137,10 +139,10 @@ def _run_figures(table: Any, names: list[str], steps: list[float] | None) -> lis
 
     out = []
     with offscreen():
-        heat = run_heatmap(table, names, steps)
+        heat = run_heatmap(table, names, steps, unit=unit)
         if heat is not None:
             out.append({"caption": "every gate block through the run", "src": _png(heat)})
-        for fig in run_lines(table, names, steps):
+        for fig in run_lines(table, names, steps, unit):
             title = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
             out.append({"caption": title or "through the run", "src": _png(fig)})
     return out
@@ -348,12 +350,13 @@ def build_report(
     }
     metrics, rank_by = context.get("model_metrics"), context.get("rank_by")
     steps = steps_of(model_names, metrics)
+    unit = (cmp.attrs.get("counter") if cmp is not None else "") or "step"  # epoch or step
     groups = group_flags(all_flags, model_names)
     chosen = select_detail(model_names, groups, metrics=metrics, rank_by=rank_by, detail=picks)
     if figures and sections:  # pass 2: figures of the detailed models only
         _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive)
         if comparison is not None:
-            comparison["figures"] = _run_figures(table, model_names, steps)
+            comparison["figures"] = _run_figures(table, model_names, steps, unit)
             comparison["figures"] += _ridgelines([s for s in sections if s["name"] in chosen])
     for i, s in enumerate(sections):
         s["index"], s["why"] = i + 1, chosen.get(s["name"], [])
@@ -368,7 +371,8 @@ def build_report(
         models=sections,
         detailed=[s for s in sections if s["why"]],
         flags=by_severity(all_flags),
-        groups=group_view(groups, model_names, steps),
+        groups=group_view(groups, model_names, steps, unit),
+        unit=unit,
         index=model_index(sections, steps, metrics, rank_by),
         steps=steps,
         exports=exports(all_flags),

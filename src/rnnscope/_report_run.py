@@ -57,7 +57,10 @@ def _strokes(group: FlagGroup, x: Sequence[float], x_range: tuple[float, float])
 
 
 def group_view(
-    groups: Sequence[FlagGroup], names: Sequence[str], steps: Sequence[float] | None
+    groups: Sequence[FlagGroup],
+    names: Sequence[str],
+    steps: Sequence[float] | None,
+    unit: str = "step",
 ) -> list[dict[str, Any]]:
     """One row of the findings table per group: where it holds, its values, its trend."""
     x = list(steps) if steps is not None else [float(i) for i in range(len(names))]
@@ -77,7 +80,7 @@ def group_view(
                 "stretches": len(g.runs),
                 "first": names[g.models[0]],
                 "last": names[g.models[-1]],
-                "span": _span(g, names, steps),
+                "span": _span(g, names, steps, unit),
                 "worst_model": names[g.models[w]],
                 "trio": [g.flags[0].value, worst.value, g.flags[-1].value],
                 "spark": _strokes(g, x, x_range),
@@ -92,12 +95,14 @@ def _step(s: float) -> str:
     return str(int(s)) if float(s).is_integer() else f"{s:g}"
 
 
-def _span(g: FlagGroup, names: Sequence[str], steps: Sequence[float] | None) -> str:
+def _span(
+    g: FlagGroup, names: Sequence[str], steps: Sequence[float] | None, unit: str = "step"
+) -> str:
     """Where a finding holds, as steps ("step 1650 to 2450") when known, else as names."""
     a, b = g.models[0], g.models[-1]
     if steps is not None:
         first, last = _step(steps[a]), _step(steps[b])
-        return f"step {first}" if a == b else f"steps {first} to {last}"
+        return f"{unit} {first}" if a == b else f"{unit}s {first} to {last}"
     return names[a] if a == b else f"{names[a]} to {names[b]}"
 
 

@@ -634,6 +634,7 @@ def _with_checkpoints(
     out.attrs = attrs
     out.attrs.update(
         mode=mode.mode,
+        counter=mode.kind if mode.kind in ("step", "epoch") else "",
         mode_note=mode.describe(),
         step_notes=list(mode.notes),
         metrics_notes=notes,

@@ -33,7 +33,9 @@ def _short(name: str, width: int = 18) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
-def x_axis(ax: Axes, names: Sequence[str], steps: Sequence[float] | None) -> np.ndarray:
+def x_axis(
+    ax: Axes, names: Sequence[str], steps: Sequence[float] | None, unit: str = "step"
+) -> np.ndarray:
     """x positions for ``names``: their steps when known, else their order; labels that read.
 
     With steps, x is numeric (a few round ticks, labelled "step"); without, up to
@@ -43,7 +45,7 @@ def x_axis(ax: Axes, names: Sequence[str], steps: Sequence[float] | None) -> np.
     from matplotlib.ticker import MaxNLocator
 
     if steps is not None:
-        ax.set_xlabel("step", fontsize=8)
+        ax.set_xlabel(unit, fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
         return np.asarray(steps, float)
     x = np.arange(len(names), dtype=float)
@@ -58,7 +60,9 @@ def x_axis(ax: Axes, names: Sequence[str], steps: Sequence[float] | None) -> np.
     return x
 
 
-def run_lines(table: Any, names: Sequence[str], steps: Sequence[float] | None) -> list[Figure]:
+def run_lines(
+    table: Any, names: Sequence[str], steps: Sequence[float] | None, unit: str = "step"
+) -> list[Figure]:
     """Per layer, one panel per part with a line per gate (L2 norm); then one figure of the
     recurrent kernels' largest singular values (all gates), each through the checkpoints."""
     figs = []
@@ -73,7 +77,7 @@ def run_lines(table: Any, names: Sequence[str], steps: Sequence[float] | None) -
         _margins(fig, width, 2.9, left=0.7, wspace=0.35)
         for ax, part in zip(axes, parts, strict=True):
             sub = block[block["part"] == part]
-            x = x_axis(ax, names, steps)
+            x = x_axis(ax, names, steps, unit)
             for (gate, direction), line in sub.groupby(["gate", "direction"], sort=False):
                 y = line.set_index("model").reindex(list(names))["l2_norm"].to_numpy(float)
                 back = direction == "backward"
@@ -96,7 +100,7 @@ def run_lines(table: Any, names: Sequence[str], steps: Sequence[float] | None) -
         fig = new_figure(None, (5.6, 2.9), 80)
         ax = fig.subplots()
         _margins(fig, 5.6, 2.9, left=0.7)
-        x = x_axis(ax, names, steps)
+        x = x_axis(ax, names, steps, unit)
         for (layer, direction), line in rk.groupby(["layer", "direction"], sort=False):
             y = line.set_index("model").reindex(list(names))["matrix_spectral_norm"]
             tag = f" ({direction})" if direction not in ("", "forward") else ""
@@ -139,6 +143,7 @@ def run_heatmap(
         ("l2_norm", "L2 norm"),
         ("spectral_norm", "\N{GREEK SMALL LETTER SIGMA} max"),
     ),
+    unit: str = "step",
 ) -> Figure | None:
     """Every gate block (a row: layer / part / gate) through the checkpoints (columns), one
     panel per statistic, coloured by log2 of the value over the block's first finite value:
@@ -174,7 +179,7 @@ def run_heatmap(
             norm=TwoSlopeNorm(0.0, -lim, lim),
             shading="flat",
         )
-        x_axis(ax, names, steps)
+        x_axis(ax, names, steps, unit)
         if steps is None and len(names) <= _NAMED_TICKS:
             ax.set_xticks(np.arange(len(names)), [label(_short(n)) for n in names], fontsize=7)
         ax.set_xlim(edges[0], edges[-1])
