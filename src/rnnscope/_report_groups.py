@@ -11,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,14 +25,17 @@ _MAX_TRANSITIONS = 4  # per group: first and last appearance, first and last dis
 
 
 def step_of(name: str) -> float:
-    """The training step a checkpoint's name says: its last run of digits (NaN when none).
+    """The training step a checkpoint's name says, read as ``compare`` reads it
+    (:func:`rnnscope._runs.read_steps`: its finest counter); NaN when none.
 
     Example:
         >>> step_of("ckpt-epoch12-step3400.safetensors"), step_of("final.keras")
         (3400.0, nan)
     """
-    digits = re.findall(r"\d+", re.sub(r"\.[A-Za-z0-9]+$", "", name))
-    return float(digits[-1]) if digits else math.nan
+    from ._runs import read_steps
+
+    step = read_steps(name).step
+    return math.nan if step is None else float(step)
 
 
 def _number(v: Any) -> float:
