@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ._enums import Direction, Severity
+from ._format import as_float
 from ._inits import layer_init
 
 if TYPE_CHECKING:
@@ -113,14 +114,6 @@ class Flag:
         object.__setattr__(self, "severity", Severity(self.severity).value)
 
 
-def _num(v: Any) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return math.nan
-    return f
-
-
 @dataclass(frozen=True)
 class BlockRow:
     """The fields of one statistics row (a ``stats`` record) that the flag rules read.
@@ -162,13 +155,13 @@ class BlockRow:
             nan=r["nan"],
             inf=r["inf"],
             tol=r.get("tol"),
-            frac_near_zero=_num(r["frac_near_zero"]),
-            abs_max=_num(r["abs_max"]),
-            units=_num(r.get("units")),
-            dead_units=_num(r.get("dead_units")),
-            matrix_spectral_norm=_num(r.get("matrix_spectral_norm")),
+            frac_near_zero=as_float(r["frac_near_zero"]),
+            abs_max=as_float(r["abs_max"]),
+            units=as_float(r.get("units")),
+            dead_units=as_float(r.get("dead_units")),
+            matrix_spectral_norm=as_float(r.get("matrix_spectral_norm")),
             shape=str(r.get("shape") or ""),
-            saturated_units=_num(r.get("saturated_units")),
+            saturated_units=as_float(r.get("saturated_units")),
         )
 
     @property
@@ -475,8 +468,8 @@ class ChangeRow:
             gate=r.get("gate") or "",
             direction=r["direction"],
             present=bool(r.get("present")),
-            size=_num(r.get("size")),
-            step=_num(r.get("l2_norm_step_rel_change")),
+            size=as_float(r.get("size")),
+            step=as_float(r.get("l2_norm_step_rel_change")),
         )
 
 

@@ -12,10 +12,18 @@ import math
 import re
 from typing import Any
 
-__all__ = ["NAME_LIMIT", "cell", "plain", "valid_text"]
+__all__ = ["NAME_LIMIT", "as_float", "cell", "plain", "valid_text"]
 
 NAME_LIMIT = 120
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def as_float(v: Any) -> float:
+    """``v`` as a float; NaN for None, ``pd.NA``, text or anything else that is not a number."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def valid_text(s: str) -> str:

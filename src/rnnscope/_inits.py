@@ -25,18 +25,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._format import as_float
+
 __all__ = ["Pooled", "layer_init", "pooled", "uniform_matches"]
 
 _ROUND = 1e-5  # float32 rounding of a bound: values may sit this far (relative) above it
 KERAS = "Keras defaults"
 TORCH = "torch defaults"
-
-
-def _num(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 @dataclass(frozen=True)
@@ -54,13 +49,14 @@ class Pooled:
 
 def pooled(rows: Sequence[Mapping[str, Any]]) -> Pooled:
     """The pooled size, mean, population variance and extremes of statistics rows."""
-    n = sum(int(v) for r in rows if (v := _num(r.get("size"))) == v)
+    n = sum(int(v) for r in rows if (v := as_float(r.get("size"))) == v)
     if n == 0:
         return Pooled(0, math.nan, math.nan, math.nan, math.nan, math.nan)
-    mean = sum(_num(r.get("mean")) * _num(r.get("size")) for r in rows) / n
+    mean = sum(as_float(r.get("mean")) * as_float(r.get("size")) for r in rows) / n
     second = (
         sum(
-            (_num(r.get("std")) ** 2 + _num(r.get("mean")) ** 2) * _num(r.get("size")) for r in rows
+            (as_float(r.get("std")) ** 2 + as_float(r.get("mean")) ** 2) * as_float(r.get("size"))
+            for r in rows
         )
         / n
     )
@@ -68,10 +64,10 @@ def pooled(rows: Sequence[Mapping[str, Any]]) -> Pooled:
         n,
         mean,
         max(second - mean * mean, 0.0),
-        max(_num(r.get("abs_max")) for r in rows),
-        min(_num(r.get("min")) for r in rows),
-        max(_num(r.get("max")) for r in rows),
-        sum(_num(r.get("frac_zero")) * _num(r.get("size")) for r in rows),
+        max(as_float(r.get("abs_max")) for r in rows),
+        min(as_float(r.get("min")) for r in rows),
+        max(as_float(r.get("max")) for r in rows),
+        sum(as_float(r.get("frac_zero")) * as_float(r.get("size")) for r in rows),
     )
 
 
@@ -89,7 +85,9 @@ def uniform_matches(p: Pooled, a: float, z: float) -> bool:
 
 
 def _constant(rows: Sequence[Mapping[str, Any]], value: float) -> bool:
-    return bool(rows) and all(_num(r.get("min")) == value == _num(r.get("max")) for r in rows)
+    return bool(rows) and all(
+        as_float(r.get("min")) == value == as_float(r.get("max")) for r in rows
+    )
 
 
 def _dims(rows: Sequence[Mapping[str, Any]]) -> list[int]:
@@ -97,8 +95,8 @@ def _dims(rows: Sequence[Mapping[str, Any]]) -> list[int]:
 
 
 def _orthogonal(rows: Sequence[Mapping[str, Any]], tol: float) -> bool:
-    top = [_num(r.get("matrix_spectral_norm")) for r in rows]
-    low = [_num(r.get("matrix_min_singular")) for r in rows]
+    top = [as_float(r.get("matrix_spectral_norm")) for r in rows]
+    low = [as_float(r.get("matrix_min_singular")) for r in rows]
     vals = [v for v in top + low if not math.isnan(v)]
     return bool(vals) and len(vals) >= 2 and all(abs(v - 1) <= tol for v in vals)
 
@@ -110,7 +108,7 @@ Candidates = list[tuple[str, str]]
 
 def _rnn_part(part: str, rows: list[Mapping[str, Any]], z: float, tol: float) -> Candidates:
     """What one part of a recurrent layer matches."""
-    width = _num(rows[0].get("units"))
+    width = as_float(rows[0].get("units"))
     if not width > 0:
         return []
     units = int(width)

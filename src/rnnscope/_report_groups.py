@@ -17,6 +17,7 @@ from typing import Any
 
 from ._errors import InputError
 from ._flags import Flag
+from ._format import as_float
 
 __all__ = ["FlagGroup", "group_flags", "select_detail", "step_of", "steps_of"]
 
@@ -38,15 +39,6 @@ def step_of(name: str) -> float:
     return math.nan if step is None else float(step)
 
 
-def _number(v: Any) -> float:
-    """A step as a float; NaN for None, ``pd.NA`` or anything that is not a number."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return math.nan
-    return f
-
-
 def steps_of(names: Sequence[str], metrics: Any = None) -> list[float] | None:
     """The step of each model, or None when the names do not give distinct increasing steps.
 
@@ -54,7 +46,7 @@ def steps_of(names: Sequence[str], metrics: Any = None) -> list[float] | None:
     """
     if metrics is not None and "step" in getattr(metrics, "columns", ()):
         known = metrics["step"].to_dict()
-        steps = [_number(known.get(n)) for n in names]
+        steps = [as_float(known.get(n)) for n in names]
     else:
         steps = [step_of(n) for n in names]
     if any(math.isnan(s) for s in steps) or any(b <= a for a, b in itertools.pairwise(steps)):
