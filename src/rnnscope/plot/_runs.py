@@ -189,7 +189,11 @@ def run_heatmap(
     rows = len(keys)
     axes[0].set_yticks(range(rows), [_row_name(k) for k in keys], fontsize=8 if rows <= 48 else 6)
     axes[0].set_ylim(len(keys) - 0.5, -0.5)
-    fig.suptitle("Every gate block through the run (red: grew, blue: shrank)", fontsize=10)
+    fig.suptitle(
+        "Every gate block through the run (red: grew, blue: shrank, grey: no value, "
+        "e.g. \N{GREEK SMALL LETTER SIGMA} max of a bias)",
+        fontsize=10,
+    )
     return fig
 
 
