@@ -8,7 +8,7 @@ from typing import Any
 
 from ._errors import UnsupportedError
 from ._frameworks import find_framework, type_name
-from ._io import Checkpoint, open_checkpoint
+from ._io import Checkpoint, is_remote, open_checkpoint
 from ._model import LayerInfo, LayerWeights, RNNWeights
 from ._refs import LayerRef
 from ._select import LayerKey as LayerKey
@@ -44,7 +44,7 @@ def resolve(obj: Any) -> Source:
     """The layers with weights of a model, layer, record, checkpoint or path."""
     if isinstance(obj, (RNNWeights, LayerWeights)):
         return Source(f"record '{obj.name}'", [_record_ref(obj)])
-    if isinstance(obj, (str, os.PathLike)):
+    if isinstance(obj, (str, os.PathLike)) or is_remote(obj):
         obj = open_checkpoint(obj)
     if isinstance(obj, Checkpoint):
         return Source(f"file '{obj.path}'", obj.layer_refs(), obj.notes, obj.path)

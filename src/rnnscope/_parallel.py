@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ._errors import UnsupportedError
+from ._io._remote import is_remote, remote_url
 
 __all__ = ["Runner", "call"]
 
@@ -249,7 +250,13 @@ class Runner:
                 results.append(value)
             else:
                 name, source = self.pairs[i]
-                shown = source if isinstance(source, str) else type(source).__name__
+                shown = (
+                    source
+                    if isinstance(source, str)
+                    else remote_url(source)
+                    if is_remote(source)
+                    else type(source).__name__
+                )
                 failed.append(
                     {
                         "name": name,

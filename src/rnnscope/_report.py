@@ -88,10 +88,11 @@ def model_section(
     choice, all of them when fewer), for the histograms across checkpoints.
     """
     from ._api import resolve
-    from ._io import Checkpoint, open_checkpoint
+    from ._io import Checkpoint, is_remote, open_checkpoint
     from .plot._common import offscreen
 
-    src_obj = open_checkpoint(source) if isinstance(source, (str, os.PathLike)) else source
+    is_file = isinstance(source, (str, os.PathLike)) or is_remote(source)
+    src_obj = open_checkpoint(source) if is_file else source
     src = resolve(src_obj)
     info: dict[str, Any] = {"name": name, "source": src.name, "notes": list(src.notes)}
     if isinstance(src_obj, Checkpoint):
@@ -295,7 +296,10 @@ def build_report(
     t = thresholds or Thresholds()
     value = _tol(tol)
     picks = [detail] if isinstance(detail, str) else list(detail)
-    items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    from ._io import is_remote
+
+    one = not isinstance(sources, (list, tuple)) or is_remote(sources)  # (fs, path) is one
+    items = [sources] if one else list(sources)
     databases = [s for s in items if isinstance(s, (str, os.PathLike)) and is_database(s)]
     rest = [s for s in items if not any(s is d for d in databases)]
     if names is not None and databases:

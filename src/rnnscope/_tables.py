@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._columns import COLUMNS, COMPARED, KEY
-from ._errors import InputError
-from ._io import checkpoint_suffixes
+from ._errors import InputError, RnnscopeError
+from ._io import checkpoint_suffixes, is_remote
+from ._io._remote import remote_url
 from ._model import LayerWeights, RNNWeights
 from ._stats import record_rows
 
@@ -42,7 +43,92 @@ _BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _is_path(obj: Any) -> bool:
-    return isinstance(obj, (str, os.PathLike))
+    """A local path or a remote source (a URL, ``(fs, path)``, an ``OpenFile``): workers read it
+    themselves."""
+    return isinstance(obj, (str, os.PathLike)) or is_remote(obj)
+
+
+def _remote_entries(
+    source: Any, recursive: bool
+) -> tuple[list[tuple[str, Any]], list[dict[str, str]]] | None:
+    """A remote folder or glob as ``(relative name, source)`` pairs of its checkpoint files in
+    natural order, and what was left out; None when ``source`` names one object.
+
+    A source given as ``(fs, path)`` or ``OpenFile`` yields ``(fs, path)`` pairs, so workers
+    open them with the same filesystem; a URL yields URLs.
+    """
+    from ._io._remote import failures, filesystem, is_glob, remember
+
+    url = remember(source)
+    if not is_glob(url) and url.lower().endswith(checkpoint_suffixes()):
+        return None  # a file by its name: no listing request
+    fs, root = filesystem(url)
+    with failures(url, "listing it"):
+        return _remote_list(fs, root, url, recursive, not isinstance(source, str))
+
+
+def _remote_list(
+    fs: Any, root: str, url: str, recursive: bool, keep: bool
+) -> tuple[list[tuple[str, Any]], list[dict[str, str]]] | None:
+    from ._io._remote import is_glob
+
+    suffixes = checkpoint_suffixes()
+    def base(path: str) -> str:
+        return str(fs.unstrip_protocol(path))
+
+    def as_source(path: str) -> Any:
+        return (fs, path) if keep else base(path)
+
+    if is_glob(url):
+        fs.invalidate_cache()
+        found = [str(p) for p in fs.glob(root)]
+        top = root.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0].rsplit("/", 1)[0]
+        hits = [p for p in found if p.lower().endswith(suffixes)]
+        hits.sort(key=lambda p: _natural_name(p.rsplit("/", 1)[-1]))
+        left = [
+            _entry(base(p), p[len(top) :].lstrip("/"), "skipped", "", "not a checkpoint file name")
+            for p in found
+            if not p.lower().endswith(suffixes)
+        ]
+        return [(p[len(top) :].lstrip("/"), as_source(p)) for p in hits], left
+    fs.invalidate_cache(root)
+    if not fs.isdir(root):
+        return None
+    return _remote_walk(fs, root.rstrip("/"), root.rstrip("/"), recursive, as_source, base)
+
+
+def _remote_walk(
+    fs: Any,
+    folder: str,
+    top: str,
+    recursive: bool,
+    as_source: Callable[[str], Any],
+    base: Callable[[str], str],
+) -> tuple[list[tuple[str, Any]], list[dict[str, str]]]:
+    suffixes = checkpoint_suffixes()
+    entries = sorted(
+        (e for e in fs.ls(folder, detail=True) if str(e["name"]).rstrip("/") != folder),
+        key=lambda e: _natural_name(str(e["name"]).rstrip("/").rsplit("/", 1)[-1]),
+    )
+    found: list[tuple[str, Any]] = []
+    left: list[dict[str, str]] = []
+    for e in entries:
+        path = str(e["name"]).rstrip("/")
+        rel = path[len(top) :].lstrip("/")
+        if e.get("type") == "directory":
+            if not recursive:
+                why = "a folder inside the folder; -r (recursive=True) reads those too"
+                left.append(_entry(base(path), rel, "skipped", "", why))
+                continue
+            sub, sub_left = _remote_walk(fs, path, top, recursive, as_source, base)
+            found += sub
+            left += sub_left
+        elif path.lower().endswith(suffixes):
+            found.append((rel, as_source(path)))
+        else:
+            why = f"not a checkpoint file name (read: {', '.join(suffixes)})"
+            left.append(_entry(base(path), rel, "skipped", "", why))
+    return found, left
 
 
 def _entry(source: Any, name: str, status: str, error: str, reason: str) -> dict[str, str]:
@@ -112,12 +198,32 @@ def collect_sources(
     subfolders are named by their path relative to the folder given. A folder with no checkpoint
     file is a ``failed`` row; when nothing at all is left to read, :class:`InputError`.
     """
-    items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    one = not isinstance(sources, (list, tuple)) or is_remote(sources)  # (fs, path) is one
+    items = [sources] if one else list(sources)
     flat: list[Any] = []
     rel: dict[int, str] = {}
     left: list[dict[str, str]] = []
     for s in items:
-        if _is_path(s) and Path(s).is_dir():
+        if is_remote(s):
+            try:
+                listed = _remote_entries(s, recursive)
+            except RnnscopeError as err:  # the backend's error, naming the URL
+                url = remote_url(s)
+                left.append(_entry(url, url, "failed", type(err).__name__, str(err)))
+                continue
+            if listed is None:
+                flat.append(s)
+                continue
+            found_r, out = listed
+            left += out
+            if not found_r:
+                why = f"the folder holds no checkpoint files ({', '.join(checkpoint_suffixes())})"
+                left.append(_entry(remote_url(s), remote_url(s), "failed", "InputError", why))
+            for name, src in found_r:
+                if "/" in name:
+                    rel[len(flat)] = name
+                flat.append(src)
+        elif _is_path(s) and Path(s).is_dir():
             top = Path(s)
             found, out = _walk(top, recursive, top, {top.resolve()})
             left += out
@@ -173,7 +279,11 @@ def expand_sources(sources: Any, names: Sequence[str] | None = None) -> list[tup
 
 def _natural(p: Path) -> list[Any]:
     """Sort key: numbers in names by value, so epoch2 comes before epoch10."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
+    return _natural_name(p.name)
+
+
+def _natural_name(name: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def _default_names(flat: list[Any], rel: dict[int, str] | None = None) -> list[str]:
@@ -184,6 +294,8 @@ def _default_names(flat: list[Any], rel: dict[int, str] | None = None) -> list[s
     for i, s in enumerate(flat):
         if i in rel:
             base = rel[i]
+        elif is_remote(s):
+            base = remote_url(s).rstrip("/").rsplit("/", 1)[-1]
         elif _is_path(s):
             base = Path(s).name
         elif isinstance(s, (RNNWeights, LayerWeights)):

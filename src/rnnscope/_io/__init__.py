@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 from .._errors import FormatError, MissingDependencyError, RnnscopeError
 from .._format import plain, valid_text
@@ -30,6 +31,7 @@ from ._registry import (
     register,
     unregister,
 )
+from ._remote import is_remote, remember
 
 __all__ = [
     "FORMATS",
@@ -38,6 +40,7 @@ __all__ = [
     "Reader",
     "checkpoint_suffixes",
     "detect_format",
+    "is_remote",
     "load",
     "open_checkpoint",
     "register",
@@ -109,9 +112,13 @@ def _guard_ref(path: str, ref: LayerRef) -> LayerRef:
     return LayerRef(info, extract)
 
 
-def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Open a checkpoint file and list its layers (arrays are read later, on demand)."""
-    p = os.fspath(path)
+def open_checkpoint(path: Any) -> Checkpoint:
+    """Open a checkpoint file and list its layers (arrays are read later, on demand).
+
+    ``path`` is a local path, a URL fsspec understands, an ``(fsspec filesystem, path)`` pair or
+    an ``fsspec.core.OpenFile`` (see ``_remote``).
+    """
+    p = remember(path) if is_remote(path) else os.fspath(path)
     fmt = detect_format(p)
     collecting = gc.isenabled()
     gc.disable()  # listing builds many small objects (100k tensors): no collector passes meanwhile
@@ -126,12 +133,14 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     return Checkpoint(ckpt.path, ckpt.format, refs, notes, ckpt.framework)
 
 
-def load(path: str | os.PathLike[str]) -> Checkpoint:
+def load(path: Any) -> Checkpoint:
     """Read a checkpoint file into a framework-neutral :class:`Checkpoint`.
 
     Args:
-        path: a ``.keras``, ``.weights.h5``, legacy ``.h5``, ``.safetensors`` or ``.pt``/``.pth``
-            file. The format is detected from the content.
+        path: a ``.keras``, ``.weights.h5``, legacy ``.h5``, ``.safetensors``, ``.pt``/``.pth``
+            or ONNX file. The format is detected from the content. A URL fsspec understands
+            (``s3://bucket/ckpt.safetensors``), an ``(fsspec filesystem, path)`` pair or an
+            ``fsspec.core.OpenFile`` is read by byte ranges (``pip install 'rnnscope[remote]'``).
 
     Example:
         >>> ckpt = rnnscope.load("model.keras")

@@ -28,6 +28,7 @@ import numpy as np
 
 from .._errors import FormatError
 from ._limits import check_declared
+from ._remote import is_url, open_binary
 
 __all__ = ["list_file", "open_vetted", "read_datasets"]
 
@@ -42,10 +43,14 @@ def _name(raw: bytes) -> str:
 
 def _member_size(path: str, fmt: str) -> int:
     if fmt != "keras":
+        if is_url(path):
+            from ._remote import size
+
+            return size(path)
         return os.path.getsize(path)
     import zipfile
 
-    with zipfile.ZipFile(path) as zf:
+    with open_binary(path, "blockcache") as fh, zipfile.ZipFile(fh) as zf:
         return int(zf.getinfo("model.weights.h5").file_size)
 
 
@@ -59,6 +64,10 @@ def open_vetted(path: str, fmt: str) -> Iterator[Any]:
     where = f"'{path}'" + (" (model.weights.h5)" if fmt == "keras" else "")
     if fmt == "keras":
         with open_member(path, "model.weights.h5") as fh, h5py.File(fh, "r") as f:
+            vet(f, where, path)
+            yield f
+    elif is_url(path):  # through fsspec's block cache: libhdf5's small reads, few requests
+        with open_binary(path, "blockcache") as fh, h5py.File(fh, "r") as f:
             vet(f, where, path)
             yield f
     else:

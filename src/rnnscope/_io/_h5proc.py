@@ -216,6 +216,10 @@ def _handle(request: dict[str, Any]) -> tuple[dict[str, Any], Iterator[np.ndarra
     if request.get("cwd"):
         os.chdir(request["cwd"])
     path, fmt = str(request["path"]), str(request["fmt"])
+    if request.get("remote"):
+        from ._remote import from_spec
+
+        from_spec(request["remote"])
     if request["op"] == "list":
         value = _h5child.list_file(path, fmt, request.get("config"), str(request["version"]))
         return {"status": "ok", "kind": "value", "value": value}, iter(())

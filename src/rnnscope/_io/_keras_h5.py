@@ -22,6 +22,7 @@ from ._keras_config import parse_model_config
 from ._keras_layers import build_refs
 from ._keras_tree import RawLayer
 from ._limits import check_declared
+from ._remote import is_url, open_binary
 
 __all__ = ["check_members", "read_keras"]
 
@@ -57,7 +58,7 @@ def read_keras(path: str, fmt: str) -> Checkpoint:
     config: Any = None
     version = ""
     if fmt == "keras":
-        with zipfile.ZipFile(path) as zf:
+        with open_binary(path, "blockcache") as fh, zipfile.ZipFile(fh) as zf:
             check_members(zf, path)
             if "model.weights.h5" in zf.namelist():  # a compressed member may not inflate 1000x
                 info = zf.getinfo("model.weights.h5")
@@ -69,6 +70,7 @@ def read_keras(path: str, fmt: str) -> Checkpoint:
                 meta = _keras_json(zf, "metadata.json", path)
                 version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
     request = {"op": "list", "path": path, "fmt": fmt, "config": config, "version": version}
+    request.update(_remote_spec(path))
     got = call(request, path, "the HDF5 tree")
     raws = [
         RawLayer(
@@ -89,12 +91,21 @@ def read_keras(path: str, fmt: str) -> Checkpoint:
     return Checkpoint(path, fmt, tuple(refs), tuple(notes), framework.strip())
 
 
+def _remote_spec(path: str) -> dict[str, Any]:
+    """For a URL: how the reader process opens it (the filesystem the caller gave, if any)."""
+    if not is_url(path):
+        return {}
+    from ._remote import spec
+
+    return {"remote": spec(path)}
+
+
 def _reader(
     path: str, fmt: str, shapes: dict[str, tuple[int, ...]]
 ) -> Callable[[list[str]], list[np.ndarray]]:
     def read(paths: list[str]) -> list[np.ndarray]:
         size = sum(8 * int(np.prod(shapes.get(p, ()), dtype=object)) for p in paths)
-        request = {"op": "read", "path": path, "fmt": fmt, "names": paths}
+        request = {"op": "read", "path": path, "fmt": fmt, "names": paths, **_remote_spec(path)}
         arrays = call(request, path, "datasets " + ", ".join(paths), size)
         return [readonly(a) for a in arrays]
 

@@ -34,6 +34,7 @@ from .._refs import LayerRef
 from ._checkpoint import Checkpoint
 from ._limits import check_declared, regular_file
 from ._reader import Match, Reader
+from ._remote import is_url
 
 __all__ = ["OnnxReader", "read_onnx"]
 
@@ -69,9 +70,17 @@ def _onnx(path: str) -> Any:
 
 def _load(path: str) -> Any:
     onnx = _onnx(path)
-    regular_file(path)
+    src: Any = path
+    if is_url(path):  # the whole object, once
+        import io
+
+        from ._remote import read_all_bytes
+
+        src = io.BytesIO(read_all_bytes(path))
+    else:
+        regular_file(path)
     try:
-        model = onnx.load(path, load_external_data=False)
+        model = onnx.load(src, load_external_data=False)
     except Exception as err:  # protobuf's DecodeError and friends: the file is damaged
         raise FormatError(
             f"'{path}' cannot be read as an ONNX model (damaged or not ONNX): "
@@ -123,6 +132,12 @@ def _external(path: str, t: Any, what: str, need: int, dims: tuple[int, ...]) ->
 
     info = {e.key: e.value for e in t.external_data}
     loc = info.get("location", "")
+    if is_url(path):
+        raise FormatError(
+            f"'{path}': {what} is stored in external file {loc!r}; rnnscope reads the external "
+            "data of local ONNX models only (copy the model and its data to a local folder)",
+            path=path,
+        )
     folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
     target = os.path.realpath(os.path.join(folder, loc)) if loc else ""
     if (

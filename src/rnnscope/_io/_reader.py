@@ -15,6 +15,9 @@ import os
 import zipfile
 from typing import TYPE_CHECKING, ClassVar
 
+from .._errors import RnnscopeError
+from ._remote import is_url, open_binary, stamp
+
 if TYPE_CHECKING:
     from ._checkpoint import Checkpoint
 
@@ -74,8 +77,14 @@ def zip_names(path: str) -> frozenset[str] | None:
     """The member names of a zip archive, or None when it cannot be read as one.
 
     Several readers ask during one detection: the answer is kept for the same file, size and
-    modification time.
+    modification time (for a remote object: size and ETag).
     """
+    if is_url(path):
+        try:
+            n, tag = stamp(path)
+        except Exception:  # detection never raises: the caller reports the object itself
+            return None
+        return _zip_names(path, n, 0, hash(tag))
     try:
         st = os.stat(path)
     except OSError:
@@ -86,7 +95,9 @@ def zip_names(path: str) -> frozenset[str] | None:
 @functools.lru_cache(maxsize=4)
 def _zip_names(path: str, size: int, mtime: int, inode: int) -> frozenset[str] | None:
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_binary(path, "blockcache") as fh, zipfile.ZipFile(fh) as zf:
             return frozenset(zf.namelist())
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        return None
+    except RnnscopeError:  # a remote read that failed: the caller reports the object itself
         return None

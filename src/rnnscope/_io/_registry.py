@@ -23,6 +23,7 @@ from .._errors import FormatError
 from ._onnx import OnnxReader
 from ._reader import HEAD_BYTES, ZIP_MAGIC, Match, Reader, zip_names
 from ._readers import KerasH5Reader, KerasReader, SafetensorsReader, TorchReader
+from ._remote import is_url
 
 __all__ = [
     "FORMATS",
@@ -112,8 +113,15 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     from ._limits import regular_file
 
     p = os.fspath(path)
-    size = regular_file(p)  # a FIFO or device would block or never end
-    head = _read_head(p)
+    if is_url(p):
+        from ._remote import read_range
+        from ._remote import size as remote_size
+
+        size = remote_size(p)
+        head = read_range(p, 0, min(HEAD_BYTES, size)) if size else b""
+    else:
+        size = regular_file(p)  # a FIFO or device would block or never end
+        head = _read_head(p)
     if size == 0:
         raise FormatError(f"'{p}' is empty (0 bytes); expected one of: {supported()}", path=p)
     found = _best(p, head, Match.CONTENT)

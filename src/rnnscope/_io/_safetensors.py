@@ -21,6 +21,7 @@ from .._errors import FormatError
 from .._model import readonly
 from ._checkpoint import Checkpoint
 from ._limits import check_declared
+from ._remote import is_url, open_binary
 from ._torch_keys import build_torch_refs
 
 __all__ = ["read_safetensors"]
@@ -45,9 +46,17 @@ _ITEMSIZE = {
 }
 
 
+def _size(path: str) -> int:
+    if is_url(path):
+        from ._remote import size
+
+        return size(path)
+    return os.path.getsize(path)
+
+
 def _header(path: str) -> tuple[dict[str, Any], int]:
-    size = os.path.getsize(path)
-    with open(path, "rb") as fh:
+    size = _size(path)
+    with open_binary(path) as fh:  # remote: two range requests, the length then the header
         head = fh.read(8)
         if len(head) < 8:
             raise FormatError(
@@ -144,10 +153,10 @@ def read_safetensors(path: str) -> Checkpoint:
         raise FormatError(
             f"'{path}': the tensors cover {end} bytes of a {data_size}-byte data section", path=path
         )
-    data_start = os.path.getsize(path) - data_size
+    data_start = _size(path) - data_size
 
     def read(keys: list[str]) -> list[np.ndarray]:
-        with open(path, "rb") as fh:
+        with open_binary(path) as fh:  # remote: one range request per tensor, its bytes only
             return [_tensor(path, fh, data_start, k, header[k]) for k in keys]
 
     notes: list[str] = []

@@ -15,6 +15,7 @@ size against the bytes of its storage (a zero-stride view of one number cannot c
 
 from __future__ import annotations
 
+import io
 import pickletools
 import re
 import zipfile
@@ -27,6 +28,7 @@ from .._errors import FormatError, MissingDependencyError
 from .._model import readonly
 from ._checkpoint import Checkpoint
 from ._limits import check_declared
+from ._remote import is_url
 from ._torch_keys import build_torch_refs
 
 __all__ = ["read_torch"]
@@ -111,9 +113,9 @@ def declared_storages(pickled: bytes) -> dict[str, int] | None:
     return out
 
 
-def _plan(path: str) -> bool:
+def _plan(path: str, src: Any) -> bool:
     """Check a zip checkpoint's members; True when mapping it reads what torch.load would."""
-    with zipfile.ZipFile(path) as zf:
+    with zipfile.ZipFile(src) as zf:
         infos = zf.infolist()
         for i in infos:
             check_declared(path, f"zip member '{i.filename}'", i.file_size, i.compress_size)
@@ -163,9 +165,17 @@ def read_torch(path: str) -> Checkpoint:
 
     import torch
 
-    mmap = _plan(path) if zipfile.is_zipfile(path) else False
+    src: Any = path
+    if is_url(path):  # the whole object, once, in memory (torch.load cannot map a remote file)
+        from ._remote import read_all_bytes
+
+        src = io.BytesIO(read_all_bytes(path))
+    mmap = _plan(path, src) if zipfile.is_zipfile(src) else False
+    if not isinstance(src, str):
+        src.seek(0)
+        mmap = False
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        obj = torch.load(src, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()  # torch colours its advice
         first = plain.splitlines()[0] if plain else type(err).__name__

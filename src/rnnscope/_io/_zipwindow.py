@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from .._errors import FormatError
+from ._remote import is_url, open_binary
 
 __all__ = ["open_member"]
 
@@ -55,8 +56,14 @@ def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
     A stored (uncompressed) member, as Keras writes them, is a window on the archive itself:
     seeking is free and nothing is copied; its CRC-32 is checked first, in one streaming pass.
     A compressed member is decompressed as it is read.
+
+    A remote archive (a URL) is read by range requests through fsspec's block cache: the end
+    record and central directory, then the member's blocks as they are read. Its CRC-32 is not
+    checked (that would read the whole member; object stores keep their own checksums); the
+    HDF5 inside is vetted and bounded as any other.
     """
-    with zipfile.ZipFile(path) as zf:
+    remote = is_url(path)
+    with open_binary(path, "blockcache") as src, zipfile.ZipFile(src) as zf:
         try:
             info = zf.getinfo(member)
         except KeyError as err:
@@ -65,7 +72,7 @@ def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
             with zf.open(info) as fh:
                 yield fh
             return
-    with open(path, "rb") as raw:
+    with open_binary(path, "blockcache") as raw:
         raw.seek(info.header_offset)
         header = raw.read(_LOCAL_HEADER.size)
         if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
@@ -79,7 +86,8 @@ def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
                 path=path,
             )
         window = _Window(raw, start, info.file_size)
-        _check_crc(window, info, path, member)
+        if not remote:
+            _check_crc(window, info, path, member)
         window.seek(0)
         yield io.BufferedReader(window, buffer_size=1 << 16)
 
