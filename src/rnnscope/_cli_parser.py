@@ -92,7 +92,8 @@ def _many(p: argparse.ArgumentParser, parallel: bool = True) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
-        help="checkpoint files (.keras .h5 .hdf5 .safetensors .pt .pth) or folders of them",
+        help="checkpoint files (.keras .h5 .hdf5 .safetensors .pt .pth .onnx) or folders of them; "
+        "also URLs (s3://bucket/run/, quoted globs such as 's3://b/run/*.safetensors')",
     )
     p.add_argument("-r", "--recursive", action="store_true", help="read folders inside folders")
     p.add_argument(

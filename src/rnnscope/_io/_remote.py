@@ -44,10 +44,12 @@ __all__ = [
     "stamp",
 ]
 
-# libhdf5 reads a Keras file's metadata in many small pieces spread over its first megabytes, and
-# each range request to object storage costs a round trip (~10-50 ms): a 1 MiB block holds the
-# metadata of a small model in one or two requests and streams a layer's datasets in few more,
-# while reading a single layer of a large file still fetches about its own size.
+# libhdf5 reads a Keras file's metadata in many small pieces (Keras writes each layer's group
+# records beside its datasets, so they are spread over the whole file), and each range request to
+# object storage costs a round trip (~10-50 ms to S3). Measured on a 16.8 MB two-layer LSTM(512)
+# .weights.h5 (bench/bench_remote.py --block-sizes): see the README's table; 1 MiB keeps listing
+# to a few requests while a layer's read fetches little beyond its own bytes.
+# RNNSCOPE_REMOTE_BLOCK_SIZE (bytes) overrides it.
 BLOCK_SIZE = 1 << 20
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _lock = threading.Lock()
@@ -223,9 +225,12 @@ def open_remote(url: str, cache: str = "none") -> Iterator[IO[bytes]]:
         cache: ``"none"`` (each read is one range request of exactly its bytes) or
             ``"blockcache"`` (reads go through cached blocks of :data:`BLOCK_SIZE`; for HDF5).
     """
+    from ._limits import _env_number
+
     fs, path = filesystem(url)
+    block = int(_env_number("RNNSCOPE_REMOTE_BLOCK_SIZE", BLOCK_SIZE))
     with failures(url, "opening it"):
-        fh = fs.open(path, "rb", block_size=BLOCK_SIZE, cache_type=cache)
+        fh = fs.open(path, "rb", block_size=block, cache_type=cache)
     try:
         with failures(url, "reading it"):
             yield cast(IO[bytes], _Reported(fh, url))
