@@ -98,8 +98,9 @@ def main() -> None:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    import rnnscope
     import s3fs
+
+    import rnnscope
 
     files = write_files(Path(args.dir))
     fs = s3fs.S3FileSystem()
