@@ -169,19 +169,28 @@ def test_every_fixture_format_reads_from_a_bucket_as_locally(s3, path):
         np.testing.assert_allclose(got, y, atol=ATOL, err_msg=path.name)
 
 
-def test_onnx_and_filesystem_objects_read_from_a_bucket(s3, tmp_path):
-    """An ONNX model, and sources given as ``(fs, path)`` and as ``fsspec.core.OpenFile``."""
+def test_onnx_and_filesystem_objects_read_from_a_bucket(s3, tmp_path, monkeypatch):
+    """An ONNX model, and sources given as ``(fs, path)`` and as ``fsspec.core.OpenFile``: their
+    filesystem's options are used, in the HDF5 reader process too (the environment here points
+    at a closed port while they are read)."""
     import fsspec
+
+    from rnnscope._io import _h5proc
 
     local = _onnx_file(tmp_path)
     s3.fs.put_file(str(local), f"{BUCKET}/onnx/gru.onnx")
     _same_checkpoint(rnnscope.load(local), rnnscope.load(f"s3://{BUCKET}/onnx/gru.onnx"))
     fs = s3fs.S3FileSystem(endpoint_url=s3.endpoint, skip_instance_cache=True)
-    pair = rnnscope.load((fs, f"{BUCKET}/files/k3_func.keras"))
-    assert pair.path == f"s3://{BUCKET}/files/k3_func.keras"
-    _same_checkpoint(rnnscope.load(FIXTURES / "k3_func.keras"), pair)
-    opened = fsspec.core.OpenFile(fs, f"{BUCKET}/files/pt_stack.safetensors")
-    _same_checkpoint(rnnscope.load(FIXTURES / "pt_stack.safetensors"), rnnscope.load(opened))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    _h5proc.stop()
+    try:
+        pair = rnnscope.load((fs, f"{BUCKET}/files/k3_func.weights.h5"))
+        assert pair.path == f"s3://{BUCKET}/files/k3_func.weights.h5"
+        _same_checkpoint(rnnscope.load(FIXTURES / "k3_func.weights.h5"), pair)
+        opened = fsspec.core.OpenFile(fs, f"{BUCKET}/files/pt_stack.safetensors")
+        _same_checkpoint(rnnscope.load(FIXTURES / "pt_stack.safetensors"), rnnscope.load(opened))
+    finally:
+        _h5proc.stop()  # the next reader starts with the server's address again
 
 
 def test_one_safetensors_layer_of_100_mb_reads_under_5_percent(s3, tmp_path):

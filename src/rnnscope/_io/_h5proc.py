@@ -177,9 +177,13 @@ def call(request: dict[str, Any], path: str, what: str, nbytes: int = 0) -> Any:
             header, arrays = _receive(proc.stdout, time.monotonic() + limit)
         except TimeoutError:
             _kill()
+            why = (
+                "a slow or unreachable server, or a damaged file"
+                if "://" in path
+                else "the HDF5 library stopped responding (a damaged file)"
+            )
             raise FormatError(
-                f"'{path}': reading {what} took longer than {limit:.0f} s; the HDF5 library "
-                "stopped responding (a damaged file)",
+                f"'{path}': reading {what} took longer than {limit:.0f} s; {why}",
                 path=path,
             ) from None
         except (_Dead, OSError, ValueError):

@@ -232,8 +232,7 @@ def open_remote(url: str, cache: str = "none") -> Iterator[IO[bytes]]:
     with failures(url, "opening it"):
         fh = fs.open(path, "rb", block_size=block, cache_type=cache)
     try:
-        with failures(url, "reading it"):
-            yield cast(IO[bytes], _Reported(fh, url))
+        yield cast(IO[bytes], _Reported(fh, url))  # its reads name the URL when they fail
     finally:
         try:
             fh.close()
@@ -283,4 +282,3 @@ def is_glob(url: str) -> bool:
     """True when the URL holds a glob character (``*``, ``?``, ``[``)."""
     tail = url.split("://", 1)[-1]
     return any(c in tail for c in "*?[")
-
