@@ -73,6 +73,7 @@ def _remote_list(
     from ._io._remote import is_glob
 
     suffixes = checkpoint_suffixes()
+
     def base(path: str) -> str:
         return str(fs.unstrip_protocol(path))
 

@@ -162,13 +162,7 @@ def failures(url: str, doing: str) -> Iterator[None]:
         raise FormatError(
             f"'{url}': access denied while {doing}: {_first_line(err)}", path=url
         ) from err
-    except (OSError, ValueError, RuntimeError, TimeoutError) as err:
-        raise FormatError(
-            f"'{url}': cannot read the remote file while {doing}: "
-            f"{type(err).__name__}: {_first_line(err)}",
-            path=url,
-        ) from err
-    except Exception as err:  # any backend's own error class (botocore, aiohttp, ...)
+    except Exception as err:  # OSError, or any backend's own error class (botocore, aiohttp)
         raise FormatError(
             f"'{url}': cannot read the remote file while {doing}: "
             f"{type(err).__name__}: {_first_line(err)}",
