@@ -429,3 +429,17 @@ def test_dask_workers_read_remote_urls_themselves(s3, run_tree):
     assert listing and not any("rnnscope-worker" in a for a in listing)  # the client's own
     cols = ["model", "layer", "part", "gate", "mean", "std", "max"]
     np.testing.assert_array_equal(on_dask[cols].to_numpy(), local[cols].to_numpy())
+
+
+def test_report_of_a_bucket_folder_and_a_missing_object(s3, run_tree, tmp_path):
+    """The HTML report reads a remote folder like a local one and lists a missing object, by its
+    URL, among the files not read."""
+    missing = f"s3://{BUCKET}/run/epoch99.safetensors"
+    with pytest.warns(RuntimeWarning, match="1 of 4 sources could not be read"):
+        out = rnnscope.report(
+            [f"s3://{BUCKET}/run", missing], out=tmp_path / "r.html", figures=False
+        )
+    html = out.read_text(encoding="utf-8")
+    for k in (1, 2, 10):
+        assert f"epoch{k}.safetensors" in html
+    assert missing in html and "no such object" in html
