@@ -87,13 +87,23 @@ def put(page, name, attr, value):
     page.evaluate(f"([n, a, v]) => {{ ({MODEL})(n)[a] = v; }}", [name, attr, value])
 
 
+def drawn(page, source: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The unit lines of one source: unit -> (timesteps, values)."""
+    data = get(page, source, "data")
+    out = {}
+    for u, x, y in zip(data["unit"], data["xs"], data["ys"], strict=True):
+        x, y = (list(v.values()) if isinstance(v, dict) else v for v in (x, y))
+        out[u] = (np.array(x, dtype=np.float64), np.array(y, dtype=np.float64))
+    return out
+
+
 def shown(page) -> tuple[list[int], np.ndarray]:
-    """The unit lines drawn: (units, values (units, time)) in unit order."""
-    data = get(page, "rnnscope-lines-src", "data")
-    units = list(data["unit"])
-    ys = [list(y.values()) if isinstance(y, dict) else y for y in data["ys"]]
-    order = np.argsort(units)
-    return sorted(units), np.array(ys, dtype=np.float64)[order]
+    """Every unit line drawn (blue and red), each over every step: (units, values (units, time))."""
+    lines = {**drawn(page, "rnnscope-others-src"), **drawn(page, "rnnscope-lines-src")}
+    units = sorted(lines)
+    for u in units:
+        assert lines[u][0].tolist() == list(range(len(lines[u][0]))), u  # every step, in order
+    return units, np.array([lines[u][1] for u in units])
 
 
 def lines_box(page) -> dict[str, float]:
@@ -296,12 +306,13 @@ def test_quantised_page_of_a_wide_layer(browser, tmp_path):  # noqa: F811
     put(page, "rnnscope-range", "value", [3, 3])
     picked = get(page, "rnnscope-selected", "data")["unit"]
     assert len(picked) == 44
+    red, blue = drawn(page, "rnnscope-lines-src"), drawn(page, "rnnscope-others-src")
+    assert len(red) == 40 and set(red) <= set(picked) and len(blue) == 40
     units, values = shown(page)
-    on = [u for u in units if u in set(picked)]
-    assert len(on) == 40 and 0 < len(units) - 40 <= 40
     assert np.abs(values - h[0].T[units]).max() <= half
+    assert "40 of them drawn in red" in get(page, "rnnscope-count", "text")
     title = page.evaluate(f"() => ({MODEL})('rnnscope-lines').title.text")
-    assert f"40 of the {len(picked)} selected" in title
+    assert "40 of the 50 units (blue) and at most 40 of the selected (red)" in title
     context.close()
     assert record["problems"] == []
 
@@ -349,9 +360,9 @@ def test_jupyter_shows_the_same_page(browser, lstm, tmp_path):  # noqa: F811
     context, page, record = open_page(browser, notebook, ready=False)
     inner = page.frames[1]
     inner.wait_for_function("() => window.__rnnscopeExplore !== undefined")
-    ys = inner.evaluate(f"() => ({MODEL})('rnnscope-lines-src').data.ys[0]")
+    ys = inner.evaluate(f"() => ({MODEL})('rnnscope-others-src').data.ys[0]")
     ys = list(ys.values()) if isinstance(ys, dict) else ys
-    unit0 = inner.evaluate(f"() => ({MODEL})('rnnscope-lines-src').data.unit[0]")
+    unit0 = inner.evaluate(f"() => ({MODEL})('rnnscope-others-src').data.unit[0]")
     np.testing.assert_allclose(ys, gates["forward"]["h"][0, :, unit0], atol=1e-6)
     context.close()
     assert record["problems"] == [] and record["requests"] == [notebook.as_uri()]
@@ -380,18 +391,23 @@ def page_data(path) -> dict:
     data = json.loads(found.group(2))
     for p in [*data["signals"].values(), data["features"]]:
         if p is not None:
-            block = re.search(
-                f'<script type="application/octet-stream" id="{p["block"]}">'
-                r"([A-Za-z0-9+/=]*)</script>",
-                text,
+            assert len(p["blocks"]) == p["shape"][0]  # one block per sample
+            p["raw"] = b"".join(
+                base64.b64decode(
+                    re.search(
+                        f'<script type="application/octet-stream" id="{block}">'
+                        r"([A-Za-z0-9+/=]*)</script>",
+                        text,
+                    ).group(1)
+                )
+                for block in p["blocks"]
             )
-            p["b64"] = block.group(1)
     return data
 
 
 def unpack(p: dict) -> np.ndarray:
     dtype = {"f32": "<f4", "u16": "<u2", "u8": "u1"}[p["enc"]]
-    stored = np.frombuffer(base64.b64decode(p["b64"]), dtype=dtype).reshape(p["shape"])
+    stored = np.frombuffer(p["raw"], dtype=dtype).reshape(p["shape"])
     return p["lo"] + p["step"] * stored.astype(np.float64)
 
 
