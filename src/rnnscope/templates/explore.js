@@ -288,7 +288,7 @@ function rnnscopeExplorer(m) {
       for (let t = 0; t <= T; t++) {
         let together = t < T;
         for (let w = 0, o = t * W; w < W && together; w++) {
-          together = (on[o + w] & want[w]) === want[w];
+          together = ((on[o + w] & want[w]) >>> 0) === want[w];  // unsigned, as want is
         }
         if (together) {
           // the units on over the whole run so far: the words of every step ANDed together
@@ -324,7 +324,7 @@ function rnnscopeExplorer(m) {
       score: top.map((f) => f[0]),
     };
     t = part("match list", t);
-    m.match_src.selected.indices = [];
+    if (m.match_src.selected.indices.length) m.match_src.selected.indices = [];
     // the table redraws on a new length, or on a change of its view (which costs as much)
     if (same) m.match_table.view.change.emit();
     m.match_title.text = "<b>" + found.length + "</b> place" + (found.length === 1 ? "" : "s") +
@@ -335,9 +335,9 @@ function rnnscopeExplorer(m) {
   }
 
   function jump() {
-    const i = cb_obj.indices[0];
-    if (i === undefined) return;
-    const d = m.match_src.data, s = d.sample[i], a = d.start[i], b = d.end[i];
+    const i = cb_obj.indices[0], d = m.match_src.data;
+    if (i === undefined || !(i < d.sample.length)) return;
+    const s = d.sample[i], a = d.start[i], b = d.end[i];
     E.jump = {s: s, a: a, b: b};
     const pad = Math.max(3, b - a + 1);
     m.x.setv({start: Math.max(-0.5, a - pad - 0.5), end: Math.min(T - 0.5, b + pad + 0.5)});
