@@ -87,13 +87,23 @@ def put(page, name, attr, value):
     page.evaluate(f"([n, a, v]) => {{ ({MODEL})(n)[a] = v; }}", [name, attr, value])
 
 
+def drawn(page, source: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The unit lines of one source: unit -> (timesteps, values)."""
+    data = get(page, source, "data")
+    out = {}
+    for u, x, y in zip(data["unit"], data["xs"], data["ys"], strict=True):
+        x, y = (list(v.values()) if isinstance(v, dict) else v for v in (x, y))
+        out[u] = (np.array(x, dtype=np.float64), np.array(y, dtype=np.float64))
+    return out
+
+
 def shown(page) -> tuple[list[int], np.ndarray]:
-    """The unit lines drawn: (units, values (units, time)) in unit order."""
-    data = get(page, "rnnscope-lines-src", "data")
-    units = list(data["unit"])
-    ys = [list(y.values()) if isinstance(y, dict) else y for y in data["ys"]]
-    order = np.argsort(units)
-    return sorted(units), np.array(ys, dtype=np.float64)[order]
+    """Every unit line drawn (blue and red), each over every step: (units, values (units, time))."""
+    lines = {**drawn(page, "rnnscope-others-src"), **drawn(page, "rnnscope-lines-src")}
+    units = sorted(lines)
+    for u in units:
+        assert lines[u][0].tolist() == list(range(len(lines[u][0]))), u  # every step, in order
+    return units, np.array([lines[u][1] for u in units])
 
 
 def lines_box(page) -> dict[str, float]:
@@ -296,14 +306,88 @@ def test_quantised_page_of_a_wide_layer(browser, tmp_path):  # noqa: F811
     put(page, "rnnscope-range", "value", [3, 3])
     picked = get(page, "rnnscope-selected", "data")["unit"]
     assert len(picked) == 44
+    red, blue = drawn(page, "rnnscope-lines-src"), drawn(page, "rnnscope-others-src")
+    assert len(red) == 40 and set(red) <= set(picked) and len(blue) == 40
     units, values = shown(page)
-    on = [u for u in units if u in set(picked)]
-    assert len(on) == 40 and 0 < len(units) - 40 <= 40
     assert np.abs(values - h[0].T[units]).max() <= half
+    assert "40 of them drawn in red" in get(page, "rnnscope-count", "text")
+    # 50 units are two 32-bit words of the page's masks: selection and matches against numpy
+    # on the values as stored (8 bits: exact to the stored precision)
+    stored = unpack(page_data(out.path)["signals"]["h|forward"])
+    assert np.abs(stored - h).max() <= half
+    thr = float(np.median(stored))
+    put(page, "rnnscope-threshold", "value", thr)
+    seen = set()
+    for t0, t1 in ((2, 4), (10, 11), (17, 17)):
+        put(page, "rnnscope-range", "value", [t0, t1])
+        units = list(get(page, "rnnscope-selected", "data")["unit"])
+        assert units == selected(stored, 0, t0, t1, thr)
+        seen |= set(units)
+        want = matches(stored, units, t1 - t0 + 1, thr)
+        got = get(page, "rnnscope-matches", "data")
+        rows = zip(got["sample"], got["start"], got["end"], got["on"], strict=True)
+        assert list(rows) == [w[1:] for w in want][:200] and want
+        np.testing.assert_allclose(got["score"], [w[0] for w in want][:200], rtol=1e-12)
+    assert min(seen) < 32 <= max(seen)  # both words of the masks were used
     title = page.evaluate(f"() => ({MODEL})('rnnscope-lines').title.text")
-    assert f"40 of the {len(picked)} selected" in title
+    assert "40 of the 50 units (blue) and at most 40 of the selected (red)" in title
     context.close()
     assert record["problems"] == []
+
+
+def test_lines_thinned_beyond_the_point_budget_and_every_step_when_zoomed(
+    browser,  # noqa: F811
+    lstm,
+    tmp_path,
+    monkeypatch,
+):
+    """Past MAX_POINTS each line is the lowest and highest value of each bucket of steps, in
+    time order (real points); zoomed in, every step of the visible range and around it."""
+    from rnnscope import _explore
+
+    model, x, gates = lstm
+    monkeypatch.setattr(_explore, "MAX_POINTS", 60)
+    out = rnnscope.explore(model, x, out=tmp_path / "z.html", signals=["h"], threshold=0.0)
+    context, page, record = open_page(browser, out.path)
+    h = gates["forward"]["h"][0]  # (time, units)
+    red, blue = drawn(page, "rnnscope-lines-src"), drawn(page, "rnnscope-others-src")
+    assert sorted(blue) == list(range(UNITS))
+    per = 60 // (len(red) + len(blue))
+    bucket = -(-2 * TIME // per)
+    assert 1 < bucket < TIME
+    for lines in (red, blue):
+        for u, (xs, ys) in lines.items():
+            want = []
+            for b0 in range(0, TIME, bucket):
+                part = h[b0 : b0 + bucket, u]
+                want += sorted({b0 + int(np.argmin(part)), b0 + int(np.argmax(part))})
+            assert xs.tolist() == want, u
+            np.testing.assert_allclose(ys, h[want, u], atol=1e-6)
+    title = page.evaluate(f"() => ({MODEL})('rnnscope-lines').title.text")
+    assert f"highest value of every {bucket} steps" in title
+    page.evaluate(f"() => ({MODEL})('rnnscope-x').setv({{start: 9.5, end: 11.5}})")
+    xs, ys = drawn(page, "rnnscope-others-src")[2]
+    assert xs.tolist() == list(range(8, 14))  # steps 10-11 shown, as many again each side
+    np.testing.assert_allclose(ys, h[8:14, 2], atol=1e-6)
+    assert "highest" not in page.evaluate(f"() => ({MODEL})('rnnscope-lines').title.text")
+    context.close()
+    assert record["problems"] == []
+
+
+def test_first_view_is_in_the_file_before_bokeh_starts(lstm, tmp_path):
+    """Sample 0 of the first signal (and of the features) comes before Bokeh's start, which no
+    longer waits for the whole file; every other block comes after it."""
+    model, x, _ = lstm
+    out = rnnscope.explore(model, x, out=tmp_path / "f.html", signals=["h", "c"])
+    text = out.path.read_text(encoding="utf-8")
+    data = page_data(out.path)
+    start = text.index("root.Bokeh.embed.embed_items(")
+    assert 'addEventListener("DOMContentLoaded", fn)' not in text
+    first = [data["signals"]["h|forward"]["blocks"][0], data["features"]["blocks"][0]]
+    for p in [*data["signals"].values(), data["features"]]:
+        for block in p["blocks"]:
+            at = text.index(f'id="{block}"')
+            assert (at < start) == (block in first), block
 
 
 # ------------------------------------------------------------------------------ without a browser
@@ -349,9 +433,9 @@ def test_jupyter_shows_the_same_page(browser, lstm, tmp_path):  # noqa: F811
     context, page, record = open_page(browser, notebook, ready=False)
     inner = page.frames[1]
     inner.wait_for_function("() => window.__rnnscopeExplore !== undefined")
-    ys = inner.evaluate(f"() => ({MODEL})('rnnscope-lines-src').data.ys[0]")
+    ys = inner.evaluate(f"() => ({MODEL})('rnnscope-others-src').data.ys[0]")
     ys = list(ys.values()) if isinstance(ys, dict) else ys
-    unit0 = inner.evaluate(f"() => ({MODEL})('rnnscope-lines-src').data.unit[0]")
+    unit0 = inner.evaluate(f"() => ({MODEL})('rnnscope-others-src').data.unit[0]")
     np.testing.assert_allclose(ys, gates["forward"]["h"][0, :, unit0], atol=1e-6)
     context.close()
     assert record["problems"] == [] and record["requests"] == [notebook.as_uri()]
@@ -380,18 +464,23 @@ def page_data(path) -> dict:
     data = json.loads(found.group(2))
     for p in [*data["signals"].values(), data["features"]]:
         if p is not None:
-            block = re.search(
-                f'<script type="application/octet-stream" id="{p["block"]}">'
-                r"([A-Za-z0-9+/=]*)</script>",
-                text,
+            assert len(p["blocks"]) == p["shape"][0]  # one block per sample
+            p["raw"] = b"".join(
+                base64.b64decode(
+                    re.search(
+                        f'<script type="application/octet-stream" id="{block}">'
+                        r"([A-Za-z0-9+/=]*)</script>",
+                        text,
+                    ).group(1)
+                )
+                for block in p["blocks"]
             )
-            p["b64"] = block.group(1)
     return data
 
 
 def unpack(p: dict) -> np.ndarray:
     dtype = {"f32": "<f4", "u16": "<u2", "u8": "u1"}[p["enc"]]
-    stored = np.frombuffer(base64.b64decode(p["b64"]), dtype=dtype).reshape(p["shape"])
+    stored = np.frombuffer(p["raw"], dtype=dtype).reshape(p["shape"])
     return p["lo"] + p["step"] * stored.astype(np.float64)
 
 

@@ -1,9 +1,9 @@
 """The interactive explorer: one self-contained HTML page of a layer's trace (Bokeh, no server).
 
 The page holds every recorded signal of the trace (``h``, ``c``, each gate; each direction) for
-every sample, packed as base64 arrays in one inline JSON block and decoded in the page on first
-use, one signal at a time. Bokeh draws; the page's own script only picks numbers out of those
-arrays and hands them to Bokeh's data sources (``templates/explore.js``).
+every sample, packed as base64 arrays, one block per signal and sample, decoded in the page on
+first use. Bokeh draws; the page's own script only picks numbers out of those arrays and hands
+them to Bokeh's data sources (``templates/explore.js``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ _ENCODINGS = (("f32", "<f4", 4), ("u16", "<u2", 2), ("u8", "u1", 1))
 _B64 = 4 / 3  # base64 grows bytes by a third
 MAX_MATCHES = 200
 MAX_LINES = 40  # unit lines drawn (each of selected and others) when a layer has more units
+# points drawn by all unit lines together; beyond, min and max per bucket of steps (see README)
+MAX_POINTS = 12_000
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,11 @@ class Explorer:
 
 
 def pack_array(a: np.ndarray, encoding: str) -> dict[str, Any]:
-    """``a`` as base64 little-endian bytes with what the page needs to decode it.
+    """``a`` as base64 little-endian bytes, one text per sample, and how the page decodes them.
 
-    A value is ``lo + step * stored``; for ``"f32"`` ``lo`` is 0 and ``step`` 1.
+    A value is ``lo + step * stored``, with one ``lo`` and ``step`` for the whole array; for
+    ``"f32"`` ``lo`` is 0 and ``step`` 1. ``b64[i]`` holds ``a[i]`` (row-major), so the page
+    decodes only the samples it shows.
 
     Example:
         >>> pack_array(np.array([0.0, 1.0]), "u8")["step"]
@@ -83,7 +87,9 @@ def pack_array(a: np.ndarray, encoding: str) -> dict[str, Any]:
         "min": vmin,
         "max": vmax,
         "shape": list(a.shape),
-        "b64": base64.b64encode(np.ascontiguousarray(stored).tobytes()).decode("ascii"),
+        "b64": [
+            base64.b64encode(np.ascontiguousarray(row).tobytes()).decode("ascii") for row in stored
+        ],
     }
 
 
@@ -189,6 +195,7 @@ def _meta(
         "features": None if tokens is not None else pack_array(x, encoding),
         "max_matches": MAX_MATCHES,
         "max_lines": MAX_LINES,
+        "max_points": MAX_POINTS,
     }
 
 

@@ -7,6 +7,7 @@ lives in one inline JSON block the script decodes on first use. Bokeh's JavaScri
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from importlib import resources
 from typing import Any
@@ -35,26 +36,40 @@ def _view_scale(meta: dict[str, Any]) -> None:
     meta["palettes"] = _palettes()
 
 
-def _data_scripts(uid: str, meta: dict[str, Any]) -> str:
-    """The data blocks: the small JSON description, then one base64 block per array.
+def _data_scripts(uid: str, meta: dict[str, Any]) -> tuple[str, str]:
+    """The data blocks: the JSON description and what the first view needs; then the rest.
 
-    Each array's base64 text sits in its own ``<script type="application/octet-stream">`` (not
-    run, not parsed) and is read by id when the page first needs it, so opening the page parses
-    only the description and the arrays of the first view.
+    Each sample of each array is its own ``<script type="application/octet-stream">`` (not run,
+    not parsed), read by id when the page first needs it. The first part (the description,
+    sample 0 of the first signal and of the features) goes before Bokeh's start, the rest after
+    it, so the first view is drawn while the browser still reads the other samples.
     """
     meta = dict(meta, signals={k: dict(v) for k, v in meta["signals"].items()})
     arrays = list(meta["signals"].values()) + ([meta["features"]] if meta["features"] else [])
     if meta["features"]:
         meta["features"] = arrays[-1] = dict(meta["features"])
-    blocks = []
+    first_signal = arrays[0]
+    front: list[str] = []
+    back: list[str] = []
     for i, p in enumerate(arrays):
-        p["block"] = f"{uid}-{i}"
-        blocks.append(
-            f'<script type="application/octet-stream" id="{uid}-{i}">{p.pop("b64")}</script>'
-        )
+        p["blocks"] = [f"{uid}-{i}-{s}" for s in range(len(p["b64"]))]
+        for s, (block, text) in enumerate(zip(p["blocks"], p.pop("b64"), strict=True)):
+            first = s == 0 and (p is first_signal or p is meta["features"])
+            (front if first else back).append(
+                f'<script type="application/octet-stream" id="{block}">{text}</script>'
+            )
     text = json.dumps(meta, separators=(",", ":"), allow_nan=False)
     text = text.replace("<", "\\u003c")  # nothing in the block can end or open a tag
-    return f'<script type="application/json" id="{uid}">{text}</script>\n' + "\n".join(blocks)
+    head = f'<script type="application/json" id="{uid}">{text}</script>'
+    return "\n".join([head, *front]), "\n".join(back)
+
+
+# Bokeh's page starts its document on DOMContentLoaded, i.e. once the whole file is parsed; the
+# explorer's start needs only the blocks above it, so it starts at once (see ``_data_scripts``).
+_ON_LOAD = re.compile(
+    r'if \(document\.readyState != "loading"\) fn\(\);\s*'
+    r'else document\.addEventListener\("DOMContentLoaded", fn\);'
+)
 
 
 def _callback(models: dict[str, Any], action: str) -> Any:
@@ -66,6 +81,11 @@ def _callback(models: dict[str, Any], action: str) -> Any:
         args=models,
         code=f"{code}\nrnnscopeExplore({{{names}}}, cb_obj, {json.dumps(action)});",
     )
+
+
+def _units(meta: dict[str, Any]) -> int:
+    """The size of the first signal (units)."""
+    return int(next(iter(meta["signals"].values()))["shape"][2])
 
 
 def _placeholder() -> dict[str, Any]:
@@ -92,22 +112,35 @@ def _plots(meta: dict[str, Any], width: int) -> dict[str, Any]:
     x = Range1d(-0.5, time - 0.5, bounds=(-0.5, time - 0.5), name="rnnscope-x")
     common = {"width": width, "x_range": x, "tools": "xpan,xwheel_zoom,reset,save"}
     lines = figure(height=250, y_range=Range1d(0, 1), title="units over time", **common)
-    lines_src = ColumnDataSource(
-        {"xs": [], "ys": [], "unit": [], "color": [], "alpha": [], "width": []},
-        name="rnnscope-lines-src",
-    )
+    lines_src = ColumnDataSource({"xs": [], "ys": [], "unit": []}, name="rnnscope-lines-src")
+    others_src = ColumnDataSource({"xs": [], "ys": [], "unit": []}, name="rnnscope-others-src")
     band_src = ColumnDataSource({"x": [], "lo": [], "hi": []}, name="rnnscope-band-src")
     lines.varea("x", "lo", "hi", source=band_src, fill_color="#1f77b4", fill_alpha=0.12)
+    dim = 0.35 if _units(meta) <= 64 else 0.25
+    o = lines.multi_line("xs", "ys", source=others_src, line_color="#1f77b4", line_alpha=dim)
+    # the selected units on the overlay layer: a new selection repaints them, not the rest
     r = lines.multi_line(
-        "xs", "ys", source=lines_src, line_color="color", line_alpha="alpha", line_width="width"
+        "xs",
+        "ys",
+        source=lines_src,
+        line_color="#d62728",
+        line_alpha=0.95,
+        line_width=1.5,
+        level="overlay",
     )
     brush = BoxSelectTool(dimensions="width", name="rnnscope-brush")
-    lines.add_tools(brush, HoverTool(renderers=[r], tooltips=[("unit", "@unit"), ("t", "$x{0}")]))
+    lines.add_tools(
+        brush, HoverTool(renderers=[o, r], tooltips=[("unit", "@unit"), ("t", "$x{0}")])
+    )
     lines.toolbar.active_drag = brush
     lines.name = "rnnscope-lines"
-    span = Span(location=0.5, dimension="width", line_color="#d62728", line_dash="dashed")
-    box = BoxAnnotation(fill_color="#ff7f0e", fill_alpha=0.15, name="rnnscope-box")
-    match_box = BoxAnnotation(fill_color="#2ca02c", fill_alpha=0.2, name="rnnscope-match-box")
+    span = Span(
+        location=0.5, dimension="width", line_color="#d62728", line_dash="dashed", level="overlay"
+    )
+    box = BoxAnnotation(fill_color="#ff7f0e", fill_alpha=0.15, name="rnnscope-box", level="overlay")
+    match_box = BoxAnnotation(
+        fill_color="#2ca02c", fill_alpha=0.2, name="rnnscope-match-box", level="overlay"
+    )
     for p in (span, box, match_box):
         lines.add_layout(p)
 
@@ -126,7 +159,15 @@ def _plots(meta: dict[str, Any], width: int) -> dict[str, Any]:
     )
     sel_src = ColumnDataSource({"unit": [], "x": [], "w": []}, name="rnnscope-selected")
     heatmap.rect(
-        "x", "unit", "w", 1, source=sel_src, fill_alpha=0, line_color="#d62728", line_width=1.5
+        "x",
+        "unit",
+        "w",
+        1,
+        source=sel_src,
+        fill_alpha=0,
+        line_color="#d62728",
+        line_width=1.5,
+        level="overlay",
     )
     heatmap.yaxis.axis_label = "unit"
 
@@ -176,6 +217,7 @@ def _plots(meta: dict[str, Any], width: int) -> dict[str, Any]:
         "lines": lines,
         "band_src": band_src,
         "lines_src": lines_src,
+        "others_src": others_src,
         "span": span,
         "box": box,
         "match_box": match_box,
@@ -236,8 +278,8 @@ def build_page(
             width=width,
             value=(start, min(time - 1, start + max(1, time // 20))),
         ),
-        "count": Div(name="rnnscope-count", width=width),
-        "match_title": Div(name="rnnscope-match-title", width=420),
+        "count": Div(name="rnnscope-count", width=width, height=60),
+        "match_title": Div(name="rnnscope-match-title", width=420, height=60),
     }
     match_src = ColumnDataSource(
         {k: [] for k in ("rank", "sample", "label", "start", "end", "length", "on", "score")},
@@ -250,6 +292,7 @@ def build_page(
         height=560,
         index_position=None,
         reorderable=False,
+        autosize_mode="none",  # fixed column widths: no measuring of every cell on each update
         columns=[
             TableColumn(field="rank", title="#", width=30),
             TableColumn(field="label", title="sample", width=110),
@@ -275,30 +318,60 @@ def build_page(
     w["sample"].js_on_change("value", _callback(models, "sample"))
     match_src.selected.js_on_change("indices", _callback(models, "jump"))
     p["lines"].js_on_event("selectiongeometry", _callback(models, "brush"))
+    zoom = _callback(models, "zoom")
+    p["x"].js_on_change("start", zoom)
+    p["x"].js_on_change("end", zoom)
     header = Div(
         text=f"<h2 style='margin:4px 0'>{_esc(title)}</h2><p style='margin:0'>layer "
         f"<b>{_esc(meta['layer'])}</b> ({_esc(meta['cell'])}), {meta['samples']} samples x "
         f"{time} timesteps. Drag on the unit lines to brush a time range.</p>",
         width=width + 440,
     )
-    layout = column(
-        header,
-        row(w["sample"], w["direction"], w["signal"], w["threshold"]),
-        w["trange"],
-        row(
-            column(w["count"], p["lines"], p["heatmap"], p["input"]),
-            column(w["match_title"], table),
+    # Five roots, not one layout: a root's change (a Div's new text, the table's new rows)
+    # makes BokehJS lay out and repaint that whole root, which for the plots took 100-200 ms
+    # per text; the page's template puts them side by side (``_TEMPLATE``).
+    roots = {
+        "controls": column(
+            header,
+            row(w["sample"], w["direction"], w["signal"], w["threshold"]),
+            w["trange"],
+            name="rnnscope-root-controls",
         ),
-    )
+        "count": w["count"],
+        "plots": column(p["lines"], p["heatmap"], p["input"], name="rnnscope-root-plots"),
+        "match_title": w["match_title"],
+        "table": table,
+    }
     doc = Document()
-    doc.add_root(layout)
+    for root in roots.values():
+        doc.add_root(root)
     doc.js_on_event("document_ready", _callback(models, "init"))
     doc.title = title
-    page = file_html(doc, resources=INLINE, title=title)
+    page = file_html(doc, resources=INLINE, title=title, template=_template())
     head, sep, body = page.rpartition("</head>")  # Bokeh's own script holds "<body>" too
-    if not sep or "<body>" not in body:
+    if not sep or "<body>" not in body or not body.rstrip().endswith("</html>"):
         raise RuntimeError("bokeh's page template changed: no </head> followed by <body>")
-    return head + sep + body.replace("<body>", "<body>\n" + _data_scripts(uid, meta), 1)
+    front, back = _data_scripts(uid, meta)
+    # without the pattern (another Bokeh) the page still works, starting once fully parsed
+    body = _ON_LOAD.sub("fn();", body, count=1).replace("<body>", "<body>\n" + front, 1)
+    end = body.rindex("</body>")
+    return head + sep + body[:end] + back + "\n" + body[end:]
+
+
+_TEMPLATE = """{% extends base %}
+{% block contents %}{% set roots = docs[0].roots %}
+{{ embed(roots["rnnscope-root-controls"]) }}
+<div style="display:flex;align-items:flex-start;gap:20px">
+<div>{{ embed(roots["rnnscope-count"]) }}{{ embed(roots["rnnscope-root-plots"]) }}</div>
+<div>{{ embed(roots["rnnscope-match-title"]) }}{{ embed(roots["rnnscope-match-table"]) }}</div>
+</div>
+{% endblock %}"""
+
+
+def _template() -> Any:
+    from jinja2 import Template
+
+    return Template(_TEMPLATE)
 
 
 def _esc(text: object) -> str:

@@ -1,15 +1,28 @@
-// rnnscope explorer: the page's callbacks. They read the packed arrays of the page's JSON block,
+// rnnscope explorer: the page's callbacks. They read the packed arrays of the page's blocks,
 // compute the selection and the matches, and hand numbers to Bokeh's data sources and widgets;
 // Bokeh does all the drawing. `m` holds the Bokeh models by name, `action` says what happened.
+// Every array is packed one block per sample and decoded on first use; the blocks of samples
+// other than the first come after Bokeh's start in the file, so the first view is drawn while
+// the browser still reads them, and the match search waits for them (DOMContentLoaded).
 function rnnscopeExplore(m, cb_obj, action) {
+  // one explorer per page, made by the first callback and used by all of them, so that the
+  // browser compiles and optimises its loops once
   const all = window.__rnnscopeExplore || (window.__rnnscopeExplore = {});
-  let E = all[m.uid];
-  if (E === undefined) {
-    const meta = JSON.parse(document.getElementById(m.uid).textContent);
-    E = all[m.uid] = {meta: meta, cache: {}, sel: null, jump: null};
-    E.ND = m.img_src.data.image[0].constructor;  // Bokeh's 2D array type, from a placeholder
+  if (all[m.uid] === undefined) all[m.uid] = rnnscopeExplorer(m);
+  all[m.uid].run(action, cb_obj);
+}
+
+function rnnscopeExplorer(m) {
+  const meta = JSON.parse(document.getElementById(m.uid).textContent);
+  const E = {meta: meta, sel: null, jump: null, vc: null};
+  E.ND = m.img_src.data.image[0].constructor;  // Bokeh's 2D array type, from a placeholder
+  const T = meta.time, S = meta.samples;
+  let parts = {}, cb_obj = null;
+  function part(name, t0) {  // where an update's time goes (E.last.parts; read by the bench)
+    const now = performance.now();
+    parts[name] = (parts[name] || 0) + now - t0;
+    return now;
   }
-  const meta = E.meta, T = meta.time, S = meta.samples;
 
   function esc(text) {
     return String(text).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
@@ -20,31 +33,78 @@ function rnnscopeExplore(m, cb_obj, action) {
     for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
     return out;
   }
-  function decode(p) {  // a packed array: value = lo + step * stored
-    const raw = bytes(document.getElementById(p.block).textContent);
-    const q = p.enc === "f32" ? new Float32Array(raw.buffer)
-      : p.enc === "u16" ? new Uint16Array(raw.buffer) : raw;
-    return {q: q, lo: p.lo, step: p.step, shape: p.shape, p: p};
+  function packed(p) {  // a packed array: value = lo + step * stored, one block per sample
+    if (p.cache === undefined) {
+      const size = p.enc === "f32" ? 4 : p.enc === "u16" ? 2 : 1;
+      Object.defineProperty(p, "cache", {value: {
+        p: p, U: p.shape[2], q: new Array(S).fill(null), masks: {}, size: size,
+        b64len: Math.ceil((T * p.shape[2] * size) / 3) * 4,
+      }});
+    }
+    return p.cache;
   }
-  function packed(key) {
-    if (E.cache[key] === undefined) E.cache[key] = decode(meta.signals[key]);
-    return E.cache[key];
+  // sample s of a packed array, (time, size) row-major as stored; null while not yet read
+  function sample(A, s) {
+    if (A.q[s] === null) {
+      const el = document.getElementById(A.p.blocks[s]);
+      const text = el === null ? "" : el.textContent;
+      if (text.length !== A.b64len) return null;  // not (fully) parsed yet
+      const raw = bytes(text);
+      A.q[s] = A.p.enc === "f32" ? new Float32Array(raw.buffer)
+        : A.p.enc === "u16" ? new Uint16Array(raw.buffer) : raw;
+    }
+    return A.q[s];
+  }
+  // Bits of sample s above thr (strictly): unit u at step t is bit u % 32 of word
+  // t * W + u / 32 (W words per step). Stored values are compared through a table of every
+  // stored level, so the test is exactly `lo + step * stored > thr`.
+  function mask(A, s, thr) {
+    const key = String(thr);
+    if (A.masks.thr !== key) A.masks = {thr: key, by: new Array(S).fill(null)};
+    if (A.masks.by[s] !== null) return A.masks.by[s];
+    const q = sample(A, s);
+    if (q === null) return null;
+    const U = A.U, W = (U + 31) >> 5, out = new Uint32Array(T * W);
+    let lut = null;
+    if (A.p.enc !== "f32") {
+      const levels = A.p.enc === "u16" ? 65536 : 256;
+      lut = new Uint8Array(levels);
+      for (let v = 0; v < levels; v++) lut[v] = A.p.lo + A.p.step * v > thr ? 1 : 0;
+    }
+    for (let t = 0; t < T; t++) {
+      const o = t * U, w0 = t * W;
+      for (let u = 0; u < U; u++) {
+        const on = lut === null ? q[o + u] > thr : lut[q[o + u]] === 1;
+        if (on) out[w0 + (u >> 5)] |= 1 << (u & 31);
+      }
+    }
+    return (A.masks.by[s] = out);
+  }
+  function bitsOn(x) {  // how many bits of a 32-bit word are set
+    x -= (x >>> 1) & 0x55555555;
+    x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+    return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
   }
   function current() {
     const key = m.signal.value + "|" + m.direction.value;
-    return {key: key, s: Number(m.sample.value), a: packed(key)};
+    return {key: key, s: Number(m.sample.value), A: packed(meta.signals[key])};
   }
-  function rows(a, s) {  // sample s of a (samples, time, size) array as (size, time), row-major
-    const U = a.shape[2], base = s * T * U, flat = new Float32Array(U * T), out = [];
+  // sample s as (size, time) rows of float32 values, with each step's min and max
+  function rows(A, s) {
+    const U = A.U, q = sample(A, s), lo0 = A.p.lo, step = A.p.step;
+    const flat = new Float32Array(U * T), out = [];
     const lo = new Float32Array(T).fill(Infinity), hi = new Float32Array(T).fill(-Infinity);
     for (let t = 0; t < T; t++) {
-      const o = base + t * U;
+      const o = t * U;
+      let a = Infinity, b = -Infinity;
       for (let u = 0; u < U; u++) {
-        const v = a.lo + a.step * a.q[o + u];
+        const v = lo0 + step * q[o + u];
         flat[u * T + t] = v;
-        if (v < lo[t]) lo[t] = v;
-        if (v > hi[t]) hi[t] = v;
+        if (v < a) a = v;
+        if (v > b) b = v;
       }
+      lo[t] = a;
+      hi[t] = b;
     }
     for (let u = 0; u < U; u++) out.push(flat.subarray(u * T, (u + 1) * T));
     return {rows: out, lo: lo, hi: hi, image: new E.ND(flat, [U, T])};
@@ -54,51 +114,117 @@ function rnnscopeExplore(m, cb_obj, action) {
     if (t0 > t1) [t0, t1] = [t1, t0];
     return [Math.max(0, Math.min(T - 1, t0)), Math.max(0, Math.min(T - 1, t1))];
   }
+  function later(what) {  // run `what` again once every block is parsed (a select redraws too)
+    if (document.readyState !== "loading") return;
+    if (E.pending === undefined) {
+      E.pending = new Set();
+      document.addEventListener("DOMContentLoaded", () => {
+        const again = E.pending.has("select") ? "select" : "sample";
+        E.pending = undefined;
+        E.run(again, null);
+      }, {once: true});
+    }
+    E.pending.add(what);
+  }
 
-  function view() {
-    const c = current(), a = c.a, U = a.shape[2], v = rows(a, c.s), r = v.rows;
-    const xs = Array.from({length: T}, (_, t) => t);
-    const chosen = new Set(E.sel !== null && E.sel.key === c.key ? E.sel.units : []);
-    // every unit while there are few; else an even spread of the selected units and of the
-    // others, at most meta.max_lines each, over a band of every unit's range
-    function spread(units, n) {
-      if (units.length <= n) return units;
-      return Array.from({length: n}, (_, k) => units[Math.floor((k * units.length) / n)]);
-    }
-    let drawn = r.map((_, u) => u), title = "every unit over time";
-    if (U > meta.max_lines) {
-      const on = [...chosen], off = drawn.filter((u) => !chosen.has(u));
-      const a = spread(on, meta.max_lines), b = spread(off, meta.max_lines - Math.min(
-        a.length, meta.max_lines / 2));
-      drawn = a.concat(b);
-      title = "units over time: " + a.length + " of the " + on.length + " selected (red) and " +
-        b.length + " of the other " + off.length + "; the band spans every unit";
-    }
-    m.lines.title.text = title;
-    const order = drawn.sort((u, w) => chosen.has(u) - chosen.has(w) || u - w);
-    const dim = U > 64 ? 0.25 : 0.35;
-    m.lines_src.data = {
-      xs: order.map(() => xs),
-      ys: order.map((u) => r[u]),
-      unit: order,
-      color: order.map((u) => (chosen.has(u) ? "#d62728" : "#1f77b4")),
-      alpha: order.map((u) => (chosen.has(u) ? 0.95 : dim)),
-      width: order.map((u) => (chosen.has(u) ? 2 : 1)),
-    };
-    m.band_src.data = {x: xs, lo: v.lo, hi: v.hi};
-    const p = a.p, pad = 0.05 * (p.hi_view - p.lo_view) || 0.5;
+  // the sample's heatmap, band and input: redrawn only when the sample or the signal changes
+  function base(c) {
+    const A = c.A, U = A.U, v = rows(A, c.s), p = A.p;
+    if (E.xs === undefined) E.xs = Float64Array.from({length: T}, (_, t) => t);
+    m.band_src.data = {x: E.xs, lo: v.lo, hi: v.hi};
+    const pad = 0.05 * (p.hi_view - p.lo_view) || 0.5;
     m.lines.y_range.setv({start: p.lo_view - pad, end: p.hi_view + pad});
     m.img_src.data = {image: [v.image], x: [-0.5], y: [-0.5], dw: [T], dh: [U]};
     m.cmap.setv({low: p.lo_view, high: p.hi_view, palette: meta.palettes[p.palette]});
     m.heatmap.y_range.setv({start: -0.5, end: U - 0.5});
-    m.span.location = m.threshold.value;
     if (meta.tokens !== null) {
-      m.input_src.data = {x: xs, text: meta.tokens[c.s]};
+      m.input_src.data = {x: E.xs, text: meta.tokens[c.s]};
     } else {
-      if (E.features === undefined) E.features = decode(meta.features);
-      const f = rows(E.features, c.s);
-      m.input_src.data = {image: [f.image], x: [-0.5], y: [-0.5], dw: [T], dh: [f.rows.length]};
+      const F = packed(meta.features), f = rows(F, c.s);
+      m.input_src.data = {image: [f.image], x: [-0.5], y: [-0.5], dw: [T], dh: [F.U]};
     }
+    E.vc = {key: c.key, s: c.s, rows: v.rows};
+    E.drawn = null;
+  }
+
+  // The steps the unit lines cover: the visible ones and as many again on each side (for
+  // panning), every step while the lines hold at most meta.max_points points in all; else
+  // buckets of steps, each drawn as its lowest and highest value in time order (real points).
+  function window_(n) {
+    const a = Math.max(0, Math.floor(m.x.start + 0.5));
+    const b = Math.min(T - 1, Math.ceil(m.x.end - 0.5));
+    const per = Math.max(2, Math.floor(meta.max_points / Math.max(1, n)));
+    if (T <= per) return {lo: 0, hi: T - 1, a: a, b: b, bucket: 1};
+    const span = Math.max(1, b - a + 1);
+    const lo = Math.max(0, a - span), hi = Math.min(T - 1, b + span);
+    const bucket = hi - lo + 1 <= per ? 1 : Math.ceil((2 * (hi - lo + 1)) / per);
+    return {lo: lo, hi: hi, a: a, b: b, bucket: bucket};
+  }
+  function thin(y, w) {
+    if (w.bucket === 1) {
+      if (w.lo === 0 && w.hi === T - 1) return {x: E.xs, y: y};
+      return {x: E.xs.subarray(w.lo, w.hi + 1), y: y.subarray(w.lo, w.hi + 1)};
+    }
+    const nb = Math.ceil((w.hi - w.lo + 1) / w.bucket);
+    const xo = new Float64Array(2 * nb), yo = new Float32Array(2 * nb);
+    let k = 0;
+    for (let t0 = w.lo; t0 <= w.hi; t0 += w.bucket) {
+      const t1 = Math.min(w.hi, t0 + w.bucket - 1);
+      let i = t0, j = t0;
+      for (let t = t0 + 1; t <= t1; t++) {
+        if (y[t] < y[i]) i = t;
+        if (y[t] > y[j]) j = t;
+      }
+      const first = Math.min(i, j), second = Math.max(i, j);
+      xo[k] = first; yo[k++] = y[first];
+      if (second !== first) { xo[k] = second; yo[k++] = y[second]; }
+    }
+    return {x: xo.subarray(0, k), y: yo.subarray(0, k)};
+  }
+  function zoom() {  // redraw the lines when the visible steps leave what they cover, or shrink
+    if (E.lw === undefined || E.view === undefined) return;
+    const w = window_(E.lw.n || 1), old = E.lw;
+    if (w.a < old.lo || w.b > old.hi || (old.bucket > 1 && w.bucket < old.bucket / 2)) view();
+  }
+
+  function view() {
+    const c = current(), U = c.A.U;
+    if (sample(c.A, c.s) === null || (meta.tokens === null &&
+        sample(packed(meta.features), c.s) === null)) {
+      m.count.text = esc(meta.labels[c.s]) + " is still loading";
+      later("sample");
+      return;
+    }
+    if (E.vc === null || E.vc.key !== c.key || E.vc.s !== c.s) base(c);
+    const r = E.vc.rows;
+    const chosen = E.sel !== null && E.sel.key === c.key ? E.sel.units : [];
+    // every unit while there are few; else an even spread of meta.max_lines units (blue, the
+    // same whatever is selected) and of the selected ones (red, on the overlay layer, so a new
+    // selection repaints only them), over a band of every unit's range
+    function spread(units, n) {
+      if (units.length <= n) return units;
+      return Array.from({length: n}, (_, k) => units[Math.floor((k * units.length) / n)]);
+    }
+    const others = spread(r.map((_, u) => u), meta.max_lines), red = spread(chosen, meta.max_lines);
+    const w = window_(others.length + red.length);
+    let title = others.length === U ? "every unit over time (red: the selected units)"
+      : "units over time: " + others.length + " of the " + U + " units (blue) and at most " +
+        meta.max_lines + " of the selected (red); the band spans every unit";
+    if (w.bucket > 1) {
+      title += "; each line: the lowest and highest value of every " + w.bucket +
+        " steps (zoom in for every step)";
+    }
+    if (m.lines.title.text !== title) m.lines.title.text = title;
+    E.lw = Object.assign(w, {n: others.length + red.length});
+    const drawn = [c.key, c.s, w.lo, w.hi, w.bucket].join(" ");
+    if (E.drawn !== drawn) {
+      const lines = others.map((u) => thin(r[u], w));
+      m.others_src.data = {xs: lines.map((l) => l.x), ys: lines.map((l) => l.y), unit: others};
+      E.drawn = drawn;
+    }
+    const lines = red.map((u) => thin(r[u], w));
+    m.lines_src.data = {xs: lines.map((l) => l.x), ys: lines.map((l) => l.y), unit: red};
+    m.span.location = m.threshold.value;
     const sel = E.sel, here = sel !== null && sel.s === c.s && sel.key === c.key;
     m.box.setv({visible: here, left: here ? sel.t0 - 0.5 : 0, right: here ? sel.t1 + 0.5 : 0});
     const j = E.jump, there = j !== null && j.s === c.s;
@@ -107,14 +233,23 @@ function rnnscopeExplore(m, cb_obj, action) {
   }
 
   function select() {
-    const c = current(), a = c.a, U = a.shape[2], q = a.q, base = c.s * T * U;
-    const [t0, t1] = range(), thr = m.threshold.value, units = [];
-    for (let u = 0; u < U; u++) {
-      let on = true;
-      for (let t = t0; t <= t1 && on; t++) on = a.lo + a.step * q[base + t * U + u] > thr;
-      if (on) units.push(u);
+    const c = current(), A = c.A, U = A.U, [t0, t1] = range(), thr = m.threshold.value;
+    let t = performance.now();
+    const on = mask(A, c.s, thr);
+    t = part("mask", t);
+    if (on === null) {
+      later("select");
+      view();
+      return;
+    }
+    const W = (U + 31) >> 5, units = [];
+    for (let w = 0; w < W; w++) {
+      let all = -1;
+      for (let t = t0; t <= t1 && all !== 0; t++) all &= on[t * W + w];
+      for (let b = 0; b < 32 && all !== 0; b++) if ((all >>> b) & 1) units.push(w * 32 + b);
     }
     E.sel = {key: c.key, s: c.s, t0: t0, t1: t1, thr: thr, units: units};
+    t = part("units", t);
     E.jump = null;
     m.sel_src.data = {
       unit: units,
@@ -125,45 +260,59 @@ function rnnscopeExplore(m, cb_obj, action) {
     m.count.text = "<b>" + units.length + "</b> of " + U + " units stay above " + esc(thr) +
       " from t=" + t0 + " to t=" + t1 + " (" + esc(meta.labels[c.s]) + ", " +
       esc(m.signal.value) + ", " + esc(m.direction.value) + ")" +
-      (units.length ? ": " + shown : "");
-    matches(a, units, t1 - t0 + 1, thr);
+      (units.length ? ": " + shown : "") + (units.length > meta.max_lines ? "; " +
+      meta.max_lines + " of them drawn in red" : "");
+    t = part("count", t);
+    matches(A, units, t1 - t0 + 1, thr);
+    t = part("matches", t);
     view();
+    part("view", t);
   }
 
   // Runs of timesteps, in every sample, where all selected units are above the threshold.
   // score = (selected / units on over the whole run) * min(L, L0) / max(L, L0)
-  function matches(a, units, L0, thr) {
-    const U = a.shape[2], q = a.q, k = units.length, found = [];
-    const mins = new Float64Array(U);
+  function matches(A, units, L0, thr) {
+    const U = A.U, W = (U + 31) >> 5, k = units.length, found = [];
+    const want = new Uint32Array(W), acc = new Uint32Array(W), t00 = performance.now();
+    for (const u of units) want[u >> 5] |= 1 << (u & 31);
     for (let s = 0; s < S && k > 0; s++) {
+      const on = mask(A, s, thr);
+      if (on === null) {  // the other samples are still being read: search once they are
+        m.match_src.data = {rank: [], sample: [], label: [], start: [], end: [], length: [],
+          on: [], score: []};
+        m.match_title.text = "searching every sample once the page has loaded";
+        later("select");
+        return;
+      }
       let start = -1;
       for (let t = 0; t <= T; t++) {
-        let on = t < T;
-        for (let i = 0; i < k && on; i++) {
-          on = a.lo + a.step * q[(s * T + t) * U + units[i]] > thr;
+        let together = t < T;
+        for (let w = 0, o = t * W; w < W && together; w++) {
+          together = ((on[o + w] & want[w]) >>> 0) === want[w];  // unsigned, as want is
         }
-        if (on && start < 0) start = t;
-        if (!on && start >= 0) {
-          mins.fill(Infinity);
-          for (let r = start; r < t; r++) {
-            const o = (s * T + r) * U;
-            for (let u = 0; u < U; u++) {
-              const v = a.lo + a.step * q[o + u];
-              if (!(v >= mins[u])) mins[u] = v;
-            }
+        if (together) {
+          // the units on over the whole run so far: the words of every step ANDed together
+          if (start < 0) {
+            start = t;
+            for (let w = 0; w < W; w++) acc[w] = on[t * W + w];
+          } else {
+            for (let w = 0, o = t * W; w < W; w++) acc[w] &= on[o + w];
           }
-          let onAll = 0;
-          for (let u = 0; u < U; u++) if (mins[u] > thr) onAll++;
+        } else if (start >= 0) {
+          let n = 0;
+          for (let w = 0; w < W; w++) n += bitsOn(acc[w]);
           const L = t - start;
-          const score = (k / onAll) * Math.min(L, L0) / Math.max(L, L0);
-          found.push([score, s, start, t - 1, onAll]);
+          found.push([(k / n) * Math.min(L, L0) / Math.max(L, L0), s, start, t - 1, n]);
           start = -1;
         }
       }
     }
+    let t = part("search", t00);
     found.sort((x, y) => y[0] - x[0] || x[1] - y[1] || x[2] - y[2]);
     const top = found.slice(0, meta.max_matches);
+    const same = m.match_src.data.rank.length === top.length;
     E.matchCount = found.length;
+    if (E.matched === undefined) E.matched = performance.now();
     m.match_src.data = {
       rank: top.map((_, i) => i + 1),
       sample: top.map((f) => f[1]),
@@ -174,19 +323,21 @@ function rnnscopeExplore(m, cb_obj, action) {
       on: top.map((f) => f[4]),
       score: top.map((f) => f[0]),
     };
-    m.match_src.selected.indices = [];
-    // the table redraws on a change of its view, which a new list of the same length never makes
-    m.match_table.view.change.emit();
+    t = part("match list", t);
+    if (m.match_src.selected.indices.length) m.match_src.selected.indices = [];
+    // the table redraws on a new length, or on a change of its view (which costs as much)
+    if (same) m.match_table.view.change.emit();
     m.match_title.text = "<b>" + found.length + "</b> place" + (found.length === 1 ? "" : "s") +
       " where the " + k + " selected units are all on" +
       (found.length > top.length ? " (best " + top.length + " listed)" : "") +
       "; click one to jump there";
+    part("match table", t);
   }
 
   function jump() {
-    const i = cb_obj.indices[0];
-    if (i === undefined) return;
-    const d = m.match_src.data, s = d.sample[i], a = d.start[i], b = d.end[i];
+    const i = cb_obj.indices[0], d = m.match_src.data;
+    if (i === undefined || !(i < d.sample.length)) return;
+    const s = d.sample[i], a = d.start[i], b = d.end[i];
     E.jump = {s: s, a: a, b: b};
     const pad = Math.max(3, b - a + 1);
     m.x.setv({start: Math.max(-0.5, a - pad - 0.5), end: Math.min(T - 0.5, b + pad + 0.5)});
@@ -202,10 +353,16 @@ function rnnscopeExplore(m, cb_obj, action) {
     m.trange.value = [lo, hi];
   }
 
-  const t = performance.now();
-  if (action === "init" || action === "select") select();
-  else if (action === "sample") view();
-  else if (action === "jump") jump();
-  else if (action === "brush") brush();
-  E.last = {action: action, start: t, ms: performance.now() - t};
+  E.run = function (action, obj) {
+    const t = performance.now();
+    parts = {};
+    cb_obj = obj;
+    if (action === "init" || action === "select") select();
+    else if (action === "sample") view();
+    else if (action === "jump") jump();
+    else if (action === "brush") brush();
+    else if (action === "zoom") zoom();
+    E.last = {action: action, start: t, ms: performance.now() - t, parts: parts};
+  };
+  return E;
 }
