@@ -257,6 +257,9 @@ def _run_lines(df: Any) -> list[str]:
 def _cmd_report(args: argparse.Namespace) -> int:
     from ._report import build_report
 
+    if args.tokens is not None and args.input is None:
+        raise InputError("--tokens: give the token ids with --input as well")
+
     with _progress(_count(args), "models") as tick:
         out, failed, _ = build_report(
             args.paths,
@@ -278,6 +281,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             rank_by=args.rank_by,
             metrics_offset=args.metrics_offset,
             detail=args.detail,
+            inputs=None if args.input is None else _load_input(args.input),
+            tokens=None if args.tokens is None else _load_tokens(args.tokens),
         )
     print(f"wrote {out}")
     return _report_failed(failed)
@@ -336,7 +341,7 @@ def _cmd_attributions(args: argparse.Namespace) -> int:
     model = load_keras_model(args.path)
     a = attributions(
         model,
-        x.astype("float32", copy=False),
+        x if x.dtype.kind in "iu" else x.astype("float32", copy=False),
         target=args.target,
         method=args.method,
         n_steps=args.n_steps,
@@ -385,6 +390,15 @@ def _cmd_attributions(args: argparse.Namespace) -> int:
 _NPY, _NPZ = b"\x93NUMPY", b"PK\x03\x04"
 
 
+def _load_tokens(path: str) -> list[list[str]]:
+    """``--tokens``: a UTF-8 text file, one sample per line, its words separated by spaces."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"--tokens '{path}': cannot read it as UTF-8 text: {err}") from err
+    return [line.split() for line in text.splitlines() if line.strip()]
+
+
 def _load_input(path: str) -> Any:
     import numpy as np
 
@@ -412,6 +426,8 @@ def _load_input(path: str) -> Any:
                 f"({', '.join(data.files)}); give a file with one"
             )
         data = data[data.files[0]]
+    if data.dtype.kind in "iu" and data.ndim in (1, 2):  # token ids: (time,) or (batch, time)
+        return data if data.ndim == 2 else data[None]
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3:
