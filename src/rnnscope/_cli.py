@@ -281,7 +281,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             rank_by=args.rank_by,
             metrics_offset=args.metrics_offset,
             detail=args.detail,
-            inputs=None if args.input is None else _load_input(args.input),
+            inputs=None if args.input is None else _load_input(args.input, tokens=True),
             tokens=None if args.tokens is None else _load_tokens(args.tokens),
         )
     print(f"wrote {out}")
@@ -337,7 +337,7 @@ def _cmd_attributions(args: argparse.Namespace) -> int:
     from ._attributions import attributions
     from ._attributions_fw import load_keras_model
 
-    x = _load_input(args.input)
+    x = _load_input(args.input, tokens=True)
     model = load_keras_model(args.path)
     a = attributions(
         model,
@@ -399,7 +399,9 @@ def _load_tokens(path: str) -> list[list[str]]:
     return [line.split() for line in text.splitlines() if line.strip()]
 
 
-def _load_input(path: str) -> Any:
+def _load_input(path: str, tokens: bool = False) -> Any:
+    """``--input``: a ``.npy``/``.npz`` array, ``(batch, time, features)`` (one sample may omit
+    the batch); with ``tokens``, integer arrays are token ids, ``(batch, time)`` or ``(time,)``."""
     import numpy as np
 
     try:
@@ -426,7 +428,7 @@ def _load_input(path: str) -> Any:
                 f"({', '.join(data.files)}); give a file with one"
             )
         data = data[data.files[0]]
-    if data.dtype.kind in "iu" and data.ndim in (1, 2):  # token ids: (time,) or (batch, time)
+    if tokens and data.dtype.kind in "iu" and data.ndim in (1, 2):
         return data if data.ndim == 2 else data[None]
     if data.ndim == 2:
         data = data[None]

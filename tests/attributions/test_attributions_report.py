@@ -6,6 +6,7 @@ is written beside the report and linked relatively."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -81,3 +82,13 @@ def test_cli_report_input_and_tokens(saved, capsys):
     assert "tokens: expected 2 samples of 5 words (one per timestep)" in capsys.readouterr().err
     assert main(["report", str(folder / "text.keras"), "--tokens", "x.txt", "-o", str(out)]) == 2
     assert "--tokens: give the token ids with --input" in capsys.readouterr().err
+
+
+def test_cli_attributions_of_token_ids(saved, capsys):
+    folder, m, tok, _ = saved
+    assert main(["attributions", str(folder / "text.keras"), "--input", str(folder / "tok.npy"),
+                 "--json", "-", "--n-steps", "8"]) == 0  # fmt: skip
+    got = json.loads(capsys.readouterr().out)[0]
+    want = rnnscope.attributions(m, tok, n_steps=8)
+    assert got["settings"]["embedding"] == "emb"
+    np.testing.assert_allclose(np.array(got["values"]), want.values, rtol=1e-5, atol=1e-9)

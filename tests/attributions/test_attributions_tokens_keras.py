@@ -54,7 +54,7 @@ def _tail(m, e, mask):
 
 def test_padded_token_batch_is_complete_and_each_sample_equals_itself_alone():
     m, tok = _model(), _tokens()
-    a = rnnscope.attributions(m, tok, target=[2, 0, 1], n_steps=24, internal_batch_size=32)
+    a = rnnscope.attributions(m, tok, target=[2, 0, 1], n_steps=12, internal_batch_size=32)
     assert a.values.shape == (3, 6, 1) and a.settings["embedding"] == "emb"
     emb = _np(m.get_layer("emb").embeddings)[tok]
     mask = tok != 0
@@ -66,7 +66,7 @@ def test_padded_token_batch_is_complete_and_each_sample_equals_itself_alone():
     assert np.abs(a.values[~mask]).max() == 0  # masked steps change nothing
     for i, target in enumerate([2, 0, 1]):
         alone = tok[i : i + 1, mask[i]]
-        one = rnnscope.attributions(m, alone, target=target, n_steps=24, internal_batch_size=32)
+        one = rnnscope.attributions(m, alone, target=target, n_steps=12, internal_batch_size=32)
         np.testing.assert_allclose(one.values[0, :, 0], a.values[i, mask[i], 0], atol=1e-6)
     assert all("call" not in vars(layer) for layer in m.layers)
 
