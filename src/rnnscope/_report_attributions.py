@@ -25,6 +25,7 @@ from ._errors import InputError, RnnscopeError
 __all__ = ["attributions_section", "check_words", "token_html"]
 
 _MAX_SAMPLES = 20  # rows of the table and of coloured tokens
+_ENDS = 3  # with many sources, the first and last this many are attributed
 
 
 def token_html(words: Sequence[Any], values: np.ndarray, scale: float | None = None) -> str:
@@ -190,13 +191,20 @@ def attributions_section(
         x = x.astype(np.float32, copy=False)
     blocks, skipped = [], []
     link = ""
+    sources = list(sources)
+    if len(sources) > 2 * _ENDS:
+        skipped.append(
+            f"<li>{len(sources) - 2 * _ENDS} of the {len(sources)} sources: the section "
+            f"attributes the first {_ENDS} and the last {_ENDS}</li>"
+        )
+        sources = sources[:_ENDS] + sources[-_ENDS:]
     folder = os.fspath(out).endswith(("/", os.sep)) or Path(out).is_dir()
     report_path = Path(out) / "index.html" if folder else Path(out)
     for source in sources:
         try:
             name, model = _runnable(source)
             blocks.append(_model_block(name, model, x, tokens, png))
-        except RnnscopeError as err:
+        except RnnscopeError as err:  # e.g. weights only, a state dict, a folder
             label = Path(source).name if isinstance(source, (str, os.PathLike)) else "model"
             skipped.append(f"<li>{html.escape(label)}: {html.escape(str(err))}</li>")
             continue

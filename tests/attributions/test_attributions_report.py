@@ -92,3 +92,15 @@ def test_cli_attributions_of_token_ids(saved, capsys):
     want = rnnscope.attributions(m, tok, n_steps=8)
     assert got["settings"]["embedding"] == "emb"
     np.testing.assert_allclose(np.array(got["values"]), want.values, rtol=1e-5, atol=1e-9)
+
+
+def test_many_sources_attribute_the_first_and_last_three(saved):
+    from rnnscope._report_attributions import attributions_section
+
+    folder = saved[0]
+    bad = [folder / f"w{k}.weights.h5" for k in range(8)]  # listed, never loaded
+    html_ = attributions_section(bad, saved[2], folder / "m.html", str, explorer=False)
+    assert "2 of the 8 sources: the section attributes the first 3 and the last 3" in html_
+    assert [n for n in ("w0", "w2", "w3", "w4", "w5", "w7") if f"<li>{n}.weights" in html_] == [
+        "w0", "w2", "w5", "w7"
+    ]  # fmt: skip
