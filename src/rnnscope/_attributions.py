@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._attributions_fw import GradFn, prepare
+from ._attributions_tokens import token_baseline
 from ._enums import StrEnum
 from ._errors import InputError
 
@@ -301,12 +302,15 @@ def attributions(
     stride: int = 1,
     y: Any = None,
     loss: Any = None,
+    embedding: str | None = None,
 ) -> Attribution | list[Attribution]:
     """Attributions of a model's output to each input value at each timestep.
 
     Args:
         model: a Keras 3 (TensorFlow, JAX or torch backend), tf-keras or torch model.
-        x: ``(batch, time, features)`` float input; a list or dict of arrays for several inputs.
+        x: ``(batch, time, features)`` float input; a list or dict of arrays for several inputs;
+            or ``(batch, time)`` integer token ids of a single-input model with an embedding
+            layer, attributed at the embedding's output (see ``embedding``).
         target: what to explain, per sample: None (the predicted class: argmax of the last
             axis; for a sequence output, at the last timestep), an int (class or output unit), a
             sequence of ints (one per sample), ``(timestep, unit)`` for a sequence output (either
@@ -315,7 +319,9 @@ def attributions(
         method: ``"saliency"``, ``"gradient_x_input"``, ``"integrated_gradients"``,
             ``"smoothgrad"`` or ``"occlusion"``.
         baseline: integrated gradients and occlusion: the reference input (scalar, array
-            broadcastable to the input, or one per input); zeros by default.
+            broadcastable to the input, or one per input); zeros by default. Token inputs: zeros
+            in embedding space by default, integer token ids (e.g. ``0``, a pad token: their
+            embedding) or floats broadcastable to ``(batch, time, embedding dim)``.
         n_steps: integrated gradients: the number of points of the rule.
         rule: integrated gradients: ``"gausslegendre"``, ``"riemann_left"``,
             ``"riemann_right"``, ``"riemann_middle"`` or ``"riemann_trapezoid"``.
@@ -331,6 +337,8 @@ def attributions(
         loss: for ``target="loss"``: Keras: a loss name, ``keras.losses.Loss`` or callable
             ``(y_true, y_pred)`` (default: the compiled loss); torch: a callable ``(prediction,
             target)`` such as ``torch.nn.CrossEntropyLoss()``.
+        embedding: token inputs: the name of the embedding layer to attribute at (Keras layer
+            name, or torch module path), needed only when the model has several.
 
     Returns:
         An :class:`Attribution`; a list of them (one per input, in input order) for a model
@@ -338,8 +346,8 @@ def attributions(
 
     Raises:
         InputError: an argument of the wrong kind or shape; the message names it.
-        UnsupportedError: a model with a mask (padded batches are not honoured yet), or integer
-            token inputs.
+        UnsupportedError: a Keras model with a mask that does not come from integer token
+            inputs (a ``Masking`` layer).
 
     Example:
         >>> a = rnnscope.attributions(model, x, target=0, method="integrated_gradients")
@@ -347,11 +355,14 @@ def attributions(
         True
     """
     m = _method(method)
-    names, xs, grad, meta = prepare(model, x, target, y, loss)
+    names, xs, grad, meta, feed, emb_name = prepare(model, x, target, y, loss, embedding)
     rows = _Rows(grad, internal_batch_size)
     bases = delta = None
     settings: dict[str, Any] = {}
     if m in (Method.INTEGRATED_GRADIENTS, Method.OCCLUSION):
+        if feed.inj is not None:
+            assert feed.tokens is not None
+            baseline = token_baseline(baseline, xs[0], feed.inj, feed.tokens)
         bases = _baselines(baseline, xs, names)
     if m == Method.SALIENCY:
         values = _saliency(rows, xs, absolute)
@@ -370,6 +381,13 @@ def attributions(
         assert bases is not None
         values = _occlusion(rows, xs, bases, window, stride)
         settings = {"window": int(window), "stride": int(stride)}
+    if emb_name is not None:
+        # token inputs: one value per token, summed over the embedding dimension (occlusion
+        # gives every dimension the same drop: one of them)
+        values = [
+            v[..., :1] if m == Method.OCCLUSION else v.sum(axis=2, keepdims=True) for v in values
+        ]
+        settings = {**settings, "embedding": emb_name}
     records = [
         Attribution(
             values=v,

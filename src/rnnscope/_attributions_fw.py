@@ -14,11 +14,12 @@ import importlib
 import importlib.util
 import weakref
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
 
+from ._attributions_tokens import Injection, check_tokens, find_embedding, vocabulary
 from ._errors import InputError, UnsupportedError
 from ._frameworks import find_framework, type_name
 
@@ -37,8 +38,8 @@ def _check_sequences(xs: list[np.ndarray], names: list[str]) -> None:
             )
         if x.dtype.kind != "f":
             raise InputError(
-                f"input '{name}': expected a float sequence; got dtype {x.dtype} (integer token "
-                "inputs through an Embedding are not supported yet)",
+                f"input '{name}': expected a float sequence or integer token ids; got dtype "
+                f"{x.dtype}",
                 argument="x",
             )
 
@@ -172,15 +173,32 @@ def _torch_eval(model: Any) -> Any:
             m.training = flag
 
 
-def _mask_check(model: Any) -> None:
+class _Feed:
+    """What a forward pass is given: the rows themselves, or for token inputs the rows' own
+    tokens, with the rows (embedding-space values) put in place of the embedding's output."""
+
+    def __init__(self, tokens: np.ndarray | None = None, inj: Injection | None = None) -> None:
+        self.tokens = tokens
+        self.inj = inj
+
+    def inputs(self, ts: list[Any], idx: np.ndarray, convert: Any) -> list[Any]:
+        return ts if self.tokens is None else [convert(self.tokens[idx])]
+
+    def context(self, ts: list[Any]) -> Any:
+        return nullcontext() if self.inj is None else self.inj.replacing(ts[0])
+
+
+def _mask_check(model: Any, allowed: Any = None) -> None:
     layers = getattr(model, "_flatten_layers", None)
     for layer in layers() if layers else []:
         kind = type(layer).__name__
+        if layer is allowed:
+            continue  # token inputs: the mask comes from the real tokens, which every pass gets
         if kind == "Masking" or (kind == "Embedding" and getattr(layer, "mask_zero", False)):
             raise UnsupportedError(
                 f"model '{model.name}' has a mask (layer '{layer.name}', {kind}): attributions "
-                "do not honour masks and padded batches yet; pass unpadded sequences to a "
-                "model without masking",
+                "honour a mask only when it comes from integer token inputs (an Embedding with "
+                "mask_zero=True); pass unpadded float sequences to a model without masking",
                 layer=layer.name,
             )
 
@@ -284,7 +302,7 @@ def _keras_loss(framework: str, model: Any, loss: Any) -> Callable[..., Any]:
     return fn
 
 
-def _torch_grad(model: Any, build: Any, target: _Target) -> GradFn:
+def _torch_grad(model: Any, build: Any, target: _Target, feed: _Feed) -> GradFn:
     torch = importlib.import_module("torch")
     ops = _TorchOps()
     p = next(model.parameters(), None)
@@ -292,12 +310,16 @@ def _torch_grad(model: Any, build: Any, target: _Target) -> GradFn:
 
     def grad(rows: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         ts = [torch.from_numpy(np.array(r)) for r in rows]
-        ts = [(t.to(p.dtype) if p is not None else t).requires_grad_() for t in ts]
+        ts = [(t.to(p.dtype) if p is not None else t) for t in ts]
+        if feed.tokens is not None:  # the embedding's own dtype
+            ts = [t.to(feed.inj.layer.weight.dtype) for t in ts]  # type: ignore[union-attr]
+        ts = [t.requires_grad_() for t in ts]
         if p is not None:
             ts = [t.to(p.device) for t in ts]
-        with _torch_eval(model), torch.enable_grad():
-            inp = build(ts)
-            out = model(**inp) if isinstance(inp, dict) else model(*ts)
+        fed = feed.inputs(ts, idx, lambda a: torch.from_numpy(a).to(ts[0].device))
+        with _torch_eval(model), torch.enable_grad(), feed.context(ts):
+            inp = build(fed)
+            out = model(**inp) if isinstance(inp, dict) else model(*fed)
             vals = _per_row(target, ops, _first(out), target.rows(idx), len(idx), loss)
             grads = torch.autograd.grad(vals.sum(), ts, allow_unused=True)
         gs = [
@@ -310,7 +332,13 @@ def _torch_grad(model: Any, build: Any, target: _Target) -> GradFn:
 
 
 def _keras_grad(
-    framework: str, backend: str, model: Any, build: Any, target: _Target, names: list[str]
+    framework: str,
+    backend: str,
+    model: Any,
+    build: Any,
+    target: _Target,
+    names: list[str],
+    feed: _Feed,
 ) -> GradFn:
     ops = _KerasOps(framework)
     loss = _keras_loss(framework, model, target.fn if target.kind == "loss" else None)
@@ -326,7 +354,9 @@ def _keras_grad(
             with tf.GradientTape() as tape:
                 for t in ts:
                     tape.watch(t)
-                vals = _per_row(target, ops, fwd(build(ts)), target.rows(idx), len(idx), loss)
+                with feed.context(ts):
+                    out = fwd(build(feed.inputs(ts, idx, tf.convert_to_tensor)))
+                vals = _per_row(target, ops, out, target.rows(idx), len(idx), loss)
                 total = tf.reduce_sum(vals)
             gs = tape.gradient(total, ts, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             return np.asarray(vals, np.float64), [np.asarray(g, np.float64) for g in gs]
@@ -337,8 +367,9 @@ def _keras_grad(
 
         def tgrad(rows: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
             ts = [ops.const(r, None).detach().requires_grad_() for r in rows]
-            with torch.enable_grad():
-                vals = _per_row(target, ops, fwd(build(ts)), target.rows(idx), len(idx), loss)
+            with torch.enable_grad(), feed.context(ts):
+                out = fwd(build(feed.inputs(ts, idx, lambda a: ops.const(a, None))))
+                vals = _per_row(target, ops, out, target.rows(idx), len(idx), loss)
                 gs = torch.autograd.grad(vals.sum(), ts, allow_unused=True)
             out = [
                 np.zeros(r.shape) if g is None else g.detach().cpu().double().numpy()
@@ -347,7 +378,7 @@ def _keras_grad(
             return vals.detach().cpu().double().numpy(), out
 
         return tgrad
-    return _jax_grad(model, build, target, ops, loss, names)
+    return _jax_grad(model, build, target, ops, loss, names, feed)
 
 
 def _bucket(n: int) -> int:
@@ -381,21 +412,32 @@ def _jax_forward(model: Any, build: Any, xs: list[np.ndarray], names: list[str])
 _JAX_STEPS: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
 
 
-def _jax_grad(model: Any, build: Any, target: _Target, ops: Any, loss: Any, names: Any) -> GradFn:
+def _jax_grad(
+    model: Any, build: Any, target: _Target, ops: Any, loss: Any, names: Any, feed: _Feed
+) -> GradFn:
     """``jax.value_and_grad`` of the target over ``stateless_call``, compiled once per model and
     target kind (kept while the model lives); rows are padded to a power of two so that few
     shapes are compiled."""
     import jax
 
-    key = (target.kind, id(target.fn), id(getattr(model, "loss", None)), tuple(names))
+    key = (
+        target.kind,
+        id(target.fn),
+        id(getattr(model, "loss", None)),
+        tuple(names),
+        None if feed.inj is None else id(feed.inj.layer),
+    )
     per_model = _JAX_STEPS.setdefault(model, {})
     if key not in per_model:
         ref = weakref.ref(model)
 
-        def total(tv: list[Any], ntv: list[Any], ts: list[Any], sel: Any) -> Any:
+        def total(tv: list[Any], ntv: list[Any], ts: list[Any], sel: Any, tok: Any) -> Any:
             live = ref()
             assert live is not None, "the model was garbage-collected"
-            out, _ = live.stateless_call(tv, ntv, build(ts), training=False)
+            with feed.context(ts):
+                out, _ = live.stateless_call(
+                    tv, ntv, build(ts if tok is None else [tok]), training=False
+                )
             vals = _per_row(target, ops, _first(out), sel, sel.shape[0], loss)
             return vals.sum(), vals
 
@@ -410,16 +452,34 @@ def _jax_grad(model: Any, build: Any, target: _Target, ops: Any, loss: Any, name
         n = len(idx)
         pad = np.concatenate([np.arange(n), np.zeros(_bucket(n) - n, dtype=np.int64)])
         sel = jax.numpy.asarray(target.rows(idx[pad]))
-        (_, vals), gs = step(tv, ntv, [jax.numpy.asarray(r[pad]) for r in rows], sel)
+        tok = None if feed.tokens is None else jax.numpy.asarray(feed.tokens[idx[pad]])
+        (_, vals), gs = step(tv, ntv, [jax.numpy.asarray(r[pad]) for r in rows], sel, tok)
         return np.asarray(vals, np.float64)[:n], [np.asarray(g, np.float64)[:n] for g in gs]
 
     return grad
 
 
+def _token_feed(
+    model: Any, torch: bool, xs: list[np.ndarray], names: list[str], embedding: str | None
+) -> tuple[_Feed, str]:
+    """The feed of a single integer token input (its embedding's name), or an error."""
+    if len(xs) > 1:
+        raise InputError(
+            f"x: integer token inputs are attributed for single-input models only; got "
+            f"{len(xs)} inputs ({', '.join(names)})",
+            argument="x",
+        )
+    name, layer = find_embedding(model, torch, embedding)
+    check_tokens(xs[0], name, vocabulary(layer, torch))
+    return _Feed(xs[0].astype(np.int64), Injection(layer, torch)), name
+
+
 def prepare(
-    model: Any, x: Any, spec: Any, y: Any, loss: Any
-) -> tuple[list[str], list[np.ndarray], GradFn, dict[str, Any]]:
-    """``(input names, inputs, grad, target description)`` for ``attributions``."""
+    model: Any, x: Any, spec: Any, y: Any, loss: Any, embedding: str | None = None
+) -> tuple[list[str], list[np.ndarray], GradFn, dict[str, Any], _Feed, str | None]:
+    """``(input names, inputs, grad, target description, feed, embedding name)`` for
+    ``attributions``; for integer token inputs the inputs are their embeddings, and the feed
+    holds the tokens and the layer (otherwise it is empty and the name None)."""
     fw = find_framework(model)
     if fw is None:
         raise UnsupportedError(
@@ -427,32 +487,42 @@ def prepare(
         )
     keras = fw.name != "torch"
     names, xs, build = _inputs(model, x, keras)
-    _check_sequences(xs, names)
+    feed, emb_name = _Feed(), None
+    if any(a.dtype.kind in "iu" for a in xs):
+        feed, emb_name = _token_feed(model, not keras, xs, names, embedding)
+    else:
+        _check_sequences(xs, names)
     if len({len(a) for a in xs}) != 1:
         raise InputError(
             f"x: every input needs the same batch size; got {[len(a) for a in xs]}", argument="x"
         )
     if keras:
-        _mask_check(model)
+        _mask_check(model, None if feed.inj is None else feed.inj.layer)
         backend = fw.capture.backend  # type: ignore[attr-defined]
         if backend == "jax":
             out = _jax_forward(model, build, xs, names)
         else:
             out = fw.to_numpy(_first(model(build(xs), training=False)))
         target = _Target(spec, out, y, loss)
-        grad = _keras_grad(fw.name, backend, model, build, target, names)
+        grad = _keras_grad(fw.name, backend, model, build, target, names, feed)
     else:
         torch = importlib.import_module("torch")
         p = next(model.parameters(), None)
         dtype = p.dtype if p is not None else torch.float32
-        ts = [torch.from_numpy(np.ascontiguousarray(a)).to(dtype) for a in xs]
+        ts = [torch.from_numpy(np.ascontiguousarray(a)) for a in xs]
+        if feed.tokens is None:
+            ts = [t.to(dtype) for t in ts]
+        if p is not None:
+            ts = [t.to(p.device) for t in ts]
         with _torch_eval(model), torch.no_grad():
             inp = build(ts)
             out = model(**inp) if isinstance(inp, dict) else model(*ts)
         target = _Target(spec, fw.to_numpy(_first(out)), y, loss)
-        grad = _torch_grad(model, build, target)
+        grad = _torch_grad(model, build, target, feed)
     meta = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in target.meta.items()}
-    return names, xs, grad, meta
+    if feed.inj is not None:
+        xs = [feed.inj.embed(feed.tokens)]  # type: ignore[arg-type]
+    return names, xs, grad, meta, feed, emb_name
 
 
 def load_keras_model(path: str) -> Any:

@@ -257,6 +257,9 @@ def _run_lines(df: Any) -> list[str]:
 def _cmd_report(args: argparse.Namespace) -> int:
     from ._report import build_report
 
+    if args.tokens is not None and args.input is None:
+        raise InputError("--tokens: give the token ids with --input as well")
+
     with _progress(_count(args), "models") as tick:
         out, failed, _ = build_report(
             args.paths,
@@ -278,6 +281,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             rank_by=args.rank_by,
             metrics_offset=args.metrics_offset,
             detail=args.detail,
+            inputs=None if args.input is None else _load_input(args.input, tokens=True),
+            tokens=None if args.tokens is None else _load_tokens(args.tokens),
         )
     print(f"wrote {out}")
     return _report_failed(failed)
@@ -332,11 +337,11 @@ def _cmd_attributions(args: argparse.Namespace) -> int:
     from ._attributions import attributions
     from ._attributions_fw import load_keras_model
 
-    x = _load_input(args.input)
+    x = _load_input(args.input, tokens=True)
     model = load_keras_model(args.path)
     a = attributions(
         model,
-        x.astype("float32", copy=False),
+        x if x.dtype.kind in "iu" else x.astype("float32", copy=False),
         target=args.target,
         method=args.method,
         n_steps=args.n_steps,
@@ -385,7 +390,18 @@ def _cmd_attributions(args: argparse.Namespace) -> int:
 _NPY, _NPZ = b"\x93NUMPY", b"PK\x03\x04"
 
 
-def _load_input(path: str) -> Any:
+def _load_tokens(path: str) -> list[list[str]]:
+    """``--tokens``: a UTF-8 text file, one sample per line, its words separated by spaces."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"--tokens '{path}': cannot read it as UTF-8 text: {err}") from err
+    return [line.split() for line in text.splitlines() if line.strip()]
+
+
+def _load_input(path: str, tokens: bool = False) -> Any:
+    """``--input``: a ``.npy``/``.npz`` array, ``(batch, time, features)`` (one sample may omit
+    the batch); with ``tokens``, integer arrays are token ids, ``(batch, time)`` or ``(time,)``."""
     import numpy as np
 
     try:
@@ -412,6 +428,8 @@ def _load_input(path: str) -> Any:
                 f"({', '.join(data.files)}); give a file with one"
             )
         data = data[data.files[0]]
+    if tokens and data.dtype.kind in "iu" and data.ndim in (1, 2):
+        return data if data.ndim == 2 else data[None]
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3:

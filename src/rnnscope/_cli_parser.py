@@ -265,6 +265,18 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
         metavar="NAME",
         help="also show this model in full: a name, a glob ('*epoch1?*') or 'all' (repeatable)",
     )
+    r.add_argument(
+        "--input",
+        metavar="X.npy",
+        help="an input for the models (.npy/.npz; integers are token ids): adds an "
+        "attributions section for the .keras/.h5 models Keras can load, and an explorer page",
+    )
+    r.add_argument(
+        "--tokens",
+        metavar="FILE",
+        help="with token ids in --input: a text file, one sample per line, one word per "
+        "timestep separated by spaces, shown coloured by attribution",
+    )
     r.set_defaults(run=commands["report"])
     pl = add(
         "plot",

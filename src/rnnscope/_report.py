@@ -199,6 +199,8 @@ def report(
     rank_by: str | None = None,
     metrics_offset: int | None = None,
     detail: str | Sequence[str] = (),
+    inputs: Any = None,
+    tokens: Any = None,
 ) -> Path:
     """Write ONE self-contained HTML report of one or several models; return its path.
 
@@ -229,6 +231,11 @@ def report(
             checkpoints as a training run or as variants (the comparison's heading says which),
             show training metrics beside them, and rank them by one ("which to keep").
         detail: more models to show in full: names, globs (``"*epoch1?*"``), or ``"all"``.
+        inputs: an input for the models: adds an attributions section (integrated gradients
+            of each runnable model's predicted class: live Keras/torch models and ``.keras``/
+            ``.h5`` files) and an explorer page beside the report, linked from it.
+        tokens: with integer token ``inputs``: one word per timestep per sample, shown
+            coloured by attribution.
 
     ``out`` naming a folder (ending with ``/`` or existing) writes ``index.html`` there, one
     self-contained page per model shown in full, and ``flags.csv``/``flags.json``.
@@ -257,6 +264,8 @@ def report(
         rank_by=rank_by,
         metrics_offset=metrics_offset,
         detail=detail,
+        inputs=inputs,
+        tokens=tokens,
     )
     warn_failed(failed, total, f"the report's 'Not read' section ({path})")
     return path
@@ -283,6 +292,8 @@ def build_report(
     rank_by: str | None = None,
     metrics_offset: int | None = None,
     detail: str | Sequence[str] = (),
+    inputs: Any = None,
+    tokens: Any = None,
 ) -> tuple[Path, list[dict[str, str]], int]:
     """:func:`report`'s work: the path, the ``failed`` rows, and how many sources there were."""
     require("jinja2", "report", "rnnscope.report")
@@ -293,6 +304,10 @@ def build_report(
 
     from ._tables import _tol
 
+    if inputs is not None:  # bad tokens fail before any model is read
+        from ._report_attributions import check_words
+
+        check_words(tokens, inputs)
     t = thresholds or Thresholds()
     value = _tol(tol)
     picks = [detail] if isinstance(detail, str) else list(detail)
@@ -382,10 +397,21 @@ def build_report(
         exports=exports(all_flags),
         comparison=comparison,
         histories=[_history_section(Path(d), figures) for d in databases],
+        attributions=_attributions(rest, inputs, out, tokens),
     )
     path = _write(out, context)
     total = len(sections) + sum(e["status"] == "failed" for e in failed)
     return path, failed, total
+
+
+def _attributions(sources: list[Any], inputs: Any, out: Any, tokens: Any) -> str:
+    """The attributions section's HTML, or "" without inputs."""
+    if inputs is None:
+        return ""
+    require("matplotlib", "report", "rnnscope.report attributions")
+    from ._report_attributions import attributions_section
+
+    return attributions_section(sources, inputs, out, _png, tokens)
 
 
 def _add_figures(

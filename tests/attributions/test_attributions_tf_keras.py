@@ -51,3 +51,25 @@ def test_tf_keras_attributions_against_the_models_own_forward(model):
         xo = x.copy()
         xo[:, start : start + 2] = 0.0
         np.testing.assert_allclose(o.values[:, start, 0], _f(model, x) - _f(model, xo), rtol=1e-5)
+
+
+def test_tf_keras_token_inputs_with_mask_zero_against_the_models_own_layers():
+    tf_keras.utils.set_random_seed(0)
+    inp = tf_keras.Input((None,), dtype="int32")
+    h = tf_keras.layers.Embedding(7, 3, mask_zero=True, name="emb")(inp)
+    m = tf_keras.Model(inp, tf_keras.layers.Dense(C, name="head")(tf_keras.layers.GRU(3)(h)))
+    tok = np.array([[3, 1, 4, 1, 5], [2, 6, 5, 0, 0]], dtype="int32")
+    a = rnnscope.attributions(m, tok, target=0, baseline=2, n_steps=12)
+    assert "call" not in vars(m.get_layer("emb"))
+    emb = m.get_layer("emb").embeddings.numpy()
+    gru, head = m.layers[2], m.get_layer("head")
+
+    def tail(e):
+        return head(gru(e, mask=tok != 0)).numpy()[:, 0]
+
+    fdiff = tail(emb[tok]) - tail(emb[np.full_like(tok, 2)])
+    np.testing.assert_allclose(a.values.sum(axis=(1, 2)) - fdiff, a.delta, atol=2e-6)
+    assert np.abs(a.delta).max() <= 1e-3 * np.abs(fdiff).max()
+    assert np.abs(a.values[1, 3:]).max() == 0
+    alone = rnnscope.attributions(m, tok[1:, :3], target=0, baseline=2, n_steps=12)
+    np.testing.assert_allclose(alone.values[0], a.values[1, :3], atol=1e-6)
