@@ -1,6 +1,12 @@
 """Every call of See RNN's README and example scripts (``sandbox.py``), as written there (old
 keyword names included), through the compat layer on Keras 3 (each backend), tf-keras and
-torch; each result is checked against the framework's own numbers."""
+torch; each result is checked against the framework's own numbers.
+
+One model per framework holds a plain LSTM, a Bidirectional LSTM and a last LSTM: the whole
+sequence of calls runs on the plain layer, and on the Bidirectional layer every call whose
+path differs with two directions (outputs, gradients, both-direction figures and limits). The
+figure drawing itself does not depend on the layer, so the sandbox's 400-bin histograms are
+drawn once per framework, not once per layer kind."""
 
 from __future__ import annotations
 
@@ -28,14 +34,13 @@ def _images(fig):
     return [np.asarray(im.get_array()) for ax in fig.axes for im in ax.images]
 
 
-def _keras_model(k, bidirectional=False):
-    """See RNN's README model: two stacked recurrent layers, the second returning one step."""
+def _keras_model(k):
+    """See RNN's README models in one: a plain and a Bidirectional stacked recurrent layer, the
+    last layer returning one step."""
     L = k.layers
     ipt = L.Input((T, 2 * U))
-    if bidirectional:
-        x = L.Bidirectional(L.LSTM(U, return_sequences=True))(ipt)
-    else:
-        x = L.LSTM(U, activation="tanh", return_sequences=True)(ipt)
+    x = L.LSTM(U, activation="tanh", return_sequences=True)(ipt)
+    x = L.Bidirectional(L.LSTM(U, return_sequences=True))(x)
     out = L.LSTM(U, activation="tanh", return_sequences=False)(x)
     model = k.Model(ipt, out)
     model.compile(k.optimizers.Adam(4e-3), "mse")
@@ -48,7 +53,7 @@ def _data():
 
 
 def _run_readme_and_sandbox(model, x, y, rnn_id, bidir_id, out_fn, weights_fn, grads_kw):
-    """The calls; ``out_fn(layer)`` and ``weights_fn(layer)`` are the framework's own."""
+    """The calls; ``out_fn(_id)`` and ``weights_fn(_id)`` are the framework's own."""
     grads_all = get_gradients(model, rnn_id[0], x, y, **grads_kw)  # return_sequences=True
     grads_last = get_gradients(model, rnn_id[1], x, y, **grads_kw)  # return_sequences=False
     outs = get_outputs(model, rnn_id[0], x)
@@ -57,7 +62,7 @@ def _run_readme_and_sandbox(model, x, y, rnn_id, bidir_id, out_fn, weights_fn, g
         assert not grads_last[:, :-1].any()
         grads_last = grads_last[:, -1]
     assert grads_all.shape == (B, T, width) and grads_last.shape == (B, U)
-    np.testing.assert_allclose(outs, out_fn(0), atol=1e-5)
+    np.testing.assert_allclose(outs, out_fn(rnn_id[0]), atol=1e-5)
     assert np.abs(grads_all).sum() > 0
 
     fig, axes = features_1D(outs[:1], share_xy=False)
@@ -88,20 +93,17 @@ def _run_readme_and_sandbox(model, x, y, rnn_id, bidir_id, out_fn, weights_fn, g
     figs, axes = rnn_histogram(model, rnn_id[0], equate_axes=True, bias=False)
     assert len(figs[0].axes) == 4 * 2
     assert len({ax.get_xlim() for ax in figs[0].axes}) == 1  # one scale over the whole grid
-    kernel = weights_fn(0)[0]
+    kernel = weights_fn(rnn_id[0])[0]
     heights = [p.get_height() * p.get_width() for p in axes[0][1, 0].patches]
     assert sum(heights) == pytest.approx(1.0)  # density of the forget gate's kernel block
     figs, axes = rnn_heatmap(model, rnn_id[0])
     np.testing.assert_allclose(_images(figs[0])[0], kernel)
     # norm='auto': symmetric at the largest kernel / recurrent kernel magnitude (all directions)
-    kernels = [w for w in weights_fn(0) if w.ndim == 2]
+    kernels = [w for w in weights_fn(rnn_id[0]) if w.ndim == 2]
     top = max(np.abs(w).max() for w in kernels)
     assert figs[0].axes[0].images[0].get_clim() == pytest.approx((-top, top))
-    if bidir_id is not None:
-        figs, axes = rnn_histogram(model, bidir_id, equate_axes=2)
-        assert len(figs) == 2 and figs[1]._suptitle.get_text() == "BACKWARD LAYER"
-        figs, axes = rnn_heatmap(model, bidir_id, norm=(-0.8, 0.8))
-        assert figs[0].axes[0].images[0].get_clim() == (-0.8, 0.8)
+    _close()
+    _bidirectional_calls(model, x, y, bidir_id, out_fn, weights_fn, grads_kw)
     figs, axes = rnn_heatmap(
         model,
         rnn_id[0],
@@ -132,6 +134,47 @@ def _run_readme_and_sandbox(model, x, y, rnn_id, bidir_id, out_fn, weights_fn, g
     np.testing.assert_allclose(_images(figs[0])[0], data[0])
 
 
+def _bidirectional_calls(model, x, y, _id, out_fn, weights_fn, grads_kw):
+    """The README's calls whose path differs on a layer with two directions."""
+    outs = get_outputs(model, _id, x)
+    np.testing.assert_allclose(outs, out_fn(_id), atol=1e-5)
+    grads = get_gradients(model, _id, x, y, **grads_kw)
+    assert grads.shape == (B, T, 2 * U) and np.abs(grads[..., U:]).sum() > 0
+    fig, axes = features_1D(grads, n_rows=2)
+    assert axes.size == 2 * U and len(axes.flat[U].lines) == B
+    np.testing.assert_allclose(axes.flat[U].lines[2].get_ydata(), grads[2, :, U])  # backward
+    fig, axes = features_2D(grads, n_rows=4, norm=(-0.01, 0.01))
+    np.testing.assert_allclose(_images(fig)[3], grads[3])
+
+    figs, axes = rnn_histogram(model, _id, equate_axes=True, bias=False)
+    assert len(figs) == 2 and [len(f.axes) for f in figs] == [4 * 2, 4 * 2]
+    assert len({ax.get_xlim() for ax in figs[0].axes}) == 1  # one scale over the whole grid
+    heights = [p.get_height() * p.get_width() for p in axes[0][1, 0].patches]
+    assert sum(heights) == pytest.approx(1.0)  # density of the forget gate's kernel block
+    figs, axes = rnn_histogram(model, _id, equate_axes=2)
+    assert len(figs) == 2 and figs[1]._suptitle.get_text() == "BACKWARD LAYER"
+    figs, axes = rnn_heatmap(model, _id)
+    kernels = [w for w in weights_fn(_id) if w.ndim == 2]  # forward kernel, recurrent; backward
+    np.testing.assert_allclose(_images(figs[0])[0], kernels[0])
+    np.testing.assert_allclose(_images(figs[1])[0], kernels[2])
+    # norm='auto': symmetric at the largest kernel / recurrent kernel magnitude (all directions)
+    top = max(np.abs(w).max() for w in kernels)
+    assert figs[0].axes[0].images[0].get_clim() == pytest.approx((-top, top))
+    figs, axes = rnn_heatmap(model, _id, norm=(-0.8, 0.8))
+    assert figs[0].axes[0].images[0].get_clim() == (-0.8, 0.8)
+    figs, axes = rnn_heatmap(
+        model,
+        _id,
+        mode="grads",
+        input_data=x,
+        labels=y,
+        cmap=None,
+        absolute_value=True,
+        **_heat_kw(grads_kw),
+    )
+    assert len(figs) == 2 and all((_images(f)[0] >= 0).all() for f in figs)
+
+
 def _close():
     import matplotlib.pyplot as plt
 
@@ -142,38 +185,35 @@ def _heat_kw(grads_kw):
     return {"loss": grads_kw["loss"]} if "loss" in grads_kw else {}
 
 
-def _keras_checks(k, bidirectional):
+def _keras_checks(k):
     k.utils.set_random_seed(1)
-    model = _keras_model(k, bidirectional)
+    model = _keras_model(k)
     x, y = _data()
     model.train_on_batch(x, y)
-    sub = k.Model(model.inputs, model.layers[1].output)
 
-    def out_fn(_):
-        return np.asarray(sub.predict(x, verbose=0))
+    def layer(_id):
+        return model.layers[_id] if isinstance(_id, int) else model.get_layer(_id)
 
-    def weights_fn(_):  # forward kernel first; a Bidirectional's backward arrays follow
-        return model.layers[1].get_weights()
+    def out_fn(_id):
+        return np.asarray(k.Model(model.inputs, layer(_id).output).predict(x, verbose=0))
 
-    name = model.layers[1].name
-    _run_readme_and_sandbox(
-        model, x, y, (1, 2), name if bidirectional else None, out_fn, weights_fn, {}
-    )
+    def weights_fn(_id):  # forward kernel first; a Bidirectional's backward arrays follow
+        return layer(_id).get_weights()
+
+    _run_readme_and_sandbox(model, x, y, (1, 3), model.layers[2].name, out_fn, weights_fn, {})
 
 
 @pytest.mark.keras_backend
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_readme_and_sandbox_calls_on_keras(bidirectional):
+def test_readme_and_sandbox_calls_on_keras():
     keras = pytest.importorskip("keras")
-    _keras_checks(keras, bidirectional)
+    _keras_checks(keras)
 
 
 @requires_tf_keras
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_readme_and_sandbox_calls_on_tf_keras(bidirectional):
+def test_readme_and_sandbox_calls_on_tf_keras():
     import tf_keras
 
-    _keras_checks(tf_keras, bidirectional)
+    _keras_checks(tf_keras)
 
 
 @requires_torch
@@ -197,12 +237,17 @@ def test_readme_and_sandbox_calls_on_torch():
     net = Net()
     x, y = _data()
 
-    def out_fn(_):
+    def out_fn(name):  # the module's own output sequence
         with torch.no_grad():
-            return net.lstm(torch.as_tensor(x))[0].numpy()
+            h = net.lstm(torch.as_tensor(x))[0]
+            return (net.bidir(h)[0] if name == "bidir" else h).numpy()
 
-    def weights_fn(_):  # Keras layout, by hand: kernel = weight_ih.T
-        return [net.lstm.weight_ih_l0.detach().numpy().T, net.lstm.weight_hh_l0.detach().numpy().T]
+    def weights_fn(name):  # Keras layout, by hand: kernel = weight_ih.T, per direction
+        m = getattr(net, name)
+        ends = ["_l0", "_l0_reverse"] if m.bidirectional else ["_l0"]
+        return [
+            getattr(m, f"weight_{k}{e}").detach().numpy().T for e in ends for k in "ih hh".split()
+        ]
 
     _run_readme_and_sandbox(
         net, x, y, ("lstm", "last"), "bidir", out_fn, weights_fn, {"loss": torch.nn.MSELoss()}
