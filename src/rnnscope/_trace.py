@@ -21,6 +21,7 @@ from ._cells import run_cell
 from ._errors import InputError, LayerError
 from ._frameworks import find_framework
 from ._frameworks._base import MaskRule
+from ._layouts import CONVLSTM_KINDS
 from ._model import RNNWeights
 
 __all__ = [
@@ -39,6 +40,7 @@ TRACE_NAMES = {
     "LSTM": ("input", "forget", "cell", "output", "c", "h"),
     "GRU": ("update", "reset", "new", "h"),
     "SimpleRNN": ("h",),
+    **{k: ("input", "forget", "cell", "output", "c", "h") for k in CONVLSTM_KINDS},
 }
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 MASKED_OUTPUTS = ("carry", "state", "zeros")
@@ -127,14 +129,14 @@ class Trace:
                 layer=self.layer,
                 argument="name",
             )
-        data = np.ascontiguousarray(self.time_major[(name, direction)].transpose(1, 0, 2))
+        data = np.ascontiguousarray(self.time_major[(name, direction)].swapaxes(0, 1))
         if self.mask is None:
             return data
         return np.ma.MaskedArray(data, mask=np.broadcast_to(~self.mask[:, :, None], data.shape))
 
     def _h(self, direction: str) -> np.ndarray:
         """``h`` as the layer outputs it: masked steps filled by ``masked_output``."""
-        h = np.ascontiguousarray(self.time_major[("h", direction)].transpose(1, 0, 2))
+        h = np.ascontiguousarray(self.time_major[("h", direction)].swapaxes(0, 1))
         if self.mask is None:
             return h
         if self.masked_output == "state":
