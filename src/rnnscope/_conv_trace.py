@@ -94,7 +94,8 @@ def _patches(
             slice(pos[a] * dil[a], pos[a] * dil[a] + (out[a] - 1) * strides[a] + 1, strides[a])
             for a in range(rank)
         )
-        cols.append(x[(slice(None), *idx)])
+        key = (slice(None), *idx)
+        cols.append(x[key])
     n, c = x.shape[0], x.shape[-1]
     p = np.stack(cols, axis=-2)  # (n, *out, positions, channels)
     return p.reshape(n * int(np.prod(out, dtype=np.int64)), len(cols) * c), out
