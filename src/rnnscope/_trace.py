@@ -9,6 +9,7 @@ this. At a masked step ``h`` and ``c`` hold the carried state and the gates hold
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -497,6 +498,15 @@ def trace_masked(
         x, mask = np.ma.getdata(x), ~np.ma.getmaskarray(x).all(axis=-1)
     if mask is False:
         return run_trace(w, x, initial_state)
+    if mask is None and lengths is None and rule is not None and rule.hidden:
+        warnings.warn(
+            f"layer '{w.name}' may receive a mask inside {rule.model} ({rule.hidden}), which "
+            "rnnscope cannot see there: the trace runs every step. If steps are masked, pass "
+            f"mask= (rnnscope.masks(model, model_input)['{w.name}']), or mask=False to silence "
+            "this",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     if mask is None and lengths is None and rule is not None and rule.producers:
         raise InputError(
             f"layer '{w.name}' receives a mask in {rule.model} (from "
