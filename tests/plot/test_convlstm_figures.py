@@ -131,3 +131,15 @@ def test_not_a_convlstm_still_refused():
     model = keras.Sequential([keras.Input((4,)), L.Dense(2, name="dense")])
     with pytest.raises(rnnscope.LayerError, match="dense"):
         plot.rnn_heatmap(model, "dense")
+
+
+def test_trace_plot_of_a_convlstm_flattens_positions_and_filters():
+    model, _ = _model("ConvLSTM1D")
+    x = np.random.default_rng(8).standard_normal((2, *SHAPES["ConvLSTM1D"][0])).astype("f4")
+    t = rnnscope.trace(model, x, "conv")
+    fig = plot.trace_plot(t, ["forget", "c"], sample=1)
+    forget = t.get("forget")[1]  # (time, positions, filters)
+    drawn = [ax.images[0].get_array() for ax in _images(fig)]
+    # rows: position * filters + filter; columns: time
+    np.testing.assert_allclose(drawn[0], forget.reshape(forget.shape[0], -1).T)
+    np.testing.assert_allclose(drawn[1], t.get("c")[1].reshape(forget.shape[0], -1).T)
