@@ -51,14 +51,16 @@ def _lstm_prepare(p: Mapping[str, np.ndarray], fused: bool) -> dict[str, np.ndar
     floating point: sigmoid(z) = (tanh(z / 2) + 1) / 2, so one tanh pass serves all four gates.
     """
     u = p["kernel"].shape[1] // 4
-    order = np.r_[0 : 2 * u, 3 * u : 4 * u, 2 * u : 3 * u]
-    scale = np.ones(4 * u, p["kernel"].dtype)
-    if fused:
-        scale[: 3 * u] = 0.5
-    return {
-        k: (v if k == "projection" else np.ascontiguousarray(v[..., order] * scale))
-        for k, v in p.items()
-    }
+
+    def reorder(v: np.ndarray) -> np.ndarray:  # slices joined: no fancy-index gather
+        out = np.concatenate(
+            [v[..., : 2 * u], v[..., 3 * u :], v[..., 2 * u : 3 * u]], axis=-1, dtype=v.dtype
+        )
+        if fused:
+            out[..., : 3 * u] *= 0.5
+        return out
+
+    return {k: (v if k == "projection" else reorder(v)) for k, v in p.items()}
 
 
 def _lstm(
@@ -77,8 +79,8 @@ def _lstm(
     gates, cs, hs = out["gates"], out["c"], out["h"]
     m = np.empty((b, u), xp.dtype)
     tc = np.empty((b, u), xp.dtype)
+    z = np.empty((b, 4 * u), xp.dtype)  # reused: stays in cache; copied to gates[s] once
     for s in range(t):
-        z = gates[s]
         np.matmul(h, u_kernel, out=z)
         z += xp[s]
         if fused:
@@ -104,6 +106,7 @@ def _lstm(
         else:
             np.multiply(z[:, 2 * u : 3 * u], tc, out=hs[s])
         h = hs[s]
+        gates[s] = z
 
 
 def _gru(
