@@ -76,13 +76,14 @@ def _lstm(
     u = width // 4
     u_kernel, proj = q["recurrent_kernel"], q.get("projection")
     h, c = state
-    gates, cs, hs = out["gates"], out["c"], out["h"]
+    cs, hs = out["c"], out["h"]
     m = np.empty((b, u), xp.dtype)
     tc = np.empty((b, u), xp.dtype)
-    z = np.empty((b, 4 * u), xp.dtype)  # reused: stays in cache; copied to gates[s] once
-    for s in range(t):
-        np.matmul(h, u_kernel, out=z)
-        z += xp[s]
+    hu = np.empty((b, 4 * u), xp.dtype)  # h @ recurrent_kernel, reused (stays in cache)
+    for s in range(t):  # xp becomes the gates record: each step's block is overwritten in place
+        np.matmul(h, u_kernel, out=hu)
+        z = xp[s]
+        z += hu
         if fused:
             np.tanh(z, out=z)
             sig = z[:, : 3 * u]
@@ -106,7 +107,6 @@ def _lstm(
         else:
             np.multiply(z[:, 2 * u : 3 * u], tc, out=hs[s])
         h = hs[s]
-        gates[s] = z
 
 
 def _gru(
@@ -174,9 +174,9 @@ def run_cell(
     u = width // len(GATES[cell])
     h = np.empty((steps, batch, hidden), xp.dtype)
     if cell == "LSTM":
-        gates = np.empty((steps, batch, width), xp.dtype)  # columns (input, forget, output, cell)
-        c = np.empty((steps, batch, u), xp.dtype)
-        _lstm(xp, p, activation, ract, fused, state, {"gates": gates, "c": c, "h": h})
+        gates = xp  # the input projection, turned into the gates in place, step by step
+        c = np.empty((steps, batch, u), xp.dtype)  # gate columns (input, forget, output, cell)
+        _lstm(xp, p, activation, ract, fused, state, {"c": c, "h": h})
         block = {n: k for k, n in enumerate(("input", "forget", "output", "cell"))}
         views = {n: gates[:, :, block[n] * u : (block[n] + 1) * u] for n in GATES["LSTM"]}
         return {**views, "c": c, "h": h}
