@@ -46,6 +46,15 @@ CASES = {
 }
 
 
+# Every case on TensorFlow; on JAX and torch (slow to compile each new convolution) a subset
+# that still covers valid and same padding, strides, dilation, an even kernel, go_backwards, 3D.
+ON_BACKEND = (
+    sorted(CASES)
+    if keras.backend.backend() == "tensorflow"
+    else ["1d-same-dilation2", "1d-valid", "2d-same-even-backwards", "2d-same-strides", "3d-same"]
+)
+
+
 def _np(t):
     return np.asarray(keras.ops.convert_to_numpy(t))
 
@@ -92,7 +101,7 @@ def _keras_gates(layer, x, kw):
     return {n: np.stack(v, axis=1) for n, v in rec.items()}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", ON_BACKEND)
 def test_trace_equals_keras_output(case):
     kind, shape, kw = CASES[case]
     model, _, x = _model(kind, shape, kw)
@@ -103,7 +112,7 @@ def test_trace_equals_keras_output(case):
     np.testing.assert_allclose(t.output(sequences=False), out[:, -1], atol=ATOL)
 
 
-@pytest.mark.parametrize("case", ["2d-same-even-backwards", "1d-same-stride2", "3d-same"])
+@pytest.mark.parametrize("case", ["2d-same-even-backwards", "3d-same"])
 def test_every_gate_equals_keras_convolutions(case):
     kind, shape, kw = CASES[case]
     model, layer, x = _model(kind, shape, kw, seed=1)
