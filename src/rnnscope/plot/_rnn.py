@@ -266,8 +266,9 @@ def rnn_heatmap(
     """Heatmaps of a recurrent layer's weights (or weight gradients), gate by gate.
 
     One figure per direction; in each, one panel per part (kernel, recurrent kernel, biases,
-    and a torch projection), gates side by side with separator lines and labels at the gate
-    boundaries, and one colour bar shared by the panels. NaN and Inf values are counted per
+    and a torch projection; a Keras ConvLSTM's parts flattened to ``(kernel positions x input
+    channels, filters)`` per gate), gates side by side with separator lines and labels at the
+    gate boundaries, and one colour bar shared by the panels. NaN and Inf values are counted per
     part, gate and direction, printed, stored in ``fig.nonfinite``, marked with ``x`` and drawn
     as 0.
 
