@@ -9,6 +9,7 @@ from typing import Any
 from ._errors import UnsupportedError
 from ._frameworks import find_framework, type_name
 from ._io import Checkpoint, is_remote, open_checkpoint
+from ._layouts import CONVLSTM_KINDS
 from ._model import LayerInfo, LayerWeights, RNNWeights
 from ._refs import LayerRef
 from ._select import LayerKey as LayerKey
@@ -139,8 +140,35 @@ def trace(
         (2, 5, 4)
     """
     src = resolve(obj)
-    w = pick_rnn(src.refs, layer, src.name, src.path)
     ref = select(src.refs, layer, src.name, recurrent=True, path=src.path)
+    if ref.info.kind in CONVLSTM_KINDS:
+        return _trace_conv(ref, x, initial_state, mask, lengths)
+    w = pick_rnn(src.refs, layer, src.name, src.path)
     fw = find_framework(obj)
     rule = fw.capture.mask_rule(obj, ref) if fw is not None and ref.obj is not None else None
     return trace_masked(w, x, initial_state, mask, lengths, rule)
+
+
+def _trace_conv(ref: LayerRef, x: Any, initial_state: Any, mask: Any, lengths: Any) -> Trace:
+    """A ConvLSTM's trace (masks refused: a masked ConvLSTM step is not proven)."""
+    from ._conv_trace import conv_settings, trace_convlstm
+    from ._trace import is_packed
+
+    name = ref.info.name
+    if mask is not None or lengths is not None or is_packed(x) or _is_masked(x):
+        raise UnsupportedError(
+            f"layer '{name}' ({ref.info.kind}): masks and lengths are not traced for a ConvLSTM; "
+            "pass the unpadded input",
+            layer=name,
+            argument="mask",
+        )
+    settings = conv_settings(ref.obj, name)
+    rec = ref.extract()
+    assert isinstance(rec, LayerWeights)
+    return trace_convlstm(rec, settings, x, initial_state)
+
+
+def _is_masked(x: Any) -> bool:
+    import numpy as np
+
+    return bool(np.ma.isMaskedArray(x))

@@ -51,14 +51,16 @@ def _lstm_prepare(p: Mapping[str, np.ndarray], fused: bool) -> dict[str, np.ndar
     floating point: sigmoid(z) = (tanh(z / 2) + 1) / 2, so one tanh pass serves all four gates.
     """
     u = p["kernel"].shape[1] // 4
-    order = np.r_[0 : 2 * u, 3 * u : 4 * u, 2 * u : 3 * u]
-    scale = np.ones(4 * u, p["kernel"].dtype)
-    if fused:
-        scale[: 3 * u] = 0.5
-    return {
-        k: (v if k == "projection" else np.ascontiguousarray(v[..., order] * scale))
-        for k, v in p.items()
-    }
+
+    def reorder(v: np.ndarray) -> np.ndarray:  # slices joined: no fancy-index gather
+        out = np.concatenate(
+            [v[..., : 2 * u], v[..., 3 * u :], v[..., 2 * u : 3 * u]], axis=-1, dtype=v.dtype
+        )
+        if fused:
+            out[..., : 3 * u] *= 0.5
+        return out
+
+    return {k: (v if k == "projection" else reorder(v)) for k, v in p.items()}
 
 
 def _lstm(
@@ -74,13 +76,14 @@ def _lstm(
     u = width // 4
     u_kernel, proj = q["recurrent_kernel"], q.get("projection")
     h, c = state
-    gates, cs, hs = out["gates"], out["c"], out["h"]
+    cs, hs = out["c"], out["h"]
     m = np.empty((b, u), xp.dtype)
     tc = np.empty((b, u), xp.dtype)
-    for s in range(t):
-        z = gates[s]
-        np.matmul(h, u_kernel, out=z)
-        z += xp[s]
+    hu = np.empty((b, 4 * u), xp.dtype)  # h @ recurrent_kernel, reused (stays in cache)
+    for s in range(t):  # xp becomes the gates record: each step's block is overwritten in place
+        np.matmul(h, u_kernel, out=hu)
+        z = xp[s]
+        z += hu
         if fused:
             np.tanh(z, out=z)
             sig = z[:, : 3 * u]
@@ -171,9 +174,9 @@ def run_cell(
     u = width // len(GATES[cell])
     h = np.empty((steps, batch, hidden), xp.dtype)
     if cell == "LSTM":
-        gates = np.empty((steps, batch, width), xp.dtype)  # columns (input, forget, output, cell)
-        c = np.empty((steps, batch, u), xp.dtype)
-        _lstm(xp, p, activation, ract, fused, state, {"gates": gates, "c": c, "h": h})
+        gates = xp  # the input projection, turned into the gates in place, step by step
+        c = np.empty((steps, batch, u), xp.dtype)  # gate columns (input, forget, output, cell)
+        _lstm(xp, p, activation, ract, fused, state, {"c": c, "h": h})
         block = {n: k for k, n in enumerate(("input", "forget", "output", "cell"))}
         views = {n: gates[:, :, block[n] * u : (block[n] + 1) * u] for n in GATES["LSTM"]}
         return {**views, "c": c, "h": h}

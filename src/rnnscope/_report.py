@@ -60,21 +60,26 @@ def _png(fig: Figure) -> str:
 
 
 def _other_figures(rec: LayerWeights) -> list[dict[str, str]]:
+    from .plot._convlstm import is_convlstm
     from .plot._layers import layer_figure
+
+    if is_convlstm(rec):  # per-gate heatmap and histograms, as a recurrent layer's
+        return _layer_figures(rec)
 
     fig = layer_figure(rec)
     return [] if fig is None else [{"caption": f"{rec.name}: weights", "src": _png(fig)}]
 
 
-def _layer_figures(rec: RNNWeights) -> list[dict[str, str]]:
+def _layer_figures(rec: RNNWeights | LayerWeights) -> list[dict[str, str]]:
     from .plot import rnn_heatmap, rnn_histogram
 
     out = []
+    directions = rec.directions if isinstance(rec, RNNWeights) else ("forward",)
     for kind, draw in (("heatmap", rnn_heatmap), ("histograms", rnn_histogram)):
         figs = draw(rec)
         figs = figs if isinstance(figs, list) else [figs]
-        for d, fig in zip(rec.directions, figs, strict=True):
-            side = f", {d}" if rec.bidirectional else ""
+        for d, fig in zip(directions, figs, strict=True):
+            side = f", {d}" if len(directions) == 2 else ""
             out.append({"caption": f"{rec.name}: {kind}{side}", "src": _png(fig)})
     return out
 

@@ -9,6 +9,7 @@ this. At a masked step ``h`` and ``c`` hold the carried state and the gates hold
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,6 +22,7 @@ from ._cells import run_cell
 from ._errors import InputError, LayerError
 from ._frameworks import find_framework
 from ._frameworks._base import MaskRule
+from ._layouts import CONVLSTM_KINDS
 from ._model import RNNWeights
 
 __all__ = [
@@ -39,6 +41,7 @@ TRACE_NAMES = {
     "LSTM": ("input", "forget", "cell", "output", "c", "h"),
     "GRU": ("update", "reset", "new", "h"),
     "SimpleRNN": ("h",),
+    **{k: ("input", "forget", "cell", "output", "c", "h") for k in CONVLSTM_KINDS},
 }
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 MASKED_OUTPUTS = ("carry", "state", "zeros")
@@ -127,14 +130,14 @@ class Trace:
                 layer=self.layer,
                 argument="name",
             )
-        data = np.ascontiguousarray(self.time_major[(name, direction)].transpose(1, 0, 2))
+        data = np.ascontiguousarray(self.time_major[(name, direction)].swapaxes(0, 1))
         if self.mask is None:
             return data
         return np.ma.MaskedArray(data, mask=np.broadcast_to(~self.mask[:, :, None], data.shape))
 
     def _h(self, direction: str) -> np.ndarray:
         """``h`` as the layer outputs it: masked steps filled by ``masked_output``."""
-        h = np.ascontiguousarray(self.time_major[("h", direction)].transpose(1, 0, 2))
+        h = np.ascontiguousarray(self.time_major[("h", direction)].swapaxes(0, 1))
         if self.mask is None:
             return h
         if self.masked_output == "state":
@@ -495,6 +498,15 @@ def trace_masked(
         x, mask = np.ma.getdata(x), ~np.ma.getmaskarray(x).all(axis=-1)
     if mask is False:
         return run_trace(w, x, initial_state)
+    if mask is None and lengths is None and rule is not None and rule.hidden:
+        warnings.warn(
+            f"layer '{w.name}' may receive a mask inside {rule.model} ({rule.hidden}), which "
+            "rnnscope cannot see there: the trace runs every step. If steps are masked, pass "
+            f"mask= (rnnscope.masks(model, model_input)['{w.name}']), or mask=False to silence "
+            "this",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     if mask is None and lengths is None and rule is not None and rule.producers:
         raise InputError(
             f"layer '{w.name}' receives a mask in {rule.model} (from "

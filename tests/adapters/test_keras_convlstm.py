@@ -1,6 +1,6 @@
 """Keras ``ConvLSTM1D/2D/3D``: per-gate kernel, recurrent-kernel and bias blocks, the same kind
 and blocks live and from ``.keras``/``.weights.h5``/``.h5``, statistics and weight gradients; a
-ConvLSTM is not traced, and says so.
+ConvLSTM has no ``rnn_weights`` record, and says so (its trace: ``tests/test_convlstm_trace.py``).
 
 Oracle: the layer's raw variables sliced in the test by Keras's documented layout (gates ``i, f,
 c, o`` on the last axis, ``4 * filters`` wide) and the backend's own gradients.
@@ -86,4 +86,4 @@ def test_convlstm_stats_gradients_and_no_trace():
         g.array("recurrent_kernel/output"), full[..., 9:12], rtol=1e-4, atol=1e-6
     )
     with pytest.raises(rnnscope.LayerError, match="is a ConvLSTM2D, not a recurrent layer"):
-        rnnscope.trace(model, x, layer="conv")
+        rnnscope.rnn_weights(model, "conv")

@@ -102,6 +102,7 @@ class MaskRule:
     masked_output: str = "carry"
     producers: tuple[str, ...] = ()
     model: str = ""
+    hidden: str = ""  # a mask rnnscope suspects but cannot locate (why, for a warning)
 
 
 class Capture(Protocol):

@@ -47,6 +47,30 @@ def _makes_mask(layer: Any) -> bool:
     )
 
 
+def _call_passes_mask(model: Any) -> str:
+    """Why a subclassed model's own ``call`` may give its layers a mask no static walk sees:
+    a call in its body passes ``mask=`` something other than None. Empty when none does, or
+    when the source cannot be read."""
+    import ast
+    import inspect
+    import textwrap
+
+    for klass in type(model).__mro__:
+        if "call" not in vars(klass) or klass.__module__.startswith(("keras", "tf_keras")):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(vars(klass)["call"])))
+        except (OSError, TypeError, SyntaxError):
+            return ""
+        for node in ast.walk(tree):
+            given = [k.value for k in getattr(node, "keywords", ()) if k.arg == "mask"]
+            if any(not (isinstance(v, ast.Constant) and v.value is None) for v in given):
+                line = getattr(node, "lineno", 0)
+                return f"{klass.__name__}.call passes mask= to a layer (line {line} of it)"
+        return ""
+    return ""
+
+
 def _in_order(model: Any) -> Iterator[Any]:
     """Every layer inside ``model``, depth first, in the model's own order."""
     for layer in getattr(model, "layers", []) or []:
@@ -85,7 +109,8 @@ class KerasCapture:
         # TensorFlow and torch loops the previous output (zeros before the first real step).
         scan = self.backend == "jax" and not getattr(inner, "unroll", False)
         carry = "state" if scan else "carry"
-        return MaskRule("zeros" if zeros else carry, tuple(producers), name)
+        hidden = "" if producers or model is layer else _call_passes_mask(model)
+        return MaskRule("zeros" if zeros else carry, tuple(producers), name, hidden)
 
     @contextmanager
     def patched(

@@ -20,6 +20,7 @@ from .._model import LayerWeights, RNNWeights
 from ._keras_tap import GradientTap
 from ._layers import chosen_refs
 from ._recorder import Recorder
+from ._timesteps import held_mask, timestep_norms
 
 __all__ = ["MonitorLogic"]
 
@@ -45,7 +46,11 @@ class MonitorLogic:
         data: a held ``(x, y)`` batch: gradient statistics on JAX, and the per-timestep
             output gradients of ``timestep_layers``.
         timestep_layers: layers whose per-timestep output-gradient norms on ``data`` to
-            record (``return_sequences=True`` layers).
+            record (``return_sequences=True`` layers). Steps the model masks (``Masking``,
+            ``Embedding(mask_zero=True)``) are left out of them.
+        mask: ``(batch, time)`` booleans of ``data``'s x, True for a real step: further
+            steps to leave out of the per-timestep norms.
+        lengths: ``(batch,)`` real steps per sample of ``data``'s x (right padding).
 
     Under multi-process distribution only process 0 writes.
     """
@@ -60,6 +65,8 @@ class MonitorLogic:
         tensorboard: str | os.PathLike[str] | None = None,
         data: tuple[Any, Any] | None = None,
         timestep_layers: LayerKey | Sequence[LayerKey] = None,
+        mask: Any = None,
+        lengths: Any = None,
     ) -> None:
         super().__init__()
         if not isinstance(every, int) or every < 1:
@@ -69,6 +76,7 @@ class MonitorLogic:
         self.path, self.every, self.layer_keys, self.tol = path, every, layers, tol
         self.tensorboard, self.data = tensorboard, data
         self.timestep_layers = timestep_layers
+        self.held_mask = held_mask(data[0], mask, lengths) if data is not None else None
         self.steps = 0
         self.epoch = 0
         self.recorder: Recorder | None = None
@@ -160,9 +168,8 @@ class MonitorLogic:
 
             x, y = self.data
             for name, g in gradients(self.model, x, y, layers=self.timestep_layers).items():
-                g = np.asarray(g, dtype=np.float64)
-                if g.ndim == 3:
-                    rec.timestep_grads(s, name, np.sqrt((g**2).sum(axis=(0, 2))))
+                if np.ndim(g) == 3:  # masked steps (a Keras mask, mask=, lengths=) left out
+                    rec.timestep_grads(s, name, timestep_norms(g, self.held_mask, name))
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         rec = self.recorder

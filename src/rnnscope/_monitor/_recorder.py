@@ -124,9 +124,16 @@ class Recorder:
         self.flush()
 
     def timestep_grads(self, step: int, layer: str, norms: np.ndarray) -> None:
-        """Per-timestep gradient norms of a layer's output, written with the next flush."""
+        """Per-timestep gradient norms of a layer's output, written with the next flush; a
+        masked entry (a timestep with no real step) is not written."""
         if self.enabled:
-            self.timesteps += [(step, layer, int(t), float(v)) for t, v in enumerate(norms)]
+            gone = np.ma.getmaskarray(norms)
+            values = np.ma.getdata(norms)
+            self.timesteps += [
+                (step, layer, int(t), float(v))
+                for t, (v, skip) in enumerate(zip(values, gone, strict=True))
+                if not skip
+            ]
 
     def _flag_nonfinite(self, step: int, rows: list[Row]) -> None:
         """One event (and one warning) per kind, at the first step it has non-finite values."""

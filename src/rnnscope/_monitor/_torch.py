@@ -15,6 +15,7 @@ from .._frameworks import TORCH
 from .._model import LayerWeights, RNNWeights
 from ._layers import chosen_refs, key_list
 from ._recorder import Recorder
+from ._timesteps import held_mask, timestep_norms
 
 __all__ = ["Monitor", "to_numpy"]
 
@@ -47,6 +48,10 @@ class Monitor:
             per timestep recorded (does the gradient reach early timesteps?).
         loss: the loss for ``held`` (e.g. ``nn.MSELoss()``).
         timestep_layers: layers whose per-timestep output gradient norms to record.
+        mask: ``(batch, time)`` booleans of the held batch, True for a real step; padded
+            steps are left out of the per-timestep norms (as are the padded steps of a held
+            ``PackedSequence``, without this).
+        lengths: ``(batch,)`` real steps per sample of the held batch (right padding).
 
         total_steps: the number of training steps, when known: the last one is then recorded
             by :meth:`step` itself, like a step that falls on ``every``.
@@ -74,6 +79,8 @@ class Monitor:
         loss: Any = None,
         timestep_layers: LayerKey | Sequence[LayerKey] = None,
         total_steps: int | None = None,
+        mask: Any = None,
+        lengths: Any = None,
     ) -> None:
         if not isinstance(every, int) or every < 1:
             raise InputError(f"every must be a positive integer; got {every!r}")
@@ -86,6 +93,7 @@ class Monitor:
         self.refs = chosen_refs(model, layers)
         self.params = [p for r in self.refs for p in r.variables]
         self.held, self.loss = held, loss
+        self.held_mask = held_mask(held[0], mask, lengths) if held is not None else None
         self.timestep_layers = None if timestep_layers is None else key_list(timestep_layers)
         writes, rank = TORCH.process_index()
         meta = {
@@ -183,9 +191,9 @@ class Monitor:
         x, y = self.held  # type: ignore[misc]
         grads = gradients(self.model, x, y, layers=self.timestep_layers, loss=self.loss)
         for name, g in grads.items():
-            g = np.asarray(g, dtype=np.float64)
-            if g.ndim == 3:  # (batch, time, features): a norm per timestep
-                self.recorder.timestep_grads(step, name, np.sqrt((g**2).sum(axis=(0, 2))))
+            if np.ndim(g) == 3:  # (batch, time, features): a norm per timestep
+                norms = timestep_norms(g, self.held_mask, name)
+                self.recorder.timestep_grads(step, name, norms)
 
     def close(self) -> None:
         """Record the last step if :meth:`step` did not, write what is pending and close the

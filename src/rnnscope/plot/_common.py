@@ -19,7 +19,7 @@ import numpy as np
 
 from .._enums import EquateAxes
 from .._errors import InputError, LayerError
-from .._model import LayerWeights, RNNWeights
+from .._model import RNNWeights
 from .._stats import count_nonfinite
 
 if TYPE_CHECKING:
@@ -188,8 +188,9 @@ def shrink_image(a: np.ndarray, limit: tuple[int, int] = MAX_IMAGE) -> np.ndarra
     return out
 
 
-def nonfinite_counts(rec: RNNWeights | LayerWeights, directions: Sequence[str]) -> NonFinite:
-    """NaN and Inf counts per (direction, part, gate) of ``rec``; zero counts are left out."""
+def nonfinite_counts(rec: Any, directions: Sequence[str]) -> NonFinite:
+    """NaN and Inf counts per (direction, part, gate) of ``rec`` (any record with ``blocks()``);
+    zero counts are left out."""
     out: NonFinite = {}
     for d, p, g, a in rec.blocks():
         if isinstance(rec, RNNWeights) and d not in directions:

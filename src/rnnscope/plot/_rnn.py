@@ -22,7 +22,6 @@ from ._common import (
     label,
     new_figure,
     nonfinite_counts,
-    rnn_record,
     save,
     savepaths,
     shrink_image,
@@ -30,12 +29,15 @@ from ._common import (
 from ._common import (
     equate_axes as to_equate,
 )
+from ._convlstm import ConvLSTMView, draw_record
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["rnn_heatmap", "rnn_histogram"]
+
+Record = RNNWeights | ConvLSTMView  # a ConvLSTM is drawn from its flattened per-gate blocks
 
 _LABEL = {
     "kernel": "kernel",
@@ -50,7 +52,7 @@ _NOTE = "#b00020"
 _MAX_MARKS = 5000
 
 
-def _directions(rec: RNNWeights, direction: str | None) -> tuple[str, ...]:
+def _directions(rec: Record, direction: str | None) -> tuple[str, ...]:
     if direction is None:
         return rec.directions
     if direction not in rec.directions:
@@ -61,13 +63,14 @@ def _directions(rec: RNNWeights, direction: str | None) -> tuple[str, ...]:
     return (direction,)
 
 
-def _title(rec: RNNWeights, mode: PlotMode, direction: str, what: str) -> str:
+def _title(rec: Record, mode: PlotMode, direction: str, what: str) -> str:
     shown = "weights" if mode is PlotMode.WEIGHTS else "gradients of the loss w.r.t. the weights"
     side = f", {direction}" if rec.bidirectional else ""
-    return f"{what} of {shown}: layer '{label(rec.name)}' ({rec.cell} {rec.units}{side})"
+    size = f", {rec.units} filters" if isinstance(rec, ConvLSTMView) else f" {rec.units}"
+    return f"{what} of {shown}: layer '{label(rec.name)}' ({rec.cell}{size}{side})"
 
 
-def _report(fn: str, rec: RNNWeights, counts: NonFinite) -> None:
+def _report(fn: str, rec: Record, counts: NonFinite) -> None:
     if counts and not QUIET.get():
         by_dir: dict[str, NonFinite] = {}
         for k, v in counts.items():
@@ -101,7 +104,7 @@ def _line_colour(image: Any, absolute: bool) -> str:
     return "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"
 
 
-def _gate_axis(ax: Axes, rec: RNNWeights, lines: bool, colour: str) -> None:
+def _gate_axis(ax: Axes, rec: Record, lines: bool, colour: str) -> None:
     u = rec.units
     ax.set_xticks([(k + 0.5) * u - 0.5 for k in range(rec.n_gates)], list(rec.gates))
     ax.tick_params(axis="x", length=0)
@@ -142,7 +145,7 @@ def _note(ax: Axes, counts: NonFinite, direction: str, parts: tuple[str, ...]) -
         )
 
 
-def _heat_panels(rec: RNNWeights, show_bias: bool) -> list[tuple[str, tuple[str, ...], float]]:
+def _heat_panels(rec: Record, show_bias: bool) -> list[tuple[str, tuple[str, ...], float]]:
     """(label, parts, height in inches) of each panel, top to bottom."""
     rows = {p: rec.expected_shape(p)[0] for p in ("kernel", "recurrent_kernel")}
     biggest = max(rows.values())
@@ -171,7 +174,7 @@ class HeatOptions:
 
 
 def _heat_one(
-    rec: RNNWeights,
+    rec: Record,
     mode: PlotMode,
     direction: str,
     fig: Figure | None,
@@ -224,7 +227,10 @@ def _heat_one(
                 ax.set_yticks(range(len(parts)), [_LABEL[p] for p in parts], fontsize=9)
             else:
                 rows = "inputs" if parts == ("kernel",) else "hidden units"
-                ax.set_ylabel(f"{panel}\n({a.shape[0]} {rows})")
+                if isinstance(rec, ConvLSTMView):
+                    ax.set_ylabel(rec.rows_label(parts[0]), gid="conv-rows")
+                else:
+                    ax.set_ylabel(f"{panel}\n({a.shape[0]} {rows})")
         _mark(ax, raw)
         _note(ax, counts, direction, parts)
     axes[0].tick_params(axis="x", top=True, labeltop=True, bottom=False, labelbottom=False)
@@ -260,8 +266,9 @@ def rnn_heatmap(
     """Heatmaps of a recurrent layer's weights (or weight gradients), gate by gate.
 
     One figure per direction; in each, one panel per part (kernel, recurrent kernel, biases,
-    and a torch projection), gates side by side with separator lines and labels at the gate
-    boundaries, and one colour bar shared by the panels. NaN and Inf values are counted per
+    and a torch projection; a Keras ConvLSTM's parts flattened to ``(kernel positions x input
+    channels, filters)`` per gate), gates side by side with separator lines and labels at the
+    gate boundaries, and one colour bar shared by the panels. NaN and Inf values are counted per
     part, gate and direction, printed, stored in ``fig.nonfinite``, marked with ``x`` and drawn
     as 0.
 
@@ -289,7 +296,7 @@ def rnn_heatmap(
     Example:
         >>> fig = rnnscope.plot.rnn_heatmap("model.keras", "lstm", norm=(-1, 1))
     """
-    rec, m = rnn_record(source, layer, mode, x, y, loss, sample_weight)
+    rec, m = draw_record(source, layer, mode, x, y, loss, sample_weight)
     dirs = _directions(rec, direction)
     drawn = {p for _, parts, _ in _heat_panels(rec, show_bias) for p in parts}
 
@@ -303,7 +310,7 @@ def rnn_heatmap(
 
 def _per_direction(
     fn: str,
-    rec: RNNWeights,
+    rec: Record,
     dirs: tuple[str, ...],
     drawn: set[str],
     fig: Any,
@@ -336,7 +343,7 @@ def _edges(arrays: list[np.ndarray], bins: int) -> np.ndarray:
     return np.linspace(lo, hi, bins + 1)
 
 
-def _hist_rows(rec: RNNWeights, show_bias: bool) -> list[str]:
+def _hist_rows(rec: Record, show_bias: bool) -> list[str]:
     rows: list[str] = [p for p in ("kernel", "recurrent_kernel") if p in rec.parts]
     if show_bias:
         rows += [p for p in _BIASES if p in rec.parts]
@@ -366,7 +373,7 @@ class HistOptions:
 
 
 def _hist_one(
-    rec: RNNWeights,
+    rec: Record,
     mode: PlotMode,
     direction: str,
     fig: Figure | None,
@@ -480,7 +487,7 @@ def rnn_histogram(
     Example:
         >>> fig = rnnscope.plot.rnn_histogram(model, "lstm", equate_axes=2)
     """
-    rec, m = rnn_record(source, layer, mode, x, y, loss, sample_weight)
+    rec, m = draw_record(source, layer, mode, x, y, loss, sample_weight)
     equate = to_equate(equate_axes)
     if not isinstance(bins, int) or bins < 1:
         raise InputError(f"bins must be a positive integer; got {bins!r}")

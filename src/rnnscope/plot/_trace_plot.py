@@ -48,6 +48,12 @@ def _units(units: Any, size: int, name: str) -> np.ndarray:
     return idx
 
 
+def _flat(a: np.ndarray) -> np.ndarray:
+    """``(time, size)``: a ConvLSTM's output positions and filters flattened row-major (the
+    filter fastest), so row ``position * filters + filter``."""
+    return a if a.ndim == 2 else a.reshape(a.shape[0], -1)
+
+
 def trace_plot(
     trace: Trace,
     names: Sequence[str] | None = None,
@@ -69,7 +75,8 @@ def trace_plot(
     the GRU's update and reset gates and hidden state), one column per direction, time in input
     order for both directions. Quantities within [0, 1] (gates after a sigmoid) share a fixed
     0-1 colour scale; the others a scale symmetric around 0. Masked steps of a masked trace
-    are drawn hatched grey and left out of the scales.
+    are drawn hatched grey and left out of the scales. A ConvLSTM trace draws each output
+    position's filters as rows (row ``position * filters + filter``, positions row-major).
 
     Args:
         trace: from :func:`rnnscope.trace`.
@@ -86,7 +93,7 @@ def trace_plot(
     """
     if not isinstance(trace, Trace):
         raise InputError(f"trace: expected a rnnscope.Trace; got {type(trace).__name__}")
-    names = tuple(names) if names is not None else _DEFAULT[trace.cell]
+    names = tuple(names) if names is not None else _DEFAULT.get(trace.cell, _DEFAULT["LSTM"])
     for n in names:
         if n not in trace.names:
             raise LayerError(
@@ -97,7 +104,9 @@ def trace_plot(
     batch = trace.get(names[0], dirs[0]).shape[0]
     if not -batch <= sample < batch:
         raise InputError(f"sample: the trace holds {batch} samples; got {sample}")
-    panels = {(n, d): trace.get(n, d)[sample] for n in names for d in dirs}  # (time, size)
+    panels = {  # (time, size); a ConvLSTM's (time, *space, filters) as (time, positions x filters)
+        (n, d): _flat(trace.get(n, d)[sample]) for n in names for d in dirs
+    }
     hidden = None if trace.mask is None else ~trace.mask[sample]  # (time,)
     fig = new_figure(fig, (4.2 * len(dirs) + 1.6, 1.9 * len(names) + 1.0), dpi, constrained=True)
     axes = fig.subplots(len(names), len(dirs), squeeze=False, sharex=True)
