@@ -161,7 +161,7 @@ class FlaxLayers:
             for k, v in params.items()
         }
         problem = self._problem(module, cells, kinds)
-        info = LayerInfo(name, type(module).__name__, shapes, recurrent=problem is None)
+        info = LayerInfo(name, type(module).__name__, shapes, recurrent=True)
         if problem is not None:
 
             def refuse() -> RNNWeights:
