@@ -77,18 +77,18 @@ def numpy_cell(cell: object, x: np.ndarray, reverse: bool = False) -> dict[str, 
 
 
 def make(kind: str, seed: int, **kw: object) -> object:
-    rngs = nnx.Rngs(seed)
-    rng = np.random.default_rng(seed + 7)
-    cls = getattr(nnx, kind)
-    cell = cls(F, H, rngs=rngs, **kw)
-    if kind != "SimpleCell":  # flax initialises biases to zero: make them count
-        for name in ("hi", "hf", "hg", "ho", "dense_h", "dense_i"):
-            dense = getattr(cell, name, None)
-            if dense is not None and dense.bias is not None:
-                dense.bias[...] = rng.normal(size=dense.bias.shape).astype(np.float32)
-    elif cell.dense_i.bias is not None:
-        cell.dense_i.bias[...] = rng.normal(size=(H,)).astype(np.float32)
-    return cell
+    """A cell built abstractly (no initialiser runs: compiling them costs seconds), its
+    parameters then set from numpy: flax initialises biases to zero, these make them count."""
+    rng = np.random.default_rng(seed)
+    cell = nnx.eval_shape(lambda: getattr(nnx, kind)(F, H, rngs=nnx.Rngs(0), **kw))
+    return fill(cell, rng)
+
+
+def fill(module: object, rng: np.random.Generator) -> object:
+    for _, v in nnx.iter_graph(module):
+        if isinstance(v, nnx.Param):
+            v.set_value(jnp.asarray(rng.normal(scale=0.5, size=v.shape).astype(np.float32)))
+    return module
 
 
 CELLS = ("LSTMCell", "OptimizedLSTMCell", "GRUCell", "SimpleCell")
@@ -169,9 +169,12 @@ class Model(nnx.Module):
     def __init__(self, rngs: nnx.Rngs) -> None:
         fwd, bwd = nnx.RNN(make("LSTMCell", 10)), nnx.RNN(make("LSTMCell", 11))
         self.bi = nnx.Bidirectional(fwd, bwd)
-        self.gru = nnx.RNN(nnx.GRUCell(2 * H, H, rngs=rngs))
+        rng = np.random.default_rng(5)
+        self.gru = nnx.RNN(
+            fill(nnx.eval_shape(lambda: nnx.GRUCell(2 * H, H, rngs=nnx.Rngs(0))), rng)
+        )
         self.drop = nnx.Dropout(0.5, rngs=rngs)
-        self.head = nnx.Linear(H, 2, rngs=rngs)
+        self.head = fill(nnx.eval_shape(lambda: nnx.Linear(H, 2, rngs=nnx.Rngs(0))), rng)
 
     def __call__(self, x: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
         h = self.bi(x, seq_lengths=lengths)
@@ -209,7 +212,10 @@ def test_lengths_equal_flax_seq_lengths_on_real_steps(model: Model, x: np.ndarra
     # the state at the end of each direction's real steps is flax's returned carry (c, h)
     (c_f, h_f), (c_b, h_b) = carry
     np.testing.assert_allclose(t.get("h", "forward")[np.arange(B), lengths - 1], h_f, atol=TOL)
+    np.testing.assert_allclose(t.get("c", "forward")[np.arange(B), lengths - 1], c_f, atol=TOL)
     np.testing.assert_allclose(t.get("c", "backward")[:, 0], c_b, atol=TOL)
+    last = np.concatenate([np.asarray(h_f), np.asarray(h_b)], axis=-1)
+    np.testing.assert_allclose(t.output(sequences=False), last, atol=TOL)
     np.testing.assert_allclose(t.get("h", "backward")[:, 0], h_b, atol=TOL)
     # flax's own masks, found in a forward pass of the model
     masks = rnnscope.masks(model, (jnp.asarray(x), jnp.asarray(lengths)))
@@ -232,9 +238,7 @@ def test_reverse_rnn(x: np.ndarray, keep_order: bool) -> None:
 
 
 def test_custom_activations_are_flax_functions(x: np.ndarray) -> None:
-    cell = nnx.LSTMCell(
-        F, H, gate_fn=jax.nn.hard_sigmoid, activation_fn=lambda a: jnp.sin(a), rngs=nnx.Rngs(4)
-    )
+    cell = make("LSTMCell", 4, gate_fn=jax.nn.hard_sigmoid, activation_fn=lambda a: jnp.sin(a))
     rnn = nnx.RNN(cell)
     w = rnnscope.rnn_weights(rnn)
     assert (w.recurrent_activation, w.activation) == ("hard_sigmoid", "flax:<lambda>")
@@ -244,7 +248,7 @@ def test_custom_activations_are_flax_functions(x: np.ndarray) -> None:
 
 
 def test_refusals_name_layer_and_reason() -> None:
-    res = nnx.RNN(nnx.SimpleCell(F, H, residual=True, rngs=nnx.Rngs(0)))
+    res = nnx.RNN(make("SimpleCell", 0, residual=True))
     with pytest.raises(UnsupportedError, match=r"layer 'rnn' \(RNN\).*residual=True"):
         rnnscope.rnn_weights(res)
     mixed = nnx.Bidirectional(nnx.RNN(make("LSTMCell", 1)), nnx.RNN(make("GRUCell", 2)))

@@ -130,8 +130,8 @@ class FlaxCapture:
 
     # -- the Capture protocol ------------------------------------------------------------------
     def has_output(self, ref: LayerRef) -> bool:
-        """Every module called once; a bare cell's output is one step."""
-        return ref.obj is not None and cell_kind(ref.obj) is None
+        """Every module (a bare cell is refused with the reason when its output is asked for)."""
+        return ref.obj is not None
 
     def mask_rule(self, model: Any, ref: LayerRef) -> MaskRule:
         """Flax runs the cell over padded steps too; on a masked step rnnscope's ``h`` holds the
@@ -211,6 +211,8 @@ class FlaxCapture:
     ) -> Iterator[tuple[str, Any]]:
         jax = importlib.import_module("jax")
         nnx = self.nnx
+        if loss is None or not callable(loss):
+            self._loss(loss, None, None, None)  # the message
         if not weights:
             self._refuse_cells(refs)
         clone = self._clone(model, training)
@@ -243,7 +245,7 @@ class FlaxCapture:
             arrays = [self._output(sink[r.info.name], g_out[r.info.name]) for r in refs]
             yield from results(refs, refs, arrays, False)
             return
-        flat = {tuple(p): v for p, v in g_params.flat_state()}
+        flat = {tuple(p): v for p, v in nnx.to_flat_state(g_params)}
         variables = unique_variables(refs)
         paths = {id(v): tuple(p) for p, v in nnx.iter_graph(model) if isinstance(v, nnx.Variable)}
         arrays = []
