@@ -218,9 +218,9 @@ class FlaxCapture:
         clone = self._clone(model, training)
         y = y if hasattr(y, "shape") and not isinstance(y, np.ndarray) else jax.numpy.asarray(y)
         targets = [] if weights else list(refs)
-        shapes = {}
+        shapes: dict[str, Any] = {}
+        probe: dict[str, Any] = {}
         if targets:  # the outputs' shapes, from a pass that computes nothing
-            probe: dict[str, Any] = {}
 
             def shape_of(m: Any) -> None:
                 self._patch(model, m, targets, probe, None)
@@ -229,20 +229,27 @@ class FlaxCapture:
             nnx.eval_shape(shape_of, clone)
             self._check(targets, probe)
             shapes = {n: (rec["y"].shape, rec["y"].dtype) for n, rec in probe.items()}
-        sink: dict[str, Any] = {}
 
         def objective(m: Any, deltas: dict[str, Any]) -> Any:
+            sink: dict[str, Any] = {}
             undo = self._patch(model, m, targets, sink, deltas)
             try:
-                return self._loss(loss, self._forward(m, x), y, sw)
+                value = self._loss(loss, self._forward(m, x), y, sw)
             finally:
                 for obj, klass in undo:
                     obj.__class__ = klass
+            return value, {n: rec.get("seq_lengths") for n, rec in sink.items()}
 
         zeros = {n: jax.numpy.zeros(s, d) for n, (s, d) in shapes.items()}
-        g_params, g_out = nnx.grad(objective, argnums=(0, 1))(clone, zeros)
+        step = nnx.jit(nnx.grad(objective, argnums=(0, 1), has_aux=True))
+        (g_params, g_out), lengths = step(clone, zeros)
+        sink = {
+            n: {"seq_lengths": lengths[n], "time_major": probe[n]["time_major"]}
+            for n in lengths
+            if "time_major" in probe[n]
+        }
         if not weights:
-            arrays = [self._output(sink[r.info.name], g_out[r.info.name]) for r in refs]
+            arrays = [self._output(sink.get(r.info.name, {}), g_out[r.info.name]) for r in refs]
             yield from results(refs, refs, arrays, False)
             return
         flat = {tuple(p): v for p, v in nnx.to_flat_state(g_params)}
