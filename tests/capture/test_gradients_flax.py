@@ -107,7 +107,7 @@ def test_sample_weight_and_training_mode(setup: tuple) -> None:
     _, x, y = setup
     net = Head()
     net.eval()
-    sw = np.array([1.0, 0.0, 2.0], np.float32)
+    sw = np.array([1.0, 0.0, 3.0], np.float32)  # sum != batch
 
     def per_sample(p: jax.Array, t: jax.Array) -> jax.Array:
         return ((p - t) ** 2).mean(axis=(1, 2))
