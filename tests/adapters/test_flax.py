@@ -265,3 +265,19 @@ def test_stats_rows_per_gate(rnns: dict) -> None:
     assert row["size"] == z.size
     assert row["mean"] == pytest.approx(z.mean(), abs=1e-6)
     assert row["max"] == pytest.approx(z.max(), abs=1e-6)
+
+
+def test_orbax_checkpoint_is_refused_by_name(tmp_path: object, rnns: dict) -> None:
+    """An orbax checkpoint is a tensorstore/OCDBT folder: named, not read (README)."""
+    ocp = pytest.importorskip("orbax.checkpoint")
+    from rnnscope import FormatError
+
+    _, state = nnx.split(rnns["GRUCell"])
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(tmp_path / "step" / "state", state)
+    for where in (tmp_path / "step" / "state", tmp_path / "step"):
+        with pytest.raises(FormatError, match=r"is an orbax checkpoint .*does not read orbax") as e:
+            rnnscope.layers(str(where))
+        assert e.value.path == str(where)
+    with pytest.raises(FormatError, match="is a directory, not a checkpoint file"):
+        rnnscope.layers(str(tmp_path))
