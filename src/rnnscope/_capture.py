@@ -66,8 +66,8 @@ def _backend(model: Any) -> Capture:
     fw = find_framework(model)
     if fw is None:
         raise UnsupportedError(
-            f"activations and gradients need a Keras 3, tf-keras, torch or flax.nnx model; "
-            f"got {type_name(model)}"
+            "activations and gradients need a Keras 3, tf-keras or torch model, or a flax.nnx "
+            f"module; got {type_name(model)}"
         )
     return fw.capture
 
