@@ -139,4 +139,6 @@ def test_bare_cell_output_refused(setup: tuple) -> None:
     _, x, _ = setup
     cell = nnx.eval_shape(lambda: nnx.GRUCell(F, H, rngs=nnx.Rngs(0)))
     with pytest.raises(LayerError, match=r"bare GRUCell.*wrap it in nnx\.RNN"):
-        rnnscope.activations(cell, x)
+        rnnscope.activations(cell, x, "cell")
+    assert rnnscope.activations(cell, x) == {}  # left out by default, as Keras's stacked cells
+    assert rnnscope.masks(cell, x) == {"cell": None}

@@ -130,8 +130,9 @@ class FlaxCapture:
 
     # -- the Capture protocol ------------------------------------------------------------------
     def has_output(self, ref: LayerRef) -> bool:
-        """Every module (a bare cell is refused with the reason when its output is asked for)."""
-        return ref.obj is not None
+        """Every module but a bare cell, whose output is one step per call: left out by default,
+        refused with the reason when asked for by name."""
+        return ref.obj is not None and cell_kind(ref.obj) is None
 
     def mask_rule(self, model: Any, ref: LayerRef) -> MaskRule:
         """Flax runs the cell over padded steps too; on a masked step rnnscope's ``h`` holds the
@@ -141,9 +142,14 @@ class FlaxCapture:
     def masks(
         self, model: Any, x: Any, refs: Sequence[LayerRef]
     ) -> Iterator[tuple[str, np.ndarray | None]]:
-        """The mask of an RNN or Bidirectional called with ``seq_lengths=``; else None."""
-        sink = self._run(model, x, refs, False)
+        """The mask of an RNN or Bidirectional called with ``seq_lengths=``; else None (a bare
+        cell, stepped by hand, receives none)."""
+        called = [r for r in refs if self.has_output(r)]
+        sink = self._run(model, x, called, False) if called else {}
         for r in refs:
+            if r not in called:
+                yield r.info.name, None
+                continue
             out = self._output(sink[r.info.name], sink[r.info.name]["y"])
             if not np.ma.isMaskedArray(out):
                 yield r.info.name, None
@@ -155,6 +161,8 @@ class FlaxCapture:
         self, model: Any, x: Any, refs: Sequence[LayerRef], training: bool
     ) -> Iterator[tuple[str, np.ndarray]]:
         self._refuse_cells(refs)
+        if not refs:
+            return
         sink = self._run(model, x, refs, training)
         for r in refs:
             yield r.info.name, self._output(sink[r.info.name], sink[r.info.name]["y"])
@@ -215,6 +223,8 @@ class FlaxCapture:
             self._loss(loss, None, None, None)  # the message
         if not weights:
             self._refuse_cells(refs)
+            if not refs:
+                return
         clone = self._clone(model, training)
         y = y if hasattr(y, "shape") and not isinstance(y, np.ndarray) else jax.numpy.asarray(y)
         targets = [] if weights else list(refs)
