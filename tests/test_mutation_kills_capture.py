@@ -89,7 +89,8 @@ def test_argument_errors_say_what_was_expected():
     with pytest.raises(rnnscope.UnsupportedError) as err:
         rnnscope.activations(np.zeros(3), X)
     assert str(err.value) == (
-        "activations and gradients need a Keras 3, tf-keras or torch model; got numpy.ndarray"
+        "activations and gradients need a Keras 3, tf-keras or torch model, or a flax.nnx "
+        "module; got numpy.ndarray"
     )
     with pytest.raises(rnnscope.LayerError) as err:
         rnnscope.activations(model, X, layers="nope")

@@ -53,7 +53,7 @@ def resolve(obj: Any) -> Source:
     if fw is None:
         raise UnsupportedError(
             f"cannot read weights from an object of type {type_name(obj)}; expected a Keras 3, "
-            "tf-keras or torch model or layer, a checkpoint path, or an rnnscope "
+            "tf-keras, torch or flax.nnx model or layer, a checkpoint path, or an rnnscope "
             "RNNWeights/LayerWeights"
         )
     return Source(fw.source_name(obj), fw.layer_refs(obj))

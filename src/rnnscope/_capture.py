@@ -66,8 +66,8 @@ def _backend(model: Any) -> Capture:
     fw = find_framework(model)
     if fw is None:
         raise UnsupportedError(
-            f"activations and gradients need a Keras 3, tf-keras or torch model; "
-            f"got {type_name(model)}"
+            "activations and gradients need a Keras 3, tf-keras or torch model, or a flax.nnx "
+            f"module; got {type_name(model)}"
         )
     return fw.capture
 
@@ -78,7 +78,7 @@ def activations(
     """Outputs of the chosen layers in one forward pass, keyed by layer name.
 
     Args:
-        model: a Keras 3 (any backend), tf-keras or torch model.
+        model: a Keras 3 (any backend), tf-keras, torch or flax.nnx model.
         x: the model's input: an array, or a list/dict of arrays for several inputs.
         layers: a layer key (name, name part, index) or a list of them; None for every layer
             with weights.
@@ -114,7 +114,7 @@ def gradients(
     """Gradients of the loss with respect to layer outputs or weights, keyed by layer name.
 
     Args:
-        model: a Keras 3 (any backend), tf-keras or torch model.
+        model: a Keras 3 (any backend), tf-keras, torch or flax.nnx model.
         x: the model's input (array, or list/dict of arrays).
         y: the targets, structured like the model's outputs.
         layers: a layer key or list of keys; None for every layer with weights.
@@ -157,7 +157,7 @@ def masks(model: Any, x: Any, layers: LayerKey | Sequence[LayerKey] = None) -> d
     to :func:`trace` as ``mask=`` with the layer's own input.
 
     Args:
-        model: a Keras 3 (any backend), tf-keras or torch model.
+        model: a Keras 3 (any backend), tf-keras, torch or flax.nnx model.
         x: the model's input.
         layers: a layer key or a list of them; None for every layer with weights.
 

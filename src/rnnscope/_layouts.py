@@ -18,6 +18,7 @@ __all__ = [
     "TORCH_ROLES",
     "TORCH_STACKED_KEY",
     "canonical_from_cudnn",
+    "canonical_from_flax",
     "canonical_from_keras",
     "canonical_from_onnx",
     "canonical_from_torch",
@@ -241,3 +242,54 @@ def convlstm_gate_blocks(parts: dict[str, np.ndarray], *, name: str = "") -> dic
         for gate, block in zip(GATES["LSTM"], np.split(a, 4, axis=-1), strict=True):
             out[f"{part}/{gate}"] = block
     return out
+
+
+# Flax's fused GRU blocks are (reset, update, new); the canonical order is (update, reset, new).
+_FLAX_FUSED_TO_CANONICAL = {"LSTM": (0, 1, 2, 3), "GRU": (1, 0, 2), "SimpleRNN": (0,)}
+_FLAX_LSTM_DENSE = (("ii", "hi"), ("if_", "hf"), ("ig", "hg"), ("io", "ho"))
+"""``flax.nnx.LSTMCell``'s Linear layers per canonical gate: (input side, hidden side)."""
+
+
+def _reorder_columns(a: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    return np.ascontiguousarray(_reorder_blocks(np.asarray(a).T, order).T)
+
+
+def canonical_from_flax(
+    cell: str, kind: str, dense: dict[str, dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Canonical parts from a ``flax.nnx`` cell's Linear layers (``dense[name]["kernel"]`` ...).
+
+    Flax's ``Linear`` computes ``x @ kernel + bias`` with ``kernel (in, out)``, the canonical
+    orientation. ``LSTMCell`` keeps one Linear per gate and side (``ii, if_, ig, io`` on the
+    input, no bias; ``hi, hf, hg, ho`` on ``h``, with bias): the bias is the recurrent bias.
+    ``OptimizedLSTMCell`` fuses them into ``dense_i (in, 4u)`` (no bias) and ``dense_h``
+    (bias), gates ``i, f, g, o``. ``GRUCell`` fuses ``dense_i (in, 3u)`` (bias) and ``dense_h``
+    (no bias), gates ``r, z, n``, with ``n = tanh(x W_in + b_in + r * (h W_hn))``: a reset-after
+    GRU without recurrent bias. ``SimpleCell``: ``dense_i`` (bias), ``dense_h`` (no bias).
+
+    Example:
+        >>> d = {"dense_i": {"kernel": np.arange(6.0).reshape(2, 3), "bias": np.arange(3.0)},
+        ...      "dense_h": {"kernel": np.zeros((1, 3))}}
+        >>> canonical_from_flax("GRU", "GRUCell", d)["bias"]  # (r, z, n) -> (z, r, n)
+        array([1., 0., 2.])
+    """
+    if kind == "LSTMCell":
+        out = {
+            "kernel": np.concatenate([dense[i]["kernel"] for i, _ in _FLAX_LSTM_DENSE], axis=1),
+            "recurrent_kernel": np.concatenate(
+                [dense[h]["kernel"] for _, h in _FLAX_LSTM_DENSE], axis=1
+            ),
+        }
+        if all("bias" in dense[h] for _, h in _FLAX_LSTM_DENSE):
+            out["recurrent_bias"] = np.concatenate([dense[h]["bias"] for _, h in _FLAX_LSTM_DENSE])
+        return {k: _fresh(np.array(v, copy=True)) for k, v in out.items()}
+    order = _FLAX_FUSED_TO_CANONICAL[cell]
+    out = {
+        "kernel": _reorder_columns(dense["dense_i"]["kernel"], order),
+        "recurrent_kernel": _reorder_columns(dense["dense_h"]["kernel"], order),
+    }
+    if "bias" in dense["dense_i"]:
+        out["bias"] = _reorder_blocks(dense["dense_i"]["bias"], order)
+    if "bias" in dense["dense_h"]:
+        out["recurrent_bias"] = _reorder_blocks(dense["dense_h"]["bias"], order)
+    return {k: _fresh(np.array(v, copy=True)) for k, v in out.items()}

@@ -84,8 +84,21 @@ def test_other_objects_get_an_error_naming_their_type(obj, name):
         framework_for(obj)
     assert str(err.value) == (
         f"no framework handles an object of type {name}; "
-        "expected a Keras 3, tf-keras or torch model, layer or tensor"
+        "expected a Keras 3, tf-keras, torch or flax.nnx model, layer or tensor"
     )
+
+
+@pytest.mark.skipif(not has("flax"), reason="flax is not installed")
+def test_flax_nnx_modules_and_params_pick_flax():
+    from flax import nnx
+
+    from rnnscope._frameworks import FLAX
+
+    rnn = nnx.RNN(nnx.eval_shape(lambda: nnx.GRUCell(2, 3, rngs=nnx.Rngs(0))))
+    for obj in (rnn, rnn.cell, rnn.cell.dense_i.kernel):
+        assert framework_for(obj) is FLAX, type(obj).__mro__
+    assert find_framework(np.zeros(2)) is None
+    assert FLAX.process_index() == (True, 0)
 
 
 def test_answers_are_remembered_per_type():

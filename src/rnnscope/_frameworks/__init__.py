@@ -1,7 +1,7 @@
 """One object per framework, and :func:`framework_for`, which picks the one an object belongs to.
 
-Each framework object (``KERAS``, ``TF_KERAS``, ``TORCH``) owns what rnnscope knows about its
-framework: ``handles``, ``to_numpy``, ``layer_refs``, activation and gradient capture,
+Each framework object (``KERAS``, ``TF_KERAS``, ``TORCH``, ``FLAX``) owns what rnnscope knows
+about its framework: ``handles``, ``to_numpy``, ``layer_refs``, activation and gradient capture,
 ``process_index`` and its layout conversions. A framework is only ever considered when it is
 already imported (in ``sys.modules``): nothing here imports one. Adding a framework is one new
 module with a :class:`Framework` subclass, and one line here that registers its object.
@@ -13,15 +13,18 @@ from typing import Any
 
 from .._errors import UnsupportedError
 from ._base import FRAMEWORKS, Capture, Framework, register, type_name
+from ._flax import FlaxFramework
 from ._keras import KerasFramework
 from ._torch import TorchFramework
 
 __all__ = [
+    "FLAX",
     "FRAMEWORKS",
     "KERAS",
     "TF_KERAS",
     "TORCH",
     "Capture",
+    "FlaxFramework",
     "Framework",
     "KerasFramework",
     "TorchFramework",
@@ -33,7 +36,8 @@ __all__ = [
 KERAS = KerasFramework("keras")
 TF_KERAS = KerasFramework("tf_keras")
 TORCH = TorchFramework()
-register(KERAS, TF_KERAS, TORCH)
+FLAX = FlaxFramework()
+register(KERAS, TF_KERAS, TORCH, FLAX)
 
 _BY_TYPE: dict[type, Framework | None] = {}
 
@@ -61,6 +65,6 @@ def framework_for(obj: Any) -> Framework:
     if fw is None:
         raise UnsupportedError(
             f"no framework handles an object of type {type_name(obj)}; "
-            "expected a Keras 3, tf-keras or torch model, layer or tensor"
+            "expected a Keras 3, tf-keras, torch or flax.nnx model, layer or tensor"
         )
     return fw

@@ -21,7 +21,15 @@ import stat
 
 from .._errors import FormatError
 
-__all__ = ["ALLOWANCE", "check_declared", "max_ratio", "max_tensor_bytes", "regular_file"]
+__all__ = [
+    "ALLOWANCE",
+    "ORBAX_MARKERS",
+    "check_declared",
+    "directory_error",
+    "max_ratio",
+    "max_tensor_bytes",
+    "regular_file",
+]
 
 DEFAULT_BUDGET = 2 << 30
 DEFAULT_RATIO = 64.0
@@ -75,6 +83,29 @@ def check_declared(path: str, what: str, declared: int, stored: int) -> None:
         )
 
 
+ORBAX_MARKERS = ("_CHECKPOINT_METADATA", "_METADATA", "manifest.ocdbt")
+"""Files that make a folder an orbax checkpoint (one item, or a step holding items)."""
+
+
+def directory_error(path: str) -> FormatError:
+    """The error for a folder given where a checkpoint file is expected; an orbax checkpoint
+    (tensorstore / OCDBT chunks, read only by running orbax and tensorstore) is named as one."""
+    try:
+        names = set(os.listdir(path))
+        folders = sorted(n for n in names if os.path.isdir(os.path.join(path, n)))[:64]
+        inner = {n for d in folders for n in os.listdir(os.path.join(path, d))}
+    except OSError:
+        names, inner = set(), set()
+    if names & set(ORBAX_MARKERS) or inner & set(ORBAX_MARKERS):
+        return FormatError(
+            f"'{path}' is an orbax checkpoint (tensorstore/OCDBT folder); rnnscope does not "
+            "read orbax checkpoints. Restore it with orbax into your flax.nnx model "
+            "(nnx.update(model, restored)) and pass the model to rnnscope",
+            path=path,
+        )
+    return FormatError(f"'{path}' is a directory, not a checkpoint file", path=path)
+
+
 def regular_file(path: str) -> int:
     """The size of ``path``, which must be a regular file (not a FIFO, device or directory)."""
     try:
@@ -84,7 +115,7 @@ def regular_file(path: str) -> int:
     except OSError as err:
         raise FormatError(f"cannot read '{path}': {err.strerror or err}", path=path) from err
     if stat.S_ISDIR(st.st_mode):
-        raise FormatError(f"'{path}' is a directory, not a checkpoint file", path=path)
+        raise directory_error(path)
     if not stat.S_ISREG(st.st_mode):
         kind = (
             "a FIFO (named pipe)"

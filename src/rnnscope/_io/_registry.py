@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 from .._errors import FormatError
+from ._limits import directory_error
 from ._onnx import OnnxReader
 from ._reader import HEAD_BYTES, ZIP_MAGIC, Match, Reader, zip_names
 from ._readers import KerasH5Reader, KerasReader, SafetensorsReader, TorchReader
@@ -99,7 +100,7 @@ def _read_head(path: str) -> bytes:
         with open(path, "rb") as fh:
             return fh.read(HEAD_BYTES)
     except IsADirectoryError as err:
-        raise FormatError(f"'{path}' is a directory, not a checkpoint file", path=path) from err
+        raise directory_error(path) from err
     except OSError as err:
         raise FormatError(f"cannot read '{path}': {err.strerror or err}", path=path) from err
 
