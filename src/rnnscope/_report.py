@@ -33,6 +33,8 @@ from ._tables import Progress, compare_table, read_all, warn_failed
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from ._cache import Cache
+
 __all__ = ["build_report", "model_section", "report"]
 
 _DPI = 72
@@ -198,6 +200,7 @@ def report(
     rank_by: str | None = None,
     metrics_offset: int | None = None,
     detail: str | Sequence[str] = (),
+    cache: Any = None,
 ) -> Path:
     """Write ONE self-contained HTML report of one or several models; return its path.
 
@@ -228,6 +231,8 @@ def report(
             checkpoints as a training run or as variants (the comparison's heading says which),
             show training metrics beside them, and rank them by one ("which to keep").
         detail: more models to show in full: names, globs (``"*epoch1?*"``), or ``"all"``.
+        cache: as in :func:`rnnscope.stats`: each file's statistics and figures are kept, so a
+            rerun over a folder with one new checkpoint reads and draws only that one.
 
     ``out`` naming a folder (ending with ``/`` or existing) writes ``index.html`` there, one
     self-contained page per model shown in full, and ``flags.csv``/``flags.json``.
@@ -256,6 +261,7 @@ def report(
         rank_by=rank_by,
         metrics_offset=metrics_offset,
         detail=detail,
+        cache=cache,
     )
     warn_failed(failed, total, f"the report's 'Not read' section ({path})")
     return path
@@ -282,8 +288,63 @@ def build_report(
     rank_by: str | None = None,
     metrics_offset: int | None = None,
     detail: str | Sequence[str] = (),
+    cache: Any = None,
 ) -> tuple[Path, list[dict[str, str]], int]:
     """:func:`report`'s work: the path, the ``failed`` rows, and how many sources there were."""
+    from ._cache import open_cache
+
+    store = open_cache(cache)
+    try:
+        return _build(
+            sources,
+            out,
+            names,
+            tol=tol,
+            thresholds=thresholds,
+            baseline=baseline,
+            title=title,
+            figures=figures,
+            compare=compare,
+            executor=executor,
+            jobs=jobs,
+            progress=progress,
+            recursive=recursive,
+            strict=strict,
+            run=run,
+            metrics=metrics,
+            rank_by=rank_by,
+            metrics_offset=metrics_offset,
+            detail=detail,
+            cache=store,
+        )
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _build(
+    sources: Any,
+    out: str | os.PathLike[str],
+    names: Sequence[str] | None,
+    *,
+    tol: float,
+    thresholds: Thresholds | None,
+    baseline: int | str | None,
+    title: str,
+    figures: bool,
+    compare: bool | None,
+    executor: cf.Executor | None,
+    jobs: int | None,
+    progress: Progress | None,
+    recursive: bool,
+    strict: bool,
+    run: bool | None,
+    metrics: Any,
+    rank_by: str | None,
+    metrics_offset: int | None,
+    detail: str | Sequence[str],
+    cache: Cache | None,
+) -> tuple[Path, list[dict[str, str]], int]:
     require("jinja2", "report", "rnnscope.report")
     require("pandas", "report", "rnnscope.report")
     if figures:
@@ -316,6 +377,7 @@ def build_report(
             progress=progress,
             recursive=recursive,
             strict=strict,
+            cache=cache,
         )
     table = pd.DataFrame([r for s in sections for r in s["rows"]], columns=COLUMNS)
     table.attrs.update(tol=value, failed=failed, sources=given)
@@ -354,7 +416,7 @@ def build_report(
     groups = group_flags(all_flags, model_names)
     chosen = select_detail(model_names, groups, metrics=metrics, rank_by=rank_by, detail=picks)
     if figures and sections:  # pass 2: figures of the detailed models only
-        _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive)
+        _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache)
         if comparison is not None:
             comparison["figures"] = _run_figures(table, model_names, steps, unit)
             comparison["figures"] += _ridgelines([s for s in sections if s["name"] in chosen])
@@ -393,13 +455,15 @@ def _add_figures(
     executor: cf.Executor | None,
     jobs: int | None,
     recursive: bool,
+    cache: Cache | None = None,
 ) -> None:
     """Figures (and weight samples) of the chosen models, read again in a second pass."""
     from ._tables import collect_sources, run_sources
 
     pairs, _ = collect_sources(rest, names, recursive)
     wanted = [(n, src) for n, src in pairs if n in chosen]
-    done, _ = run_sources(model_section, wanted, (tol, True, _SAMPLE), executor, jobs, None)
+    args = (tol, True, _SAMPLE)
+    done, _ = run_sources(model_section, wanted, args, executor, jobs, None, cache=cache)
     by_name = {d["name"]: d for d in done}
     for s in sections:
         got = by_name.get(s["name"])
