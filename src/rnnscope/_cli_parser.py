@@ -114,6 +114,16 @@ def _many(p: argparse.ArgumentParser, parallel: bool = True) -> None:
             default=1e-3,
             help="near-zero threshold: |w| < tol (default 1e-3)",
         )
+        cache = p.add_mutually_exclusive_group()
+        cache.add_argument(
+            "--cache",
+            metavar="PATH",
+            help="the results database that lets a rerun read only new or changed files "
+            "(default: $RNNSCOPE_CACHE, else rnnscope/results.sqlite in the user cache folder)",
+        )
+        cache.add_argument(
+            "--no-cache", action="store_true", help="read every file; keep no results"
+        )
 
 
 def _offset(text: str) -> int:
@@ -263,6 +273,19 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
         default=[],
         metavar="NAME",
         help="also show this model in full: a name, a glob ('*epoch1?*') or 'all' (repeatable)",
+    )
+    r.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep watching the paths and rebuild the report as new checkpoints appear "
+        "(files still being written wait; Ctrl-C stops)",
+    )
+    r.add_argument(
+        "--every",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --watch: seconds between looks at the paths (default 10)",
     )
     r.set_defaults(run=commands["report"])
     pl = add(

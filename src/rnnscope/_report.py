@@ -494,21 +494,32 @@ def _write(out: str | os.PathLike[str], context: dict[str, Any]) -> Path:
     folder = os.fspath(out).endswith(("/", os.sep)) or path.is_dir()
     try:
         if not folder:
-            path.write_text(_render("report.html", {**context, "pages": False}), encoding="utf-8")
+            _replace(path, _render("report.html", {**context, "pages": False}))
             return path
         path.mkdir(parents=True, exist_ok=True)
-        index = path / "index.html"
-        index.write_text(_render("report.html", {**context, "pages": True}), encoding="utf-8")
-        for m in context["detailed"]:
+        for m in context["detailed"]:  # the pages first, the index linking them last
             page = path / f"model-{m['index']}.html"
-            page.write_text(_render("model.html", {**context, "m": m}), encoding="utf-8")
-        (path / "flags.csv").write_text(context["exports"]["csv_text"], encoding="utf-8")
-        (path / "flags.json").write_text(context["exports"]["json_text"], encoding="utf-8")
+            _replace(page, _render("model.html", {**context, "m": m}))
+        _replace(path / "flags.csv", context["exports"]["csv_text"])
+        _replace(path / "flags.json", context["exports"]["json_text"])
+        index = path / "index.html"
+        _replace(index, _render("report.html", {**context, "pages": True}))
         return index
     except OSError as err:
         raise InputError(
             f"out: cannot write the report to '{path}': {err}", path=str(path), argument="out"
         ) from err
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` to a file beside ``path``, then rename it over ``path``: a reader (a
+    browser reload during ``--watch``) sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _comparison(cmp: Any, growth: list[Flag]) -> dict[str, Any]:
