@@ -260,10 +260,10 @@ def _run_lines(df: Any) -> list[str]:
 
 
 def _cache(args: argparse.Namespace) -> Any:
-    """The ``cache=`` argument for ``--cache PATH`` / ``--no-cache`` (None: the default)."""
+    """The ``cache=`` argument for ``--cache PATH`` / ``--no-cache``: a ``Cache`` or False."""
     from ._cache import open_cache
 
-    return open_cache(False if args.no_cache else args.cache)
+    return (None if args.no_cache else open_cache(args.cache)) or False
 
 
 def _cache_notes(summary: dict[str, Any] | None) -> None:
@@ -315,7 +315,7 @@ def _report_once(
         detail=args.detail,
         cache=cache,
     )
-    if cache is not None:
+    if cache:
         _cache_notes(cache.summary())
         cache.notes.clear()
     return out, failed

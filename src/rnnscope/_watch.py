@@ -82,7 +82,7 @@ def watch(args: argparse.Namespace, cache: Any, build: Build) -> int:
     """
     from ._cache import Cache
 
-    if cache is None:  # no database: remember results in memory for this watch
+    if not cache:  # no database: remember results in memory for this watch
         cache = Cache(Path(":memory:"))
     poller = _Poller(args.every)
     built: tuple[Any, ...] | None = None
