@@ -281,3 +281,24 @@ def test_stored_values_come_back_exactly():
     arr = back["samples"]["l"]
     assert arr.dtype == np.float32 and arr.tobytes() == value["samples"]["l"].tobytes()
     assert back["t"] == (1, "x") and back["s"].dtype == np.float32 and back["s"] == value["s"]
+
+
+def test_a_result_is_kept_under_the_name_it_was_shown_with(run):
+    folder, _, db = run
+    path = folder / "step0.safetensors"
+    assert set(rnnscope.stats(path, names=["a"], cache=db)["model"]) == {"a"}
+    assert set(rnnscope.stats(path, names=["b"], cache=db)["model"]) == {"b"}
+
+
+def test_the_same_relative_path_from_another_folder_is_another_file(tmp_path, monkeypatch):
+    db = tmp_path / "c.sqlite"
+    for sub, seed in (("a", 1), ("b", 2)):  # same name, size and time; other weights
+        (tmp_path / sub).mkdir()
+        _write(tmp_path / sub / "m.safetensors", seed)
+        os.utime(tmp_path / sub / "m.safetensors", ns=(10**18, 10**18))
+    monkeypatch.chdir(tmp_path / "a")
+    rnnscope.stats("m.safetensors", cache=db)
+    monkeypatch.chdir(tmp_path / "b")
+    df = rnnscope.stats("m.safetensors", cache=db)
+    w = _state(2)["rnn.weight_hh_l0"].astype("f8")
+    assert _forget_l2(df, "m.safetensors") == pytest.approx(np.linalg.norm(w[U : 2 * U]))
