@@ -205,9 +205,11 @@ class Cache:
         try:
             db.execute(f"PRAGMA busy_timeout = {int(_TIMEOUT * 1000)}")
             db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent; a crash loses
+            # at most the last results, which are computed again
             db.execute(
                 "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, stamp TEXT NOT NULL,"
-                " file TEXT NOT NULL, value BLOB NOT NULL, used REAL NOT NULL)"
+                " file TEXT NOT NULL, value BLOB NOT NULL, stored REAL NOT NULL)"
             )
             db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
             row = db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
@@ -262,10 +264,6 @@ class Cache:
         except (sqlite3.DatabaseError, ValueError, zlib.error) as err:
             self._drop(db, err)
             return None
-        try:
-            db.execute("UPDATE results SET used = ? WHERE key = ?", (time.time(), key))
-        except sqlite3.DatabaseError:
-            pass  # read-only or busy: the result is still good
         self.hits += 1
         return value
 

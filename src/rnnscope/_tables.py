@@ -707,6 +707,7 @@ def flags(
     jobs: int | None = None,
     recursive: bool = False,
     strict: bool = False,
+    cache: Any = None,
 ) -> pd.DataFrame:
     """Health flags of one or several models as a DataFrame, most serious first.
 
@@ -716,7 +717,8 @@ def flags(
 
     Args:
         sources: what :func:`rnnscope.stats` takes, or a frame it returned.
-        names, tol, jobs, recursive, strict: as in :func:`rnnscope.stats` (unused for a frame).
+        names, tol, jobs, recursive, strict, cache: as in :func:`rnnscope.stats` (unused for
+            a frame).
         thresholds: when statistics become flags (:class:`rnnscope.Thresholds`).
 
     Example:
@@ -731,7 +733,9 @@ def flags(
     if isinstance(sources, pd.DataFrame):
         table = sources
     else:
-        table = stats(sources, names, tol=tol, jobs=jobs, recursive=recursive, strict=strict)
+        table = stats(
+            sources, names, tol=tol, jobs=jobs, recursive=recursive, strict=strict, cache=cache
+        )
     t = thresholds or Thresholds()
     rows = table.to_dict("records")
     found = []
