@@ -11,6 +11,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ["RNNSCOPE_CACHE"] = "off"  # no results kept between tests; cache tests name their own
 
 
 def has(module: str) -> bool:

@@ -13,6 +13,7 @@ PUBLIC = {
     "GATES",
     "PARTS",
     "Attribution",
+    "CacheNote",
     "Checkpoint",
     "Explorer",
     "FormatError",

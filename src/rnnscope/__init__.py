@@ -32,6 +32,7 @@ _LAZY = {
     "LayerWeights": "_model",
     "RNNWeights": "_model",
     "Checkpoint": "_io",
+    "CacheNote": "_cache",
     "load": "_io",
     "Summary": "_summary",
     "SummaryRow": "_summary",
@@ -63,6 +64,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __
     from ._activations import ACTIVATIONS
     from ._api import layers, rnn_weights, trace, weights
     from ._attributions import Attribution, attributions
+    from ._cache import CacheNote
     from ._capture import activations, gradients, masks
     from ._demo import demo_path
     from ._explore import Explorer, explore
@@ -98,6 +100,7 @@ __all__ = [
     "GATES",
     "PARTS",
     "Attribution",
+    "CacheNote",
     "Checkpoint",
     "Explorer",
     "FormatError",

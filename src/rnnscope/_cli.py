@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ._cache import CacheNote
 from ._columns import CLI_VIEW
 from ._errors import InputError, RnnscopeError
 from ._format import cell, plain
@@ -165,7 +166,9 @@ def _cmd_stats(args: argparse.Namespace) -> int:
             progress=tick,
             recursive=args.recursive,
             strict=args.strict,
+            cache=_cache(args),
         )
+    _cache_notes(df.attrs["cache"])
     rows = [[r[k] for k, _ in CLI_VIEW] for r in df.to_dict("records")]
     shown = not _machine(args) or (args.show and "-" not in (args.csv, args.json))
     if shown:
@@ -194,7 +197,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             metrics=args.metrics,
             rank_by=args.rank_by,
             metrics_offset=args.metrics_offset,
+            cache=_cache(args),
         )
+    _cache_notes(df.attrs["cache"])
     run = df.attrs["mode"] == "run"  # "changing fast" compares consecutive steps of a run only
     flags = change_flags(df.to_dict("records"), Thresholds()) if run else []
     if df.attrs["baseline_note"]:
@@ -254,38 +259,73 @@ def _run_lines(df: Any) -> list[str]:
     return lines
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from ._report import build_report
+def _cache(args: argparse.Namespace) -> Any:
+    """The ``cache=`` argument for ``--cache PATH`` / ``--no-cache``: a ``Cache`` or False."""
+    from ._cache import open_cache
 
+    return (None if args.no_cache else open_cache(args.cache)) or False
+
+
+def _cache_notes(summary: dict[str, Any] | None) -> None:
+    for note in (summary or {}).get("notes", []):
+        print(f"rnnscope: note: cache: {plain(note, None)}", file=sys.stderr)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
     if args.tokens is not None and args.input is None:
         raise InputError("--tokens: give the token ids with --input as well")
+    # read once, before any model, so a bad input file fails first (and once under --watch)
+    args.input_data = None if args.input is None else _load_input(args.input, tokens=True)
+    args.tokens_data = None if args.tokens is None else _load_tokens(args.tokens)
+    cache = _cache(args)
+    if args.watch:
+        from ._watch import watch
 
+        def once(paths: list[str], names: list[str], store: Any) -> str:
+            out, failed = _report_once(args, paths, names, store, None)
+            _report_failed(failed)
+            return str(out)
+
+        return watch(args, cache, once)
     with _progress(_count(args), "models") as tick:
-        out, failed, _ = build_report(
-            args.paths,
-            args.out,
-            None,
-            tol=args.tol,
-            thresholds=None,
-            baseline=_layer_key(args.baseline),
-            title=args.title,
-            figures=not args.no_figures,
-            compare=None,
-            executor=None,
-            jobs=args.jobs,
-            progress=tick,
-            recursive=args.recursive,
-            strict=args.strict,
-            run=args.as_run,
-            metrics=args.metrics,
-            rank_by=args.rank_by,
-            metrics_offset=args.metrics_offset,
-            detail=args.detail,
-            inputs=None if args.input is None else _load_input(args.input, tokens=True),
-            tokens=None if args.tokens is None else _load_tokens(args.tokens),
-        )
+        out, failed = _report_once(args, args.paths, None, cache, tick)
     print(f"wrote {out}")
     return _report_failed(failed)
+
+
+def _report_once(
+    args: argparse.Namespace, paths: list[str], names: list[str] | None, cache: Any, tick: Any
+) -> tuple[Path, list[dict[str, str]]]:
+    from ._report import build_report
+
+    out, failed, _ = build_report(
+        paths,
+        args.out,
+        names,
+        tol=args.tol,
+        thresholds=None,
+        baseline=_layer_key(args.baseline),
+        title=args.title,
+        figures=not args.no_figures,
+        compare=None,
+        executor=None,
+        jobs=args.jobs,
+        progress=tick,
+        recursive=args.recursive and names is None,
+        strict=args.strict,
+        run=args.as_run,
+        metrics=args.metrics,
+        rank_by=args.rank_by,
+        metrics_offset=args.metrics_offset,
+        detail=args.detail,
+        inputs=args.input_data,
+        tokens=args.tokens_data,
+        cache=cache,
+    )
+    if cache:
+        _cache_notes(cache.summary())
+        cache.notes.clear()
+    return out, failed
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
@@ -638,6 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise InputError(f"-o: folder '{parent}' does not exist")
         with warnings.catch_warnings():  # the CLI lists the sources not read itself
             warnings.filterwarnings("ignore", r"\d+ of \d+ sources could not be read")
+            warnings.filterwarnings("ignore", category=CacheNote)  # printed as notes
             code: int = args.run(args)
     except RnnscopeError as err:
         if debug:

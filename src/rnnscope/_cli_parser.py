@@ -115,6 +115,16 @@ def _many(p: argparse.ArgumentParser, parallel: bool = True) -> None:
             default=1e-3,
             help="near-zero threshold: |w| < tol (default 1e-3)",
         )
+        cache = p.add_mutually_exclusive_group()
+        cache.add_argument(
+            "--cache",
+            metavar="PATH",
+            help="the results database that lets a rerun read only new or changed files "
+            "(default: $RNNSCOPE_CACHE, else rnnscope/results.sqlite in the user cache folder)",
+        )
+        cache.add_argument(
+            "--no-cache", action="store_true", help="read every file; keep no results"
+        )
 
 
 def _offset(text: str) -> int:
@@ -276,6 +286,19 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
         metavar="FILE",
         help="with token ids in --input: a text file, one sample per line, one word per "
         "timestep separated by spaces, shown coloured by attribution",
+    )
+    r.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep watching the paths and rebuild the report as new checkpoints appear "
+        "(files still being written wait; Ctrl-C stops)",
+    )
+    r.add_argument(
+        "--every",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --watch: seconds between looks at the paths (default 10)",
     )
     r.set_defaults(run=commands["report"])
     pl = add(

@@ -451,6 +451,8 @@ def checkpoint_table(
         notes = []
     t = thresholds or Thresholds()
     flags = []
+    stats = stats.copy(deep=False)
+    stats.attrs = {}  # pandas deep-copies attrs for every group otherwise
     for _, rows in stats.groupby("model", sort=False):
         flags += flags_for(rows.to_dict("records"), t)
     if cmp is not None and mode.mode == RUN:

@@ -122,9 +122,15 @@ class Runner:
         name, source = self.pairs[i]
         return pool.submit(call, self.fn, source, name, self.args, self.strict, attempt)
 
+    def done(self, i: int, value: Any) -> None:
+        """Source ``i``'s result is already known (e.g. from the cache): it is not run."""
+        self._set(i, True, value)
+
     def here(self, indices: list[int]) -> None:
-        """Run in this process."""
+        """Run in this process (sources already done are skipped)."""
         for i in indices:
+            if i in self.outcome:
+                continue
             name, source = self.pairs[i]
             self._set(i, *call(self.fn, source, name, self.args, self.strict))
 

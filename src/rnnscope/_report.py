@@ -33,6 +33,8 @@ from ._tables import Progress, compare_table, read_all, warn_failed
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from ._cache import Cache
+
 __all__ = ["build_report", "model_section", "report"]
 
 _DPI = 72
@@ -206,6 +208,7 @@ def report(
     detail: str | Sequence[str] = (),
     inputs: Any = None,
     tokens: Any = None,
+    cache: Any = None,
 ) -> Path:
     """Write ONE self-contained HTML report of one or several models; return its path.
 
@@ -241,6 +244,8 @@ def report(
             ``.h5`` files) and an explorer page beside the report, linked from it.
         tokens: with integer token ``inputs``: one word per timestep per sample, shown
             coloured by attribution.
+        cache: as in :func:`rnnscope.stats`: each file's statistics and figures are kept, so a
+            rerun over a folder with one new checkpoint reads and draws only that one.
 
     ``out`` naming a folder (ending with ``/`` or existing) writes ``index.html`` there, one
     self-contained page per model shown in full, and ``flags.csv``/``flags.json``.
@@ -271,6 +276,7 @@ def report(
         detail=detail,
         inputs=inputs,
         tokens=tokens,
+        cache=cache,
     )
     warn_failed(failed, total, f"the report's 'Not read' section ({path})")
     return path
@@ -299,8 +305,67 @@ def build_report(
     detail: str | Sequence[str] = (),
     inputs: Any = None,
     tokens: Any = None,
+    cache: Any = None,
 ) -> tuple[Path, list[dict[str, str]], int]:
     """:func:`report`'s work: the path, the ``failed`` rows, and how many sources there were."""
+    from ._cache import open_cache
+
+    store = open_cache(cache)
+    try:
+        return _build(
+            sources,
+            out,
+            names,
+            tol=tol,
+            thresholds=thresholds,
+            baseline=baseline,
+            title=title,
+            figures=figures,
+            compare=compare,
+            executor=executor,
+            jobs=jobs,
+            progress=progress,
+            recursive=recursive,
+            strict=strict,
+            run=run,
+            metrics=metrics,
+            rank_by=rank_by,
+            metrics_offset=metrics_offset,
+            detail=detail,
+            inputs=inputs,
+            tokens=tokens,
+            cache=store,
+        )
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _build(
+    sources: Any,
+    out: str | os.PathLike[str],
+    names: Sequence[str] | None,
+    *,
+    tol: float,
+    thresholds: Thresholds | None,
+    baseline: int | str | None,
+    title: str,
+    figures: bool,
+    compare: bool | None,
+    executor: cf.Executor | None,
+    jobs: int | None,
+    progress: Progress | None,
+    recursive: bool,
+    strict: bool,
+    run: bool | None,
+    metrics: Any,
+    rank_by: str | None,
+    metrics_offset: int | None,
+    detail: str | Sequence[str],
+    inputs: Any,
+    tokens: Any,
+    cache: Cache | None,
+) -> tuple[Path, list[dict[str, str]], int]:
     require("jinja2", "report", "rnnscope.report")
     require("pandas", "report", "rnnscope.report")
     if figures:
@@ -340,6 +405,7 @@ def build_report(
             progress=progress,
             recursive=recursive,
             strict=strict,
+            cache=cache,
         )
     table = pd.DataFrame([r for s in sections for r in s["rows"]], columns=COLUMNS)
     table.attrs.update(tol=value, failed=failed, sources=given)
@@ -378,7 +444,7 @@ def build_report(
     groups = group_flags(all_flags, model_names)
     chosen = select_detail(model_names, groups, metrics=metrics, rank_by=rank_by, detail=picks)
     if figures and sections:  # pass 2: figures of the detailed models only
-        _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive)
+        _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache)
         if comparison is not None:
             comparison["figures"] = _run_figures(table, model_names, steps, unit)
             comparison["figures"] += _ridgelines([s for s in sections if s["name"] in chosen])
@@ -428,13 +494,15 @@ def _add_figures(
     executor: cf.Executor | None,
     jobs: int | None,
     recursive: bool,
+    cache: Cache | None = None,
 ) -> None:
     """Figures (and weight samples) of the chosen models, read again in a second pass."""
     from ._tables import collect_sources, run_sources
 
     pairs, _ = collect_sources(rest, names, recursive)
     wanted = [(n, src) for n, src in pairs if n in chosen]
-    done, _ = run_sources(model_section, wanted, (tol, True, _SAMPLE), executor, jobs, None)
+    args = (tol, True, _SAMPLE)
+    done, _ = run_sources(model_section, wanted, args, executor, jobs, None, cache=cache)
     by_name = {d["name"]: d for d in done}
     for s in sections:
         got = by_name.get(s["name"])
@@ -465,16 +533,16 @@ def _write(out: str | os.PathLike[str], context: dict[str, Any]) -> Path:
     folder = os.fspath(out).endswith(("/", os.sep)) or path.is_dir()
     try:
         if not folder:
-            path.write_text(_render("report.html", {**context, "pages": False}), encoding="utf-8")
+            _replace(path, _render("report.html", {**context, "pages": False}))
             return path
         path.mkdir(parents=True, exist_ok=True)
-        index = path / "index.html"
-        index.write_text(_render("report.html", {**context, "pages": True}), encoding="utf-8")
-        for m in context["detailed"]:
+        for m in context["detailed"]:  # the pages first, the index linking them last
             page = path / f"model-{m['index']}.html"
-            page.write_text(_render("model.html", {**context, "m": m}), encoding="utf-8")
-        (path / "flags.csv").write_text(context["exports"]["csv_text"], encoding="utf-8")
-        (path / "flags.json").write_text(context["exports"]["json_text"], encoding="utf-8")
+            _replace(page, _render("model.html", {**context, "m": m}))
+        _replace(path / "flags.csv", context["exports"]["csv_text"])
+        _replace(path / "flags.json", context["exports"]["json_text"])
+        index = path / "index.html"
+        _replace(index, _render("report.html", {**context, "pages": True}))
         return index
     except OSError as err:
         raise InputError(
@@ -482,10 +550,24 @@ def _write(out: str | os.PathLike[str], context: dict[str, Any]) -> Path:
         ) from err
 
 
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` to a file beside ``path``, then rename it over ``path``: a reader (a
+    browser reload during ``--watch``) sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _comparison(cmp: Any, growth: list[Flag]) -> dict[str, Any]:
     models = cmp.attrs["models"]
     rows = []
-    for key, block in cmp.groupby(["layer", "part", "gate", "direction"], sort=False):
+    keys = ["layer", "part", "gate", "direction"]
+    bare = cmp[[*keys, "model", "l2_norm", "l2_norm_rel_change"]]
+    bare.attrs = {}  # pandas deep-copies attrs on every lookup: 60 % of a 100-model report
+    for key, block in bare.groupby(keys, sort=False):
         by_model = block.set_index("model")
         cells = [
             {

@@ -25,6 +25,8 @@ from ._stats import record_rows
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ._cache import Cache
+
 __all__ = [
     "COLUMNS",
     "NothingReadError",
@@ -357,6 +359,7 @@ def run_sources(
     jobs: int | None,
     progress: Progress | None,
     strict: bool = False,
+    cache: Cache | None = None,
 ) -> tuple[list[Any], list[dict[str, str]]]:
     """``fn(source, name, *args)`` for every pair, in parallel where asked.
 
@@ -364,8 +367,12 @@ def run_sources(
     each that did not (its error and reason). With ``strict`` the first error is raised instead.
     A worker process that dies (a crash inside a native library) breaks a process pool: the
     files not finished are run again in a fresh pool, and a file that kills its worker on its own
-    is a ``failed`` row; the others' results are kept.
+    is a ``failed`` row; the others' results are kept. With a ``cache``, files whose results
+    it holds are not read; the others' results are stored (by this process, never a worker).
     """
+    import time
+
+    from ._cache import identity
     from ._parallel import Runner
 
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
@@ -373,15 +380,38 @@ def run_sources(
     if executor is not None and jobs not in (None, 1):
         raise InputError("give jobs= or executor=, not both", argument="executor")
     runner = Runner(fn, pairs, args, progress, strict)
-    remote = [i for i, (_, s) in enumerate(pairs) if _is_path(s)]
+    idents = {i: identity(s) for i, (_, s) in enumerate(pairs)} if cache is not None else {}
+    hits = set()
+    for i, ident in idents.items():
+        got = None if ident is None or cache is None else cache.get(ident, pairs[i][0], fn, args)
+        if got is not None:
+            runner.done(i, got)
+            hits.add(i)
+    t0 = time.time_ns()
+    remote = [i for i, (_, s) in enumerate(pairs) if _is_path(s) and i not in hits]
+    _dispatch(runner, remote, executor, jobs)
+    if cache is not None:
+        for i, ident in idents.items():
+            ok, value = runner.outcome[i]
+            if ident is None or not ok or i in hits:
+                continue
+            if identity(pairs[i][1]) == ident:  # not changed while it was read
+                cache.put(ident, pairs[i][0], fn, args, value, t0)
+            else:
+                cache.computed += 1
+    return runner.collect()
+
+
+def _dispatch(
+    runner: Any, remote: list[int], executor: cf.Executor | None, jobs: int | None
+) -> None:
     if executor is None and (jobs or 1) > 1 and len(remote) > 1:
         with _single_threaded_blas():
             runner.in_processes(remote, min(jobs or 1, len(remote)))
     elif executor is not None and remote:
         runner.on_executor(executor, remote)
     else:
-        runner.here(list(range(len(pairs))))
-    return runner.collect()
+        runner.here(list(range(len(runner.pairs))))
 
 
 def _frame(rows: list[dict[str, Any]], tol: float) -> pd.DataFrame:
@@ -423,6 +453,7 @@ def read_all(
     progress: Progress | None,
     recursive: bool,
     strict: bool,
+    cache: Cache | None = None,
 ) -> tuple[list[Any], list[dict[str, str]], list[str]]:
     """``fn`` over every source, carrying on past failures unless ``strict``.
 
@@ -442,7 +473,9 @@ def read_all(
                 argument="sources",
             )
     alone = len(pairs) == 1 and not left
-    results, failed = run_sources(fn, pairs, args, executor, jobs, progress, strict=strict or alone)
+    results, failed = run_sources(
+        fn, pairs, args, executor, jobs, progress, strict=strict or alone, cache=cache
+    )
     table = sorted(failed + left, key=lambda e: e["status"])  # failed first, then skipped
     if not results:
         listing = "; ".join(f"{e['name']}: {e['reason']}" for e in failed[:5])
@@ -478,6 +511,7 @@ def stats(
     progress: Progress | None = None,
     recursive: bool = False,
     strict: bool = False,
+    cache: Any = None,
 ) -> pd.DataFrame:
     """Health statistics, one row per (model, layer, part, gate, direction).
 
@@ -505,6 +539,10 @@ def stats(
         progress: called as ``progress(done, total, name)`` after each source.
         recursive: read folders inside folders too (files are named by their relative path).
         strict: all or nothing: the first source that cannot be read raises its error.
+        cache: where per-file results are kept, so a rerun reads only new or changed files:
+            None (default) ``$RNNSCOPE_CACHE`` or the user's cache folder (``RNNSCOPE_CACHE=off``
+            turns it off), a path to a database, or False for none. ``df.attrs["cache"]``
+            says how many results came from it (``hits``) and how many were computed.
 
     Raises:
         NothingReadError: (an :class:`InputError`) when no source could be read; a single
@@ -525,20 +563,29 @@ def stats(
     from ._errors import require
 
     require("pandas", "report", "rnnscope.stats")
+    from ._cache import open_cache
+
     value = _tol(tol)
-    per, failed, given = read_all(
-        source_rows,
-        sources,
-        names,
-        (value,),
-        executor=executor,
-        jobs=jobs,
-        progress=progress,
-        recursive=recursive,
-        strict=strict,
-    )
+    store = open_cache(cache)
+    try:
+        per, failed, given = read_all(
+            source_rows,
+            sources,
+            names,
+            (value,),
+            executor=executor,
+            jobs=jobs,
+            progress=progress,
+            recursive=recursive,
+            strict=strict,
+            cache=store,
+        )
+    finally:
+        if store is not None:
+            store.close()
     df = _frame([r for rows in per for r in rows], value)
     df.attrs["failed"] = failed
+    df.attrs["cache"] = store.summary() if store is not None else None
     df.attrs["sources"] = given  # every source given, in order: what a baseline index counts
     warn_failed(
         failed, len(per) + sum(e["status"] == "failed" for e in failed), "df.attrs['failed']"
@@ -561,6 +608,7 @@ def compare(
     metrics: Any = None,
     rank_by: str | None = None,
     metrics_offset: int | None = None,
+    cache: Any = None,
 ) -> pd.DataFrame:
     """The statistics of several models aligned by (layer, part, gate, direction).
 
@@ -592,6 +640,8 @@ def compare(
     ``df.attrs["checkpoints"]`` holds a record per model (step, metrics, flag counts, rank)
     and ``df.attrs["keep"]`` the line naming the one to keep.
 
+    ``cache`` keeps per-file statistics between runs, as in :func:`stats`.
+
     Example:
         >>> df = rnnscope.compare("checkpoints/", baseline=0)
         >>> rk = df[df.part == "recurrent_kernel"]
@@ -618,6 +668,7 @@ def compare(
             progress=progress,
             recursive=recursive,
             strict=strict,
+            cache=cache,
         )
     out = compare_table(
         table, baseline, run=run, metrics=metrics, rank_by=rank_by, metrics_offset=metrics_offset
@@ -718,6 +769,7 @@ def compare_table(
         step = (out.loc[prev.index, "l2_norm"].astype(float) - prev) / prev.abs()
     out["l2_norm_step_rel_change"] = step.reindex(out.index) if mode.mode == RUN else np.nan
     out.attrs.update(tol=table.attrs["tol"], baseline=base, models=models, baseline_note=note)
+    out.attrs["cache"] = table.attrs.get("cache")
     out.attrs["failed"] = list(table.attrs.get("failed", []))
     return _with_checkpoints(out, table, mode, metrics, rank_by, metrics_offset, thresholds)
 
@@ -768,6 +820,7 @@ def flags(
     jobs: int | None = None,
     recursive: bool = False,
     strict: bool = False,
+    cache: Any = None,
 ) -> pd.DataFrame:
     """Health flags of one or several models as a DataFrame, most serious first.
 
@@ -777,7 +830,8 @@ def flags(
 
     Args:
         sources: what :func:`rnnscope.stats` takes, or a frame it returned.
-        names, tol, jobs, recursive, strict: as in :func:`rnnscope.stats` (unused for a frame).
+        names, tol, jobs, recursive, strict, cache: as in :func:`rnnscope.stats` (unused for
+            a frame).
         thresholds: when statistics become flags (:class:`rnnscope.Thresholds`).
 
     Example:
@@ -792,7 +846,9 @@ def flags(
     if isinstance(sources, pd.DataFrame):
         table = sources
     else:
-        table = stats(sources, names, tol=tol, jobs=jobs, recursive=recursive, strict=strict)
+        table = stats(
+            sources, names, tol=tol, jobs=jobs, recursive=recursive, strict=strict, cache=cache
+        )
     t = thresholds or Thresholds()
     rows = table.to_dict("records")
     found = []

@@ -1,0 +1,356 @@
+"""Per-file results kept in a local SQLite database, so a rerun computes only what changed.
+
+A result is found again by the file's identity (its absolute path and the path as given, its
+size and modification time: :func:`identity`, the one place a remote source plugs in its ETag),
+the name it is shown under, the per-file function and its settings (``tol``, figures on or off,
+the sample size), and the versions that change results (rnnscope, numpy, matplotlib, Pillow).
+Any of these changing is a miss; the file is read again and its row replaced.
+
+Values are stored as JSON with tagged numpy arrays and scalars (never pickle: a cache file is
+data, not code), so a cached result is bit-identical to a fresh one. The database runs in WAL
+mode with a busy timeout: worker processes never touch it (the calling process looks results up
+and stores them), and two processes at once wait for each other instead of failing. A database
+that cannot be read is moved aside and rebuilt with a note; a location that cannot be written
+turns the cache off with a note. Neither is ever an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import time
+import warnings
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENV", "Cache", "CacheNote", "default_path", "identity", "open_cache"]
+
+ENV = "RNNSCOPE_CACHE"
+_OFF = {"", "0", "off", "no", "false", "none"}
+_SCHEMA = 1
+_SETTLE_NS = 2_000_000_000  # a file modified this recently may still be being written
+_TIMEOUT = 30.0  # seconds a process waits for another one's write
+
+
+class CacheNote(RuntimeWarning):
+    """The cache could not be used as asked (rebuilt, or turned off); the results are fresh."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Which file, and which version of it: ``where`` names it, ``stamp`` changes with it."""
+
+    where: str
+    stamp: str
+    mtime_ns: int = 0
+
+
+def identity(source: Any) -> Identity | None:
+    """The identity of a checkpoint file, or None for what is not cached (live models).
+
+    Local files: the absolute path plus the path as given (a result holds the path as given),
+    and ``size:mtime_ns``. A remote source returns its URL and ETag here.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    text = os.fspath(source)
+    if "://" in text:
+        return None  # remote sources: URL and ETag, once they are read
+    try:
+        st = os.stat(text)
+    except OSError:
+        return None  # its read will fail and say why; failures are never cached
+    where = f"{os.path.abspath(text)}\n{text}"
+    return Identity(where, f"{st.st_size}:{st.st_mtime_ns}", st.st_mtime_ns)
+
+
+def default_path() -> Path:
+    """``$RNNSCOPE_CACHE``, else ``rnnscope/results.sqlite`` in the user's cache folder."""
+    env = os.environ.get(ENV)
+    if env is not None and env.strip().lower() not in _OFF:
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        return base / "rnnscope" / "Cache" / "results.sqlite"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "rnnscope" / "results.sqlite"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "rnnscope" / "results.sqlite"
+
+
+def _versions() -> str:
+    """The versions whose change changes a result (read from metadata: nothing is imported)."""
+    from importlib import metadata
+
+    from ._version import __version__
+
+    out = [f"rnnscope {__version__}"]
+    for dist in ("numpy", "matplotlib", "pillow"):
+        try:
+            out.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{dist} -")
+    return "; ".join(out)
+
+
+class _Uncacheable(TypeError):
+    pass
+
+
+def _encode(obj: Any) -> Any:
+    """JSON-ready form; numpy arrays and scalars and tuples tagged so they come back exact."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, list):
+        return [_encode(v) for v in obj]
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v) for v in obj]}
+    if isinstance(obj, dict):
+        if not all(isinstance(k, str) for k in obj):
+            raise _Uncacheable("a dict with non-string keys")
+        if any(k.startswith("__") and k.endswith("__") for k in obj):
+            raise _Uncacheable("a dict key that looks like a tag")
+        return {k: _encode(v) for k, v in obj.items()}
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(obj, np.ndarray) and obj.dtype.kind in "biuf":
+        data = base64.b64encode(np.ascontiguousarray(obj).tobytes()).decode("ascii")
+        return {"__array__": [obj.dtype.str, list(obj.shape), data]}
+    if np is not None and isinstance(obj, np.generic) and obj.dtype.kind in "biuf":
+        data = base64.b64encode(obj.tobytes()).decode("ascii")
+        return {"__scalar__": [obj.dtype.str, data]}
+    raise _Uncacheable(type(obj).__name__)
+
+
+def _decode(obj: Any) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tuple__" in obj:
+        return tuple(_decode(v) for v in obj["__tuple__"])
+    if "__array__" in obj or "__scalar__" in obj:
+        import numpy as np
+
+        if "__array__" in obj:
+            dtype, shape, data = obj["__array__"]
+            raw = base64.b64decode(data)
+            return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
+        dtype, data = obj["__scalar__"]
+        return np.frombuffer(base64.b64decode(data), dtype=np.dtype(dtype))[0]
+    return {k: _decode(v) for k, v in obj.items()}
+
+
+def _pack(value: Any) -> bytes:
+    text = json.dumps(_encode(value), allow_nan=True, separators=(",", ":"))
+    return zlib.compress(text.encode("utf-8"), 1)
+
+
+def _unpack(blob: bytes) -> Any:
+    return _decode(json.loads(zlib.decompress(blob).decode("utf-8")))
+
+
+@dataclass
+class Cache:
+    """A results database at ``path``; counts what it found and what was computed.
+
+    Attributes:
+        path: the database file.
+        hits: results found (files not read).
+        computed: results computed (files read) while the cache was on.
+        notes: what went wrong with the database itself (rebuilt, turned off).
+    """
+
+    path: Path
+    hits: int = 0
+    computed: int = 0
+    notes: list[str] = field(default_factory=list)
+    _db: sqlite3.Connection | None = field(default=None, repr=False)
+    _off: bool = field(default=False, repr=False)
+    _env: str = field(default="", repr=False)
+
+    @property
+    def on(self) -> bool:
+        """False once the database turned out unusable (a note says why)."""
+        return not self._off
+
+    def _note(self, text: str) -> None:
+        self.notes.append(text)
+        warnings.warn(f"rnnscope cache: {text}", CacheNote, stacklevel=4)
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._db is not None or self._off:
+            return self._db
+        try:
+            self._db = self._open()
+        except OSError as err:  # the folder cannot be made or written
+            self._give_up(err)
+        except sqlite3.DatabaseError as err:
+            if _unwritable(err) or not self.path.exists():
+                self._give_up(err)
+                return None
+            self._rebuild(err)
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(self.path), timeout=_TIMEOUT, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(_TIMEOUT * 1000)}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent; a crash loses
+            # at most the last results, which are computed again
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, stamp TEXT NOT NULL,"
+                " file TEXT NOT NULL, value BLOB NOT NULL, stored REAL NOT NULL)"
+            )
+            db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
+            row = db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
+            if row is None:
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(_SCHEMA),))
+            elif row[0] != str(_SCHEMA):
+                db.execute("DELETE FROM results")
+                db.execute("UPDATE meta SET v = ? WHERE k = 'schema'", (str(_SCHEMA),))
+            db.execute("PRAGMA quick_check").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _give_up(self, err: BaseException) -> None:
+        self._off = True
+        self._note(f"cannot use '{self.path}' ({err}); reading every file (no cache)")
+
+    def _rebuild(self, err: BaseException) -> None:
+        """Move the unreadable database aside (``.corrupt``) and start an empty one."""
+        aside = self.path.with_name(self.path.name + ".corrupt")
+        try:
+            for suffix in ("-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            os.replace(self.path, aside)
+            self._db = self._open()
+        except (OSError, sqlite3.DatabaseError) as again:
+            self._give_up(again)
+            return
+        self._note(f"'{self.path}' could not be read ({err}); moved to '{aside}' and rebuilt")
+
+    def _key(self, ident: Identity, name: str, fn: Callable[..., Any], args: Any) -> str:
+        if not self._env:
+            self._env = _versions()
+        what = [ident.where, name, f"{fn.__module__}.{fn.__qualname__}", _encode(args), self._env]
+        text = json.dumps(what, allow_nan=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def get(self, ident: Identity, name: str, fn: Callable[..., Any], args: Any) -> Any:
+        """The stored result for this file version and these settings, or None."""
+        db = self._connect()
+        if db is None:
+            return None
+        key = self._key(ident, name, fn, args)
+        try:
+            row = db.execute(
+                "SELECT value FROM results WHERE key = ? AND stamp = ?", (key, ident.stamp)
+            ).fetchone()
+            if row is None:
+                return None
+            value = _unpack(row[0])
+        except (sqlite3.DatabaseError, ValueError, zlib.error) as err:
+            self._drop(db, err)
+            return None
+        self.hits += 1
+        return value
+
+    def put(
+        self, ident: Identity, name: str, fn: Callable[..., Any], args: Any, value: Any, t0: int
+    ) -> bool:
+        """Store ``value`` unless its file was modified too close to ``t0`` (when the read
+        started, ``time.time_ns()``) to tell a later rewrite apart (the caller checks that the
+        file's identity did not change during the read)."""
+        self.computed += 1
+        db = self._connect()
+        if db is None or ident.mtime_ns > t0 - _SETTLE_NS:
+            return False
+        try:
+            blob = _pack(value)
+        except _Uncacheable:
+            return False
+        key = self._key(ident, name, fn, args)
+        try:
+            db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
+                (key, ident.stamp, ident.where.split("\n")[0], blob, time.time()),
+            )
+        except sqlite3.DatabaseError as err:
+            if _unwritable(err):
+                self.close()
+                self._give_up(err)
+                return False
+            self._drop(db, err)
+            return False
+        return True
+
+    def _drop(self, db: sqlite3.Connection, err: BaseException) -> None:
+        """A database that fails mid-use: closed, rebuilt once, else the cache goes off."""
+        db.close()
+        self._db = None
+        if self.path.exists() and not _unwritable(err):
+            self._rebuild(err)
+        else:
+            self._give_up(err)
+
+    def close(self) -> None:
+        """Close the database (results already stored stay)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def summary(self) -> dict[str, Any]:
+        """``{"path", "hits", "computed", "notes"}``: plain data for ``df.attrs["cache"]``."""
+        return {
+            "path": str(self.path),
+            "hits": self.hits,
+            "computed": self.computed,
+            "notes": list(self.notes),
+        }
+
+
+def _unwritable(err: BaseException) -> bool:
+    text = str(err).lower()
+    return any(
+        s in text for s in ("readonly", "read-only", "unable to open", "permission", "disk i/o")
+    )
+
+
+def open_cache(cache: Any) -> Cache | None:
+    """The API's ``cache=`` argument as a :class:`Cache`, or None for no cache.
+
+    ``None`` (default): ``$RNNSCOPE_CACHE`` (``off`` turns it off) or the user's cache folder;
+    ``False``: no cache; a path: that database; a :class:`Cache`: itself.
+    """
+    from ._errors import InputError
+
+    if cache is False:
+        return None
+    if isinstance(cache, Cache):
+        return cache
+    if cache is None or cache is True:
+        env = os.environ.get(ENV)
+        if env is not None and env.strip().lower() in _OFF:
+            return None
+        return Cache(default_path())
+    if isinstance(cache, (str, os.PathLike)):
+        path = Path(cache).expanduser()
+        if path.is_dir():
+            path = path / "results.sqlite"
+        return Cache(path)
+    raise InputError(
+        f"cache must be a path, True, False or None; got {type(cache).__name__}",
+        argument="cache",
+    )
