@@ -114,3 +114,32 @@ def test_ctrl_c_stops_a_parallel_run_with_one_line_and_code_130(tmp_path):
     assert proc.returncode == 130, text[-2000:]
     assert "rnnscope: interrupted" in text and "Traceback" not in text
     assert _wait_for(lambda: not any(Path(f"/proc/{k}").exists() for k in kids), 30)
+
+
+def test_ctrl_c_while_workers_start_prints_no_traceback_of_theirs(tmp_path):
+    """Ctrl-C goes to the whole process group: a worker still importing used to print its own
+    KeyboardInterrupt traceback. Sent as soon as the first worker exists, several times over."""
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        safetensors_np.save_file(
+            {"l.weight_ih_l0": rng.normal(size=(12, 4)).astype("f4")},
+            str(tmp_path / f"{i}.safetensors"),
+        )
+    for _ in range(3):
+        proc = _start([sys.executable, "-m", "rnnscope", "stats", str(tmp_path), "--jobs", "2"])
+        try:
+            assert _wait_for(lambda p=proc.pid: len(_children(p)) >= 1, 120), "no worker started"
+            kids = _children(proc.pid)
+            os.killpg(proc.pid, signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+        text = err.decode()
+        if proc.returncode == 0:  # the run beat the signal: nothing to see this time
+            continue
+        assert proc.returncode == 130, text[-2000:]
+        assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+        assert text.strip().splitlines()[-1] == "rnnscope: interrupted", text[-2000:]
+        assert _wait_for(lambda ks=kids: not any(Path(f"/proc/{k}").exists() for k in ks), 30)

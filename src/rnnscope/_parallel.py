@@ -11,12 +11,13 @@ alone in their own process, which names the one that kills its worker.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -98,6 +99,36 @@ def _pool(workers: int, ctx: Any) -> cf.ProcessPoolExecutor:
     )
 
 
+@contextlib.contextmanager
+def _born_deaf() -> Iterator[None]:
+    """Processes started inside are born with SIGINT blocked, so Ctrl-C reaches the parent only.
+
+    A Ctrl-C goes to the whole foreground process group. A worker still importing when it came
+    printed a traceback of its own (before any handler of ours could run), so workers never see
+    it: the signal mask is inherited through fork and exec, and the parent stops its workers
+    itself (:func:`_stop`). A Ctrl-C in the parent while blocked waits, and arrives on exit.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _stop(pool: cf.ProcessPoolExecutor) -> None:
+    """End a pool's workers now (SIGTERM): after a Ctrl-C, the work they hold is not wanted."""
+    stop = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if stop is not None:
+        stop()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+
+
 class Runner:
     """Runs ``fn(source, name, *args)`` over ``pairs`` and keeps each outcome by index."""
 
@@ -173,9 +204,13 @@ class Runner:
         ctx = multiprocessing.get_context("spawn")
         pool = _pool(workers, ctx)
         try:
-            futures = {self._submit(pool, i): i for i in remote}
+            with _born_deaf():  # the first submits start the workers
+                futures = {self._submit(pool, i): i for i in remote}
             self.here([i for i in range(len(self.pairs)) if i not in futures.values()])
             broken = self._gather(futures)
+        except KeyboardInterrupt:
+            _stop(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         if not broken:
@@ -208,12 +243,18 @@ class Runner:
                 if pool is None:
                     pool = _pool(workers, ctx)
                 chunk = pending[start : start + workers]
-                broken = self._gather({self._submit(pool, i): i for i in chunk})
+                with _born_deaf():
+                    futures = {self._submit(pool, i): i for i in chunk}
+                broken = self._gather(futures)
                 if broken:
                     pool.shutdown(wait=True)
                     pool = None
                     for i in broken:
                         self._alone(i, ctx)
+        except KeyboardInterrupt:
+            if pool is not None:
+                _stop(pool)
+            raise
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
@@ -225,7 +266,8 @@ class Runner:
         proc = ctx.Process(
             target=_child, args=(send, self.fn, source, name, self.args, os.getpid())
         )
-        proc.start()
+        with _born_deaf():
+            proc.start()
         send.close()
         started, result = False, None
         try:
@@ -237,6 +279,9 @@ class Runner:
                     result = message
         except EOFError:
             pass
+        except KeyboardInterrupt:
+            proc.terminate()
+            raise
         finally:
             recv.close()
             proc.join()
