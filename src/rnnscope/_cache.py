@@ -56,19 +56,37 @@ def identity(source: Any) -> Identity | None:
     """The identity of a checkpoint file, or None for what is not cached (live models).
 
     Local files: the absolute path plus the path as given (a result holds the path as given),
-    and ``size:mtime_ns``. A remote source returns its URL and ETag here.
+    and ``size:mtime_ns``. Remote sources (a URL, ``(fs, path)``, an ``OpenFile``): the URL,
+    and the object's size and ETag (or its modification time where the store has no ETag), one
+    metadata request; an object rewritten under the same name gets a new ETag.
     """
+    from ._io._remote import is_remote
+
+    if is_remote(source):
+        return _remote_identity(source)
     if not isinstance(source, (str, os.PathLike)):
         return None
     text = os.fspath(source)
-    if "://" in text:
-        return None  # remote sources: URL and ETag, once they are read
     try:
         st = os.stat(text)
     except OSError:
         return None  # its read will fail and say why; failures are never cached
     where = f"{os.path.abspath(text)}\n{text}"
     return Identity(where, f"{st.st_size}:{st.st_mtime_ns}", st.st_mtime_ns)
+
+
+def _remote_identity(source: Any) -> Identity | None:
+    from ._errors import RnnscopeError
+    from ._io._remote import remember, stamp
+
+    try:
+        url = remember(source)
+        size, tag = stamp(url)
+    except RnnscopeError:
+        return None  # missing or denied: its read fails and says why; failures are never cached
+    if tag in ("", "None"):
+        return None  # a store that says nothing of versions: never trust a stale result
+    return Identity(url, f"{size}:{tag}")
 
 
 def default_path() -> Path:

@@ -443,3 +443,45 @@ def test_report_of_a_bucket_folder_and_a_missing_object(s3, run_tree, tmp_path):
     for k in (1, 2, 10):
         assert f"epoch{k}.safetensors" in html
     assert missing in html and "no such object" in html
+
+
+def test_cache_reads_only_new_or_rewritten_objects(s3, tmp_path):
+    """The results cache keys a remote object by its URL and ETag: a rerun fetches no object
+    body, and one new object plus one rewritten under the same name are the only ones fetched
+    again (GETs counted at the server), the rewritten one with its new values."""
+    db = tmp_path / "results.sqlite"
+    local = tmp_path / "local"
+    local.mkdir()
+    for i in (1, 2):
+        _tiny_safetensors(local / f"epoch{i}.safetensors", i)
+        s3.fs.put_file(
+            str(local / f"epoch{i}.safetensors"), f"{BUCKET}/cached/epoch{i}.safetensors"
+        )
+    url = f"s3://{BUCKET}/cached/"
+
+    def fetched() -> set[str]:
+        return {k.rsplit("/", 1)[-1] for k in s3.counter.gets if "/cached/" in k}
+
+    s3.counter.reset()
+    first = rnnscope.stats(url, cache=db)
+    assert fetched() == {"epoch1.safetensors", "epoch2.safetensors"}
+    s3.counter.reset()
+    again = rnnscope.stats(url, cache=db)
+    assert fetched() == set(), "a rerun over unchanged objects fetched their bytes"
+    assert again.attrs["cache"]["hits"] == 2
+    pd_testing = pytest.importorskip("pandas").testing
+    pd_testing.assert_frame_equal(again.reset_index(drop=True), first.reset_index(drop=True))
+
+    _tiny_safetensors(local / "epoch1.safetensors", 7)  # new values, same name and size
+    s3.fs.put_file(str(local / "epoch1.safetensors"), f"{BUCKET}/cached/epoch1.safetensors")
+    _tiny_safetensors(local / "epoch3.safetensors", 3)
+    s3.fs.put_file(str(local / "epoch3.safetensors"), f"{BUCKET}/cached/epoch3.safetensors")
+    s3.fs.invalidate_cache()
+    s3.counter.reset()
+    third = rnnscope.stats(url, cache=db)
+    assert fetched() == {"epoch1.safetensors", "epoch3.safetensors"}
+    fresh = rnnscope.stats(local / "epoch1.safetensors", cache=False)
+    got = third[third["model"] == "epoch1.safetensors"].drop(columns="model")
+    pd_testing.assert_frame_equal(
+        got.reset_index(drop=True), fresh.drop(columns="model").reset_index(drop=True)
+    )
