@@ -303,3 +303,19 @@ def test_a_large_bias_the_recurrent_input_can_undo_is_not_saturation() -> None:
     assert (1 - h0**2).max() > 1e-2  # torch's own forward: unit 0 leaves the flat part
     rows = rnnscope.stats(rnn).to_dict("records")
     assert {r["saturated_units"] for r in rows} == {0}
+
+
+def test_cli_next_steps_name_the_real_file_quoted_and_escaped(sick_file, capsys):
+    import shlex
+
+    from rnnscope._cli import main
+
+    odd = sick_file.with_name("my run;\x1b[31m $x.safetensors")
+    sick_file.rename(odd)
+    assert main(["stats", str(odd), "--json", "-"]) == 0
+    nexts = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("  next: ")]
+    plots = [ln for ln in nexts if "rnnscope plot" in ln]
+    assert plots and not any("FILE" in ln or "\x1b" in ln for ln in nexts)
+    for ln in plots:  # the name as a shell reads it back (quoted), the escape shown as text
+        words = shlex.split(ln.split("rnnscope plot ", 1)[1].split(":")[0])
+        assert words[0] == "my run;\\x1b[31m $x.safetensors" and words[1:3] == ["--layer", "l0"]

@@ -13,16 +13,14 @@ first (error, warning, note), in row order within a severity.
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._enums import Direction, Severity
 from ._format import as_float
 from ._inits import layer_init
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "FLAG_COLUMNS",
@@ -203,7 +201,10 @@ Rule = Callable[[BlockRow, Thresholds], "list[Flag] | None"]
 
 
 def _plot(r: BlockRow, kind: str) -> str:
-    return f"rnnscope plot FILE --layer {r.layer} --kind {kind}"
+    """The command that draws this row's layer: the model's own name (a file's, as the folder
+    lists it) and the layer's, quoted for a POSIX shell."""
+    model, layer = shlex.quote(str(r.model)), shlex.quote(str(r.layer))
+    return f"rnnscope plot {model} --layer {layer} --kind {kind}"
 
 
 def nonfinite_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
