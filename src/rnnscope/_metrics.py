@@ -429,10 +429,15 @@ def checkpoint_table(
     offset: int | None = None,
     rank_by: str | None = None,
     thresholds: Any = None,
+    flags: list[Any] | None = None,
 ) -> tuple[pd.DataFrame, str, list[str]]:
     """One row per model: ``step``, the metrics matched to it, and its health (``errors``,
     ``warnings``, ``notes``: flag counts, with "changing fast" only in a run), ranked by
     ``rank_by`` when given (a ``rank`` column, 1 = keep).
+
+    ``flags``, when given, are the models' own flags (:func:`~rnnscope._flags.flags_for`),
+    computed by the caller: they are counted as they are, not computed again, and the run's
+    "changing fast" flags are appended to that list (so the caller has every flag once).
 
     Returns the table (indexed by model, in the models' order, or in rank order when ranked),
     the "which to keep" line ("" without ``rank_by``) and the notes on how metrics matched.
@@ -450,9 +455,10 @@ def checkpoint_table(
         table["step"] = pd.array([mode.steps.get(m) for m in models], dtype="Int64")
         notes = []
     t = thresholds or Thresholds()
-    flags = []
-    for _, rows in stats.groupby("model", sort=False):
-        flags += flags_for(rows.to_dict("records"), t)
+    if flags is None:
+        flags = []
+        for _, rows in stats.groupby("model", sort=False):
+            flags += flags_for(rows.to_dict("records"), t)
     if cmp is not None and mode.mode == RUN:
         flags += change_flags(cmp.to_dict("records"), t)
     for sev, col in (("error", "errors"), ("warning", "warnings"), ("note", "notes")):

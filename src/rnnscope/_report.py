@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._columns import COLUMNS, REPORT_VIEW
 from ._errors import InputError, require
-from ._flags import Flag, Thresholds, by_severity, change_flags, flags_for
+from ._flags import Flag, Thresholds, by_severity, flags_for
 from ._format import cell
 from ._model import LayerWeights, RNNWeights
 from ._monitor._history import is_database
@@ -329,10 +329,12 @@ def build_report(
     runs = {"run": run, "metrics": metrics, "rank_by": rank_by, "metrics_offset": metrics_offset}
     comparing = len(sections) > 1 and compare is not False
     base = baseline if comparing else None
-    cmp = compare_table(table, base, **runs, thresholds=t) if len(sections) else None
+    # flags are computed once: the sections' are counted by compare, which appends a run's
+    # "changing fast" flags to the list
+    counted = list(all_flags)
+    cmp = compare_table(table, base, **runs, thresholds=t, flags=counted) if sections else None
     if cmp is not None and comparing:
-        run_mode = cmp.attrs["mode"] == "run"  # "changing fast" only between steps of a run
-        growth = change_flags(cmp.to_dict("records"), t) if run_mode else []
+        growth = counted[len(all_flags) :]  # empty for variants: only between steps of a run
         all_flags += growth
         comparison = _comparison(cmp, growth)
     model_metrics, ranking = _model_metrics(cmp)

@@ -565,8 +565,11 @@ def compare_table(
     rank_by: str | None = None,
     metrics_offset: int | None = None,
     thresholds: Any = None,
+    flags: list[Any] | None = None,
 ) -> pd.DataFrame:
-    """:func:`compare` of an existing :func:`stats` frame."""
+    """:func:`compare` of an existing :func:`stats` frame (``flags``: the models' flags when
+    the caller has them; a run's "changing fast" flags are appended to it,
+    :func:`rnnscope._metrics.checkpoint_table`)."""
     import numpy as np
     import pandas as pd
 
@@ -606,7 +609,7 @@ def compare_table(
     out["l2_norm_step_rel_change"] = step.reindex(out.index) if mode.mode == RUN else np.nan
     out.attrs.update(tol=table.attrs["tol"], baseline=base, models=models, baseline_note=note)
     out.attrs["failed"] = list(table.attrs.get("failed", []))
-    return _with_checkpoints(out, table, mode, metrics, rank_by, metrics_offset, thresholds)
+    return _with_checkpoints(out, table, mode, metrics, rank_by, metrics_offset, thresholds, flags)
 
 
 def _with_checkpoints(
@@ -617,12 +620,20 @@ def _with_checkpoints(
     rank_by: str | None,
     offset: int | None,
     thresholds: Any,
+    flags: list[Any] | None = None,
 ) -> pd.DataFrame:
     """The per-model columns (``step``, metrics) and the run/variants and ranking attrs."""
     from ._metrics import checkpoint_table, records
 
     per, keep, notes = checkpoint_table(
-        table, out, mode, metrics, offset=offset, rank_by=rank_by, thresholds=thresholds
+        table,
+        out,
+        mode,
+        metrics,
+        offset=offset,
+        rank_by=rank_by,
+        thresholds=thresholds,
+        flags=flags,
     )
     extra = [c for c in per.columns if c not in ("errors", "warnings", "notes", "rank")]
     clash = {c: f"metric_{c}" for c in extra if c != "step" and c in out.columns}
