@@ -319,3 +319,24 @@ def test_cli_next_steps_name_the_real_file_quoted_and_escaped(sick_file, capsys)
     for ln in plots:  # the name as a shell reads it back (quoted), the escape shown as text
         words = shlex.split(ln.split("rnnscope plot ", 1)[1].split(":")[0])
         assert words[0] == "my run;\\x1b[31m $x.safetensors" and words[1:3] == ["--layer", "l0"]
+
+
+def test_the_report_computes_each_models_flags_once_and_counts_those(tmp_path, monkeypatch):
+    pytest.importorskip("jinja2")
+    import rnnscope._flags as flags_module
+    import rnnscope._report as report_module
+
+    calls: list[str] = []
+    real = flags_module.flags_for
+
+    def counted(rows, t):
+        calls.append(str(rows[0]["model"]) if rows else "")
+        return real(rows, t)
+
+    monkeypatch.setattr(flags_module, "flags_for", counted)
+    monkeypatch.setattr(report_module, "flags_for", counted)
+    run = rnnscope.demo_path("run")
+    out = rnnscope.report(str(run), out=tmp_path / "r.html", figures=False)
+    names = sorted(p.name for p in run.glob("*.safetensors"))
+    assert sorted(calls) == names  # one call per model, none from compare's counts
+    assert out.exists()
