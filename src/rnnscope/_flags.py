@@ -21,7 +21,7 @@ from typing import Any
 
 from ._enums import Direction, Severity
 from ._format import as_float
-from ._inits import layer_init
+from ._inits import LayerInit, layer_init
 
 __all__ = [
     "FLAG_COLUMNS",
@@ -373,7 +373,21 @@ def _untrained(rows: list[dict[str, Any]], t: Thresholds) -> tuple[list[Flag], s
     for raw in rows:
         layers.setdefault(str(raw["layer"]), []).append(raw)
     found = {name: layer_init(rs, t.init_z, t.orthogonal_tol) for name, rs in layers.items()}
-    matched = {name: m for name, m in found.items() if m is not None}
+    # a few values, or zero biases, prove nothing alone (rnnscope._inits): when every layer
+    # matches, the model's evidence counts; otherwise each layer's own
+    inits = {name: m for name, m in found.items() if m is not None}
+    if len(inits) == len(layers):
+        whole = LayerInit(
+            "",
+            "",
+            any(m.exact for m in inits.values()),
+            sum(m.uniform_values for m in inits.values()),
+        )
+        if not whole.counts(t.init_z):
+            inits = {}
+    else:
+        inits = {name: m for name, m in inits.items() if m.counts(t.init_z)}
+    matched = {name: (m.family, m.description) for name, m in inits.items()}
     if not matched:
         return [], set()
     model = str(rows[0]["model"])
