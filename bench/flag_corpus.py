@@ -15,7 +15,7 @@ it diverged. Each is saved as a real checkpoint file (torch: ``.pt`` and ``.safe
 
 Three splits, never mixed:
 
-- ``small`` (what ``tests/test_flag_corpus.py`` runs in CI): 4 and 8 units, the sine task, few steps;
+- ``small`` (``tests/test_flag_corpus.py`` runs it in CI): 4 and 8 units, the sine task, few steps;
 - ``tune`` (``--large`` is the same): every cell on the sine, adding and sign tasks at 4 and 32
   units, data seed 0 — the thresholds were chosen looking at this split only;
 - ``heldout``: other sizes (6 and 24 units), other data seed (1), other model seeds (+1000), and
@@ -70,6 +70,7 @@ class Case:
     note: str = ""
     loss: float = math.nan  # the last training loss over the target's variance
     flags: list[Any] = field(default_factory=list)
+    ratios: tuple[float, float] = (math.nan, math.nan)  # sigma/sigma_ref, J/J_ref (ratios())
 
     @property
     def passed(self) -> bool:
@@ -387,15 +388,36 @@ def load(out: Path) -> list[Case]:
     return cases
 
 
-def judge(cases: list[Case], recurrent_high: float | None = None) -> dict[str, int]:
-    """Read every case's file with rnnscope, fill its flags; the counts."""
+def ratios(df: Any) -> tuple[float, float]:
+    """A model's recurrent kernel against its initialisation's: ``sigma / sigma_ref`` and the
+    gate-weighted ``J / J_ref`` (the same for a SimpleRNN) — the two numbers the recurrent
+    thresholds were chosen on (NaN without a recurrent kernel)."""
+    from rnnscope._flags import gate_reference, gate_weighted, recurrent_reference
+
+    rk = df[df["part"] == "recurrent_kernel"]
+    if not len(rk):
+        return math.nan, math.nan
+    units = int(rk["units"].iloc[0])
+    m = int(str(rk["shape"].iloc[0]).split("x")[0])
+    n = units * len(rk)
+    sigma = float(rk["matrix_spectral_norm"].iloc[0]) / recurrent_reference(m, n, units)
+    gates = dict(zip(rk["gate"].astype(str), rk["spectral_norm"].astype(float), strict=True))
+    if len(gates) == 1:
+        return sigma, sigma
+    return sigma, gate_weighted(gates) / gate_reference(m, n, units, list(gates))
+
+
+def judge(cases: list[Case], **thresholds: float) -> dict[str, int]:
+    """Read every case's file with rnnscope, fill its flags (``thresholds``: fields of
+    :class:`rnnscope.Thresholds` to change); the counts."""
     import rnnscope
     from rnnscope._flags import Thresholds, flags_for
 
-    t = Thresholds() if recurrent_high is None else Thresholds(recurrent_high=recurrent_high)
+    t = Thresholds(**{k: v for k, v in thresholds.items() if v is not None})
     for c in cases:
         df = rnnscope.stats(str(c.path))
         c.flags = flags_for(df.to_dict("records"), t)
+        c.ratios = ratios(df)
     healthy = [c for c in cases if not c.fault]
     sick = [c for c in cases if c.fault]
     return {
@@ -406,6 +428,25 @@ def judge(cases: list[Case], recurrent_high: float | None = None) -> dict[str, i
     }
 
 
+def _spread(cases: list[Case]) -> list[str]:
+    """Per cell family, the largest ratios of healthy models and the smallest of the exploding
+    and too-high-learning-rate ones: where the recurrent thresholds can go."""
+    lines = []
+    for fam, cells in (("SimpleRNN", ("SimpleRNN",)), ("gated", ("LSTM", "GRU"))):
+        own = [c for c in cases if any(f"_{cell}" in c.name for cell in cells)]
+        col = 0 if fam == "SimpleRNN" else 1
+        healthy = [c.ratios[col] for c in own if not c.fault and not math.isnan(c.ratios[col])]
+        blown = [c.ratios[col] for c in own if c.fault in ("exploding", "lr_too_high")]
+        blown = [v for v in blown if not math.isnan(v)]
+        what = "sigma/sigma_ref" if col == 0 else "J/J_ref"
+        if healthy and blown:
+            lines.append(
+                f"{fam}: {what} healthy max {max(healthy):.2f}, exploding or lr too high "
+                f"min {min(blown):.2f}"
+            )
+    return lines
+
+
 def main() -> None:
     """Build the corpus, judge it, print every case and the two counts."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -414,18 +455,22 @@ def main() -> None:
     ap.add_argument("--out", help="folder for the checkpoints (default: a temporary one)")
     ap.add_argument("--judge-only", action="store_true", help="judge the files --out holds")
     ap.add_argument("--recurrent-high", type=float, help="Thresholds.recurrent_high to judge by")
+    ap.add_argument("--gated-high", type=float, help="Thresholds.gated_high to judge by")
     args = ap.parse_args()
     split = "tune" if args.large else args.split
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
         cases = load(out) if args.judge_only else build(out, split)
-        counts = judge(cases, args.recurrent_high)
+        counts = judge(cases, recurrent_high=args.recurrent_high, gated_high=args.gated_high)
         for c in cases:
             serious = sorted({f"{f.severity}:{f.rule}" for f in c.flags if f.severity != "note"})
             mark = "ok  " if c.passed else "MISS"
-            print(f"{mark} {c.path.name:42s} {c.note:32s} {', '.join(serious) or '-'}")
+            r = f"{c.ratios[0]:6.2f} {c.ratios[1]:6.2f}"
+            print(f"{mark} {c.path.name:46s} {c.note:34s} {r} {', '.join(serious) or '-'}")
+        print("\n".join(_spread(cases)))
+        what = f"judged {out}" if args.judge_only else split
         print(
-            f"{split}: healthy with no warning or error: {counts['healthy_clean']} of "
+            f"{what}: healthy with no warning or error: {counts['healthy_clean']} of "
             f"{counts['healthy']}; sick raising the right flag: {counts['sick_caught']} of "
             f"{counts['sick']}"
         )

@@ -158,8 +158,8 @@ def _simple_rnn(recurrent: np.ndarray, bias: np.ndarray | None = None) -> RNNWei
     return RNNWeights.from_parts("rnn", "SimpleRNN", {(k, "forward"): v for k, v in parts.items()})
 
 
-@pytest.mark.parametrize(("scale", "flagged"), [(2.9, False), (3.1, True)])
-def test_simple_rnn_bound_is_one_and_a_half_times_glorots_two(scale: float, flagged: bool) -> None:
+@pytest.mark.parametrize(("scale", "flagged"), [(3.9, False), (4.1, True)])
+def test_simple_rnn_bound_is_twice_glorots_two(scale: float, flagged: bool) -> None:
     q, _ = np.linalg.qr(np.random.default_rng(2).normal(size=(16, 16)))
     rec = _simple_rnn(q * scale)
     sigma = np.linalg.svd(q * scale, compute_uv=False)[0]
@@ -168,9 +168,48 @@ def test_simple_rnn_bound_is_one_and_a_half_times_glorots_two(scale: float, flag
         assert got == []
         return
     assert [(f.severity, f.value) for f in got] == [("warning", pytest.approx(sigma))]
-    assert "> 3 (1.5 x the 2 a standard initialisation of this 16x16 matrix gives)" in (
+    assert "> 4 (2 x the 2 a standard initialisation of this 16x16 matrix gives)" in (
         got[0].message
     )
+
+
+def _lstm(recurrent: np.ndarray) -> RNNWeights:
+    u = recurrent.shape[0]
+    rng = np.random.default_rng(6)
+    parts = {
+        "kernel": rng.uniform(-0.3, 0.3, (3, 4 * u)),
+        "recurrent_kernel": recurrent,
+        "bias": rng.uniform(-0.1, 0.1, 4 * u),
+    }
+    return RNNWeights.from_parts("lstm", "LSTM", {(k, "forward"): v for k, v in parts.items()})
+
+
+@pytest.mark.parametrize("big", ["forget", "cell"])
+def test_a_gated_cells_warning_weighs_each_gate_by_its_slope(big: str) -> None:
+    # one LSTM(16) recurrent kernel (16 x 64, Keras's i, f, c, o column blocks), every block
+    # orthogonal x 1 except one x 30: the same largest singular value, ~30, either way
+    u = 16
+    rng = np.random.default_rng(4)
+    blocks = [np.linalg.qr(rng.normal(size=(u, u)))[0] for _ in range(4)]
+    order = ["input", "forget", "cell", "output"]
+    blocks[order.index(big)] = blocks[order.index(big)] * 30
+    rec = np.concatenate(blocks, axis=1)
+    sig = {g: np.linalg.svd(b, compute_uv=False)[0] for g, b in zip(order, blocks, strict=True)}
+    assert np.linalg.svd(rec, compute_uv=False)[0] == pytest.approx(30, rel=1e-2)  # sqrt(900+3)
+    # the bound on one step's gradient through the recurrent kernel: slope 1/4 for sigmoid
+    # gates, 1 for the tanh candidate; against what Glorot gives each 16 x 16 block
+    j = (sig["input"] + sig["forget"] + sig["output"]) / 4 + sig["cell"]
+    block_ref = math.sqrt(2 / (u + 4 * u)) * 2 * math.sqrt(u)  # Glorot's s (sqrt m + sqrt u)
+    j_ref = block_ref * (3 / 4 + 1)
+    got = [f for f in _flags(_lstm(rec)) if f.rule == "recurrent_norm"]
+    warned = j > T.gated_high * j_ref
+    assert warned == (big == "cell")  # 30 x 1 in the candidate: yes; 30 / 4 in a gate: no
+    assert [f.severity for f in got] == ["warning" if warned else "note"]
+    if warned:
+        assert got[0].value == pytest.approx(j / j_ref, rel=1e-6)
+        assert f"gate-weighted recurrent bound {j:.3g} > {T.gated_high * j_ref:.3g}" in (
+            got[0].message
+        )
 
 
 # ------------------------------------------------------------ saturated and dead units
@@ -404,3 +443,22 @@ def test_a_small_layer_at_its_init_is_untrained_beside_one_with_evidence(tmp_pat
     state = {k: (3 * v if k.startswith("rnn.") else v) for k, v in state.items()}
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     assert "untrained" not in [f.rule for f in _flags(str(path))]
+
+
+def test_the_run_sigma_figure_draws_the_size_aware_bound_not_1():
+    pytest.importorskip("matplotlib")
+    from rnnscope.plot._runs import run_lines
+
+    run = rnnscope.demo_path("run")
+    table = rnnscope.stats(str(run))
+    names = list(dict.fromkeys(table["model"]))
+    fig = run_lines(table, names, None)[-1]
+    (ax,) = fig.axes
+    flat = [ln for ln in ax.get_lines() if len(set(ln.get_ydata())) == 1]
+    # the bundled LSTM(32): a 32 x 128 recurrent kernel; Glorot's deviation gives the largest
+    m, n = 32, 128
+    ref = max(1.0, math.sqrt(2 / (m + n)) * (m**0.5 + n**0.5), (m**0.5 + n**0.5) / math.sqrt(96))
+    assert [ln.get_ydata()[0] for ln in flat] == pytest.approx([T.recurrent_high * ref])
+    curve = next(ln for ln in ax.get_lines() if ln not in flat)
+    assert flat[0].get_color() == curve.get_color()
+    assert any(t.get_text() == f"bound {T.recurrent_high * ref:.3g}" for t in ax.texts)

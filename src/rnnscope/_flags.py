@@ -26,6 +26,7 @@ from ._inits import LayerInit, layer_init
 __all__ = [
     "FLAG_COLUMNS",
     "RULES",
+    "SLOPES",
     "BlockRow",
     "ChangeRow",
     "Flag",
@@ -33,6 +34,9 @@ __all__ = [
     "by_severity",
     "change_flags",
     "flags_for",
+    "gate_reference",
+    "gate_weighted",
+    "recurrent_bound",
     "recurrent_reference",
 ]
 
@@ -51,19 +55,24 @@ class Thresholds:
     n))``, and of torch's uniform(-1/sqrt(units), 1/sqrt(units)), ``s_t = 1 / sqrt(3 units)``
     (a random matrix's largest singular value is close to ``s (sqrt(m) + sqrt(n))``; 1 is the
     orthogonal initialiser's). A SimpleRNN gets a warning above ``recurrent_high *
-    sigma_ref``; a gated cell's recurrent path passes through a sigmoid (slope at most 1/4),
-    so it gets a note there and a warning above ``gated_factor * recurrent_high * sigma_ref``.
+    sigma_ref``. A gated cell (LSTM, GRU) gets a note there; its warning looks at the
+    gate-weighted bound ``J = sum_g slope_g * sigma_g`` (each gate block's largest singular
+    value times the largest slope of its nonlinearity: 1/4 for a sigmoid gate, 1 for the tanh
+    candidate), which bounds how much one step of the state update through the recurrent
+    kernel can stretch a gradient, and warns above ``gated_high`` times the ``J`` a standard
+    initialisation gives (:func:`gate_reference`).
 
     Attributes:
         near_zero_fraction: a weight matrix (a bias: a note) whose share of ``|w| < tol``
             exceeds this is flagged.
         abs_max: flag weights larger than this in magnitude.
-        recurrent_high: the factor over ``sigma_ref`` above which a recurrent kernel is flagged.
-        gated_factor: how much higher a gated cell's (LSTM, GRU) recurrent kernel may go before
-            the note becomes a warning.
+        recurrent_high: the factor over ``sigma_ref`` above which a recurrent kernel is flagged
+            (a SimpleRNN's a warning, a gated cell's a note).
+        gated_high: the factor over the initial gate-weighted bound above which a gated cell's
+            recurrent kernel gets a warning.
         recurrent_low: note a recurrent kernel whose largest singular value is below this.
-        growth: flag a part whose L2 norm changed by more than this fraction since the
-            previous model (comparisons only).
+        growth: flag a part whose L2 norm changed by more than this fraction per the run's
+            shortest gap between checkpoints (comparisons only).
         init_z: how many standard errors a part's mean and variance may be from an
             initialiser's and still match it (:mod:`rnnscope._inits`).
         orthogonal_tol: how far from 1 an orthogonal recurrent kernel's singular values may be.
@@ -71,8 +80,8 @@ class Thresholds:
 
     near_zero_fraction: float = 0.5
     abs_max: float = 10.0
-    recurrent_high: float = 1.5
-    gated_factor: float = 4.0
+    recurrent_high: float = 2.0
+    gated_high: float = 8.0
     recurrent_low: float = 0.25
     growth: float = 0.5
     init_z: float = 5.0
@@ -89,6 +98,36 @@ def recurrent_reference(m: int, n: int, units: int) -> float:
     """
     root = math.sqrt(m) + math.sqrt(n)
     return max(1.0, math.sqrt(2 / (m + n)) * root, root / math.sqrt(3 * units))
+
+
+SLOPES = {"input": 0.25, "forget": 0.25, "output": 0.25, "update": 0.25, "reset": 0.25}
+"""The largest slope of each sigmoid gate's nonlinearity; any other gate (``cell``, ``new``,
+a tanh candidate) counts with slope 1."""
+
+
+def gate_weighted(sigmas: Mapping[str, float]) -> float:
+    """``J = sum_g slope_g * sigma_g`` over a recurrent kernel's gate blocks (:data:`SLOPES`).
+
+    Example:
+        >>> gate_weighted({"input": 2.0, "forget": 2.0, "cell": 1.0, "output": 2.0})
+        2.5
+    """
+    return sum(SLOPES.get(g, 1.0) * s for g, s in sigmas.items())
+
+
+def gate_reference(m: int, n: int, units: int, gates: list[str]) -> float:
+    """The gate-weighted bound ``J`` a standard initialisation gives an ``m x n`` recurrent
+    kernel of ``units`` units and these gates: each ``m x units`` block's largest singular
+    value is at most ``max(1, s_g (sqrt(m) + sqrt(units)), s_t (sqrt(m) + sqrt(units)))`` (the
+    element deviations of :func:`recurrent_reference`, Glorot's over the whole kernel).
+
+    Example:
+        >>> round(gate_reference(32, 128, 32, ["input", "forget", "cell", "output"]), 2)
+        2.21
+    """
+    root = math.sqrt(m) + math.sqrt(units)
+    block = max(1.0, math.sqrt(2 / (m + n)) * root, root / math.sqrt(3 * units))
+    return gate_weighted(dict.fromkeys(gates, block))
 
 
 @dataclass(frozen=True)
@@ -139,6 +178,7 @@ class BlockRow:
     shape: str = ""
     saturated_units: float = math.nan
     n_gates: int = 1
+    gate_sigmas: tuple[tuple[str, float], ...] = ()  # every gate block's largest singular value
 
     @classmethod
     def of(cls, r: Mapping[str, Any]) -> BlockRow:
@@ -294,10 +334,23 @@ def _matrix_dims(r: BlockRow) -> tuple[int, int] | None:
     return dims[0], int(r.units) * r.n_gates
 
 
+def recurrent_bound(kind: str, m: int, n: int, units: int, t: Thresholds) -> float:
+    """The largest singular value above which a recurrent kernel of this kind and shape is
+    flagged (a warning for a SimpleRNN, a note for a gated cell): ``t.recurrent_high *
+    sigma_ref``; the report draws it.
+
+    Example:
+        >>> round(recurrent_bound("SimpleRNN", 8, 8, 8, Thresholds()), 2)
+        4.0
+    """
+    return t.recurrent_high * recurrent_reference(m, n, units)
+
+
 def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     """The recurrent kernel's largest singular value out of range (once per layer and
     direction: the row of its first gate carries the whole matrix's value), judged against
-    :func:`recurrent_reference` of its size."""
+    :func:`recurrent_reference` of its size; a gated cell's warning by its gate-weighted bound
+    (:func:`gate_weighted` over :func:`gate_reference`)."""
     sigma = r.matrix_spectral_norm
     dims = _matrix_dims(r)
     if r.part != "recurrent_kernel" or math.isnan(sigma) or dims is None:
@@ -305,25 +358,40 @@ def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     where = f"{r.layer} / recurrent_kernel" + (
         f" / {r.direction}" if r.direction not in ("", Direction.FORWARD) else ""
     )
-    high = t.recurrent_high * recurrent_reference(*dims, int(r.units))
-    gated = any(g in r.kind for g in _GATED)
+    ref = recurrent_reference(*dims, int(r.units))
+    high = recurrent_bound(r.kind, *dims, int(r.units), t)
+    shape = f"{dims[0]}x{dims[1]}"
     hint = (
         f"{_plot(r, 'trace')}: watch whether the state grows or saturates; "
         "rnnscope.gradients shows whether gradients grow through time"
     )
+    gated = any(g in r.kind for g in _GATED)
+    if gated and len(r.gate_sigmas) > 1:
+        sigmas = dict(r.gate_sigmas)
+        j = gate_weighted(sigmas)
+        j_ref = gate_reference(*dims, int(r.units), list(sigmas))
+        if j > t.gated_high * j_ref:
+            return r.flag(
+                Severity.WARNING,
+                f"gate-weighted recurrent bound {j:.3g} > {t.gated_high * j_ref:.3g} "
+                f"({t.gated_high:g} x the {j_ref:.3g} a standard initialisation of this {shape} "
+                "matrix gives; each gate's largest singular value times its slope, 1/4 for "
+                f"sigmoid gates; the whole matrix's is {sigma:.3g}): even through the gates, "
+                "gradients can grow from step to step, a classic cause of exploding gradients",
+                where,
+                j / j_ref,
+                hint,
+            )
     if sigma > high:
-        warn = not gated or sigma > t.gated_factor * high
-        limit = t.gated_factor * high if gated and warn else high
         return r.flag(
-            Severity.WARNING if warn else Severity.NOTE,
-            f"largest singular value {sigma:.3g} > {limit:.3g} ({limit / high * t.recurrent_high:g}"
-            f" x the {recurrent_reference(*dims, int(r.units)):.3g} a standard initialisation "
-            f"of this {dims[0]}x{dims[1]} matrix gives): through this matrix gradients can grow "
-            "from step to step"
+            Severity.NOTE if gated else Severity.WARNING,
+            f"largest singular value {sigma:.3g} > {high:.3g} ({t.recurrent_high:g} x the "
+            f"{ref:.3g} a standard initialisation of this {shape} matrix gives): through this "
+            "matrix gradients can grow from step to step"
             + (
-                ", a classic cause of exploding gradients"
-                if warn
-                else " (the gates usually damp this)"
+                " (the gates usually damp this)"
+                if gated
+                else ", a classic cause of exploding gradients"
             ),
             where,
             sigma,
@@ -434,15 +502,17 @@ def flags_for(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
     if not rows:
         return []
     out, untrained = _untrained(rows, t)
-    gates: dict[tuple[str, str], int] = {}  # gate blocks of each recurrent kernel
+    gates: dict[tuple[str, str], list[tuple[str, float]]] = {}  # each recurrent kernel's gates
     for raw in rows:
         if raw["part"] == "recurrent_kernel":
             at = (str(raw["layer"]), str(raw["direction"]))
-            gates[at] = gates.get(at, 0) + 1
+            sigma = as_float(raw.get("spectral_norm"))
+            gates.setdefault(at, []).append((str(raw.get("gate") or ""), sigma))
     seen: set[tuple[int, str, str]] = set()
     for raw in rows:
         r = BlockRow.of(raw)
-        r = replace(r, n_gates=gates.get((r.layer, r.direction), 1))
+        blocks = tuple(gates.get((r.layer, r.direction), ()))
+        r = replace(r, n_gates=max(len(blocks), 1), gate_sigmas=blocks)
         for i, (rule, once) in enumerate(RULES):
             key = (i, r.layer, r.direction)
             if once and key in seen:

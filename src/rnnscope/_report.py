@@ -130,7 +130,11 @@ def _sample(rec: RNNWeights, n: int) -> Any:
 
 
 def _run_figures(
-    table: Any, names: list[str], steps: list[float] | None, unit: str = "step"
+    table: Any,
+    names: list[str],
+    steps: list[float] | None,
+    unit: str = "step",
+    thresholds: Thresholds | None = None,
 ) -> list[dict[str, str]]:
     """The run at a glance: every gate block through the checkpoints, then per-gate L2 norms
     and the recurrent kernels' largest singular values with steps on x."""
@@ -142,7 +146,7 @@ def _run_figures(
         heat = run_heatmap(table, names, steps, unit=unit)
         if heat is not None:
             out.append({"caption": "every gate block through the run", "src": _png(heat)})
-        for fig in run_lines(table, names, steps, unit):
+        for fig in run_lines(table, names, steps, unit, thresholds):
             title = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
             out.append({"caption": title or "through the run", "src": _png(fig)})
     return out
@@ -358,7 +362,7 @@ def build_report(
     if figures and sections:  # pass 2: figures of the detailed models only
         _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive)
         if comparison is not None:
-            comparison["figures"] = _run_figures(table, model_names, steps, unit)
+            comparison["figures"] = _run_figures(table, model_names, steps, unit, t)
             comparison["figures"] += _ridgelines([s for s in sections if s["name"] in chosen])
     for i, s in enumerate(sections):
         s["index"], s["why"] = i + 1, chosen.get(s["name"], [])
