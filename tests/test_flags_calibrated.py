@@ -462,3 +462,29 @@ def test_the_run_sigma_figure_draws_the_size_aware_bound_not_1():
     curve = next(ln for ln in ax.get_lines() if ln not in flat)
     assert flat[0].get_color() == curve.get_color()
     assert any(t.get_text() == f"bound {T.recurrent_high * ref:.3g}" for t in ax.texts)
+
+
+def test_the_checkpoint_index_counts_what_compare_counts_and_names_the_metric(tmp_path):
+    pytest.importorskip("jinja2")
+    run = rnnscope.demo_path("run")
+    scores = tmp_path / "scores.csv"  # a val_loss per file, by name
+    names = [f"epoch{e}.safetensors" for e in (0, 1, 2, 4, 8, 16)]
+    scores.write_text(
+        "model,val_loss\n" + "".join(f"{n},{0.9 - i / 10}\n" for i, n in enumerate(names))
+    )
+    out = rnnscope.report(
+        str(run), out=tmp_path / "r.html", figures=False, metrics=scores, rank_by="val_loss"
+    )
+    html = out.read_text(encoding="utf-8")
+    table = html[html.index("<th>\N{GREEK SMALL LETTER SIGMA} max (recurrent)</th>") :]
+    assert table.split("</tr>")[0].endswith('<th>val_loss</th><th class="t">shown in full</th>')
+    cmp = rnnscope.compare(str(run))
+    for rec in cmp.attrs["checkpoints"]:
+        row = re.search(rf'<tr data-name="{re.escape(rec["model"])}">(.*?)</tr>', html).group(1)
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+        # #, model, step, errors, warnings, notes
+        assert [int(c) for c in cells[3:6]] == [rec["errors"], rec["warnings"], rec["notes"]]
+    assert (
+        next(r for r in cmp.attrs["checkpoints"] if r["model"] == "epoch1.safetensors")["warnings"]
+        == 2
+    )  # the two "changing fast" warnings of epoch 1 (kernel, bias): counted in both

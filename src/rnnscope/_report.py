@@ -379,7 +379,7 @@ def build_report(
         flags=by_severity(all_flags),
         groups=group_view(groups, model_names, steps, unit),
         unit=unit,
-        index=model_index(sections, steps, metrics, rank_by),
+        index=model_index(sections, steps, metrics, rank_by, growth),
         steps=steps,
         exports=exports(all_flags),
         comparison=comparison,
