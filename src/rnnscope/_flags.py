@@ -379,7 +379,7 @@ def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
                 f"sigmoid gates; the whole matrix's is {sigma:.3g}): even through the gates, "
                 "gradients can grow from step to step, a classic cause of exploding gradients",
                 where,
-                j / j_ref,
+                sigma,  # the finding's value stays sigma max, note or warning (one trend)
                 hint,
             )
     if sigma > high:
