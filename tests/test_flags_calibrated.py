@@ -488,3 +488,10 @@ def test_the_checkpoint_index_counts_what_compare_counts_and_names_the_metric(tm
         next(r for r in cmp.attrs["checkpoints"] if r["model"] == "epoch1.safetensors")["warnings"]
         == 2
     )  # the two "changing fast" warnings of epoch 1 (kernel, bias): counted in both
+    # epochs 8 and 16 grew over 4 and 8 epochs: judged per epoch (the shortest gap), under 50%
+    rel = cmp.groupby("model")["l2_norm_step_rel_change"].max()
+    for model, gap in (("epoch8.safetensors", 4), ("epoch16.safetensors", 8)):
+        assert rel[model] > 0.5 and (1 + rel[model]) ** (1 / gap) - 1 < 0.5
+        counted = next(r for r in cmp.attrs["checkpoints"] if r["model"] == model)
+        assert counted["warnings"] == 0, model
+    assert "epoch8.safetensors: L2 norm grew" not in html

@@ -616,25 +616,33 @@ def growth_flag(r: ChangeRow) -> Flag:
     )
 
 
-def _gaps(rows: list[dict[str, Any]]) -> tuple[dict[str, float], float]:
+def _gaps(
+    rows: list[dict[str, Any]], known: Mapping[str, Any] | None = None
+) -> tuple[dict[str, float], float]:
     """Each model's distance in steps from the model before it (in row order), and the run's
-    shortest positive gap (NaN where the models carry no ``step``)."""
+    shortest positive gap (NaN where the models carry no step: a ``step`` column, or
+    ``known``, model -> step)."""
     steps: dict[str, float] = {}
     for raw in rows:
-        steps.setdefault(str(raw["model"]), as_float(raw.get("step")))
+        model = str(raw["model"])
+        got = raw.get("step") if known is None else known.get(model)
+        steps.setdefault(model, as_float(got))
     order = list(steps)
     gaps = {m: steps[m] - steps[p] for p, m in pairwise(order)}
     positive = [g for g in gaps.values() if g > 0]
     return gaps, min(positive) if positive else math.nan
 
 
-def change_flags(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
+def change_flags(
+    rows: list[dict[str, Any]], t: Thresholds, steps: Mapping[str, Any] | None = None
+) -> list[Flag]:
     """Flags of a comparison: parts whose L2 norm moved fast since the previous model, per
-    the run's shortest gap between checkpoints (:attr:`ChangeRow.rate`).
+    the run's shortest gap between checkpoints (:attr:`ChangeRow.rate`; the models' steps
+    from the rows' ``step`` column, or ``steps``, model -> step).
 
     One flag per (model, layer, part, direction), naming the gate that moved most.
     """
-    gaps, unit = _gaps(rows)
+    gaps, unit = _gaps(rows, steps)
     worst: dict[tuple[str, str, str, str], ChangeRow] = {}
     for raw in rows:
         r = ChangeRow.of(raw)

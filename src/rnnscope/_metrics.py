@@ -522,7 +522,7 @@ def checkpoint_table(
         for _, rows in stats.groupby("model", sort=False):
             flags += flags_for(rows.to_dict("records"), t)
     if cmp is not None and mode.mode == RUN:
-        flags += change_flags(cmp.to_dict("records"), t)
+        flags += change_flags(cmp.to_dict("records"), t, mode.steps)  # no step column yet
     for sev, col in (("error", "errors"), ("warning", "warnings"), ("note", "notes")):
         counts = pd.Series([f.model for f in flags if f.severity == sev], dtype=object)
         table[col] = counts.value_counts().reindex(models, fill_value=0).astype(int).to_numpy()
