@@ -681,7 +681,7 @@ def flags(
     Example:
         >>> df = rnnscope.flags("checkpoints/")
         >>> df[["model", "rule"]].values.tolist()[:2]
-        [['epoch0.safetensors', 'untrained'], ['epoch1.safetensors', 'recurrent_norm']]
+        [['epoch0.safetensors', 'untrained'], ['epoch2.safetensors', 'recurrent_norm']]
     """
     import pandas as pd
 
