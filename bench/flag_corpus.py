@@ -1,6 +1,6 @@
 """A labelled corpus of healthy and sick recurrent models, and how well rnnscope's flags sort them.
 
-    python bench/flag_corpus.py [--large] [--out DIR]
+    python bench/flag_corpus.py [--split small|tune|heldout] [--out DIR]
 
 HEALTHY models: fresh initialisations and models trained on small real tasks (a sine continuation,
 the adding problem, a sign classification), for LSTM, GRU and SimpleRNN in Keras 3 and torch.
@@ -13,9 +13,16 @@ it diverged. Each is saved as a real checkpoint file (torch: ``.pt`` and ``.safe
 - a healthy model passes when it raises no warning and no error;
 - a sick model passes when it raises a warning or error of the rule its fault should raise.
 
-The small corpus (``--large`` off: 4 units, one task per cell, few steps) is what
-``tests/test_flag_corpus.py`` runs; the large one trains every cell on every task at 4 and 32
-units. The files go to ``--out`` (a temporary folder by default), never into the repository.
+Three splits, never mixed:
+
+- ``small`` (``tests/test_flag_corpus.py`` runs it in CI): 4 and 8 units, the sine task, few steps;
+- ``tune`` (``--large`` is the same): every cell on the sine, adding and sign tasks at 4 and 32
+  units, data seed 0 — the thresholds were chosen looking at this split only;
+- ``heldout``: other sizes (6 and 24 units), other data seed (1), other model seeds (+1000), and
+  a task the tuning split does not have (``recall``: the value of step 2 at the end) — judged
+  once the thresholds were fixed, to show what the tuning did not see.
+
+The files go to ``--out`` (a temporary folder by default), never into the repository.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ import argparse
 import math
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +57,7 @@ EXPECT = {
     "lr_too_high": {"large_weights", "recurrent_norm", "saturated_units", "nonfinite"},
     "diverged": {"nonfinite", "large_weights"},
 }
+SPLITS = ("small", "tune", "heldout")
 
 
 @dataclass
@@ -63,6 +70,7 @@ class Case:
     note: str = ""
     loss: float = math.nan  # the last training loss over the target's variance
     flags: list[Any] = field(default_factory=list)
+    ratios: tuple[float, float] = (math.nan, math.nan)  # sigma/sigma_ref, J/J_ref (ratios())
 
     @property
     def passed(self) -> bool:
@@ -95,7 +103,10 @@ def task(name: str, n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     if name == "sign":  # is the sum of the sequence positive (a logit target, trained with MSE)
         x = rng.normal(size=(n, T, 1))
         return x.astype("float32"), np.sign(x.sum((1, 2)))[:, None].astype("float32")
-    raise ValueError(f"task: expected sine, adding or sign; got {name!r}")
+    if name == "recall":  # the first channel's value at step 2, asked for at the end
+        x = rng.normal(size=(n, T, 2))
+        return x.astype("float32"), x[:, 2, :1].astype("float32")
+    raise ValueError(f"task: expected sine, adding, sign or recall; got {name!r}")
 
 
 # ---------------------------------------------------------------- torch
@@ -167,13 +178,22 @@ def _torch_edit(net: Any, fault: str, cell: str, rng: np.random.Generator) -> No
 
 
 def torch_case(
-    out: Path, name: str, cell: str, units: int, task_name: str, fault: str, train: int, fmt: str
+    out: Path,
+    name: str,
+    cell: str,
+    units: int,
+    task_name: str,
+    fault: str,
+    train: int,
+    fmt: str,
+    seed: int = 0,
 ) -> Case:
-    """Build, train, damage and save one torch model."""
+    """Build, train, damage and save one torch model (``seed``: the split's data seed; the
+    model's is ``len(name) + 1000 * seed``)."""
     import torch
 
-    x, y = task(task_name)
-    net = _torch_net(cell, x.shape[-1], units, seed=len(name))
+    x, y = task(task_name, seed=seed)
+    net = _torch_net(cell, x.shape[-1], units, seed=len(name) + 1000 * seed)
     note, loss_var = "fresh", math.nan
     if fault == "lr_too_high":
         loss_var = torch_train(net, x, y, train, lr=3.0)
@@ -254,14 +274,39 @@ def keras_train(model: Any, x: np.ndarray, y: np.ndarray, steps: int, lr: float)
     return loss / float(y.var())
 
 
+def keras_diverge(model: Any, x: np.ndarray, y: np.ndarray) -> str:
+    """Plain SGD with a huge step (learning rate 1e4) until the weights overflow (at most 50
+    steps); what happened, for the case's note."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.SGD(1e4), loss="mse", jit_compile=False)
+    loss, steps = math.nan, 0
+    while steps < 50:
+        steps += 1
+        loss = float(np.asarray(model.train_on_batch(x, y)).reshape(-1)[0])
+        if not all(np.isfinite(np.asarray(w)).all() for w in model.get_weights()):
+            break
+    return f"loss {loss:.3g}, step {steps} of SGD lr 1e4"
+
+
 def keras_case(
-    out: Path, name: str, cell: str, units: int, task_name: str, fault: str, train: int, fmt: str
+    out: Path,
+    name: str,
+    cell: str,
+    units: int,
+    task_name: str,
+    fault: str,
+    train: int,
+    fmt: str,
+    seed: int = 0,
 ) -> Case:
-    """Build, train, damage and save one Keras 3 model."""
-    x, y = task(task_name)
-    model = _keras_net(cell, x.shape[-1], units, seed=len(name))
+    """Build, train, damage and save one Keras 3 model (seeds as :func:`torch_case`)."""
+    x, y = task(task_name, seed=seed)
+    model = _keras_net(cell, x.shape[-1], units, seed=len(name) + 1000 * seed)
     note, loss_var = "fresh", math.nan
-    if fault == "lr_too_high":
+    if fault == "diverged":
+        note = keras_diverge(model, x, y)
+    elif fault == "lr_too_high":
         loss_var = keras_train(model, x, y, train, lr=3.0)
         note = f"loss/var {loss_var:.3g} (Adam lr 3)"
     elif train:
@@ -279,49 +324,51 @@ def keras_case(
 # ---------------------------------------------------------------- the corpus
 
 
-Builder = Callable[[Path, str, str, int, str, str, int, str], Case]
-
-
 FAULTS = ("nan", "inf", "exploding", "dead", "saturated", "zeroed_block", "pruned")
+SIZES = {"small": (4, 8), "tune": (4, 32), "heldout": (6, 24)}
+TASKS = {"small": ("sine",), "tune": ("sine", "adding", "sign"), "heldout": ("sine", "recall")}
+SEED = {"small": 0, "tune": 0, "heldout": 1}  # data seed; the models' seeds follow (torch_case)
 
 
-def plan(large: bool) -> list[tuple[str, str, int, str, str, int]]:
-    """``(framework, cell, units, task, fault, train_steps)`` of every case.
+def plan(split: str) -> list[tuple[str, str, int, str, str, int]]:
+    """``(framework, cell, units, task, fault, train_steps)`` of every case of ``split``.
 
-    Large: every cell trained on every task at 4 and 32 units, each fault planted in a trained
-    model. Small (the CI test): fresh models at 4 and 8 units, trained ones at 4 (torch: 4 and
-    8) on the sine task, faults planted in fresh models (in Keras one cell per fault, in turn).
+    ``tune`` and ``heldout``: every cell trained on every task of the split at both sizes, each
+    fault planted in a trained model of the smaller size. ``small`` (the CI test): fresh models
+    at 4 and 8 units, trained ones on the sine task (torch at 4 and 8 units, Keras at 4), faults
+    planted in fresh models (in Keras one cell per fault, in turn), one run at a learning rate
+    far too high and one diverged run per framework and cell (Keras: SimpleRNN only).
     """
-    sizes = (4, 32) if large else (4, 8)
-    tasks = ("sine", "adding", "sign") if large else ("sine",)
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {', '.join(SPLITS)}; got {split!r}")
+    large = split != "small"
+    sizes, tasks = SIZES[split], TASKS[split]
     out: list[tuple[str, str, int, str, str, int]] = []
     for fw in ("torch", "keras"):
-        steps = (300 if fw == "torch" else 100) if large else (80 if fw == "torch" else 30)
+        steps = (300 if fw == "torch" else 100) if large else (80 if fw == "torch" else 40)
         for i, cell in enumerate(CELLS):
-            out += [(fw, cell, u, "sine", "", 0) for u in sizes]  # fresh
+            out += [(fw, cell, u, tasks[0], "", 0) for u in sizes]  # fresh
             trained = sizes if large or fw == "torch" else sizes[:1]
-            if large or fw == "torch" or cell == "SimpleRNN":
-                out += [(fw, cell, u, t, "", steps) for u in trained for t in tasks]
+            out += [(fw, cell, u, t, "", steps) for u in trained for t in tasks]
             faults = FAULTS if large or fw == "torch" else FAULTS[i::3]
-            out += [(fw, cell, 4, "sine", f, steps if large else 0) for f in faults]
+            out += [(fw, cell, sizes[0], tasks[0], f, steps if large else 0) for f in faults]
             if large or fw == "torch" or cell == "SimpleRNN":
-                out.append((fw, cell, 4, "sine", "lr_too_high", steps // 2))
-            if fw == "torch":
-                out.append((fw, cell, 4, "adding", "diverged", 0))
+                out.append((fw, cell, sizes[0], tasks[0], "lr_too_high", steps // 2))
+            if large or fw == "torch" or cell == "SimpleRNN":
+                out.append((fw, cell, sizes[0], "adding", "diverged", 0))
     return out
 
 
-def build(out: Path, large: bool = False) -> list[Case]:
-    """Write every checkpoint of the corpus into ``out``; the labelled cases."""
+def build(out: Path, split: str = "small") -> list[Case]:
+    """Write every checkpoint of ``split`` into ``out``; the labelled cases."""
     out.mkdir(parents=True, exist_ok=True)
+    seed = SEED[split] if split in SEED else 0
     cases = []
-    for i, (fw, cell, units, t, fault, steps) in enumerate(plan(large)):
+    for i, (fw, cell, units, t, fault, steps) in enumerate(plan(split)):
         what = fault or ("trained" if steps else "fresh")
         name = f"{fw}_{cell}{units}_{t}_{what}"
-        if fw == "torch":
-            cases.append(torch_case(out, name, cell, units, t, fault, steps, _fmt(i, "torch")))
-        else:
-            cases.append(keras_case(out, name, cell, units, t, fault, steps, _fmt(i, "keras")))
+        make = torch_case if fw == "torch" else keras_case
+        cases.append(make(out, name, cell, units, t, fault, steps, _fmt(i, fw), seed))
     return cases
 
 
@@ -341,15 +388,36 @@ def load(out: Path) -> list[Case]:
     return cases
 
 
-def judge(cases: list[Case], recurrent_high: float | None = None) -> dict[str, int]:
-    """Read every case's file with rnnscope, fill its flags; the counts."""
+def ratios(df: Any) -> tuple[float, float]:
+    """A model's recurrent kernel against its initialisation's: ``sigma / sigma_ref`` and the
+    gate-weighted ``J / J_ref`` (the same for a SimpleRNN) — the two numbers the recurrent
+    thresholds were chosen on (NaN without a recurrent kernel)."""
+    from rnnscope._flags import gate_reference, gate_weighted, recurrent_reference
+
+    rk = df[df["part"] == "recurrent_kernel"]
+    if not len(rk):
+        return math.nan, math.nan
+    units = int(rk["units"].iloc[0])
+    m = int(str(rk["shape"].iloc[0]).split("x")[0])
+    n = units * len(rk)
+    sigma = float(rk["matrix_spectral_norm"].iloc[0]) / recurrent_reference(m, n, units)
+    gates = dict(zip(rk["gate"].astype(str), rk["spectral_norm"].astype(float), strict=True))
+    if len(gates) == 1:
+        return sigma, sigma
+    return sigma, gate_weighted(gates) / gate_reference(m, n, units, list(gates))
+
+
+def judge(cases: list[Case], **thresholds: float) -> dict[str, int]:
+    """Read every case's file with rnnscope, fill its flags (``thresholds``: fields of
+    :class:`rnnscope.Thresholds` to change); the counts."""
     import rnnscope
     from rnnscope._flags import Thresholds, flags_for
 
-    t = Thresholds() if recurrent_high is None else Thresholds(recurrent_high=recurrent_high)
+    t = Thresholds(**{k: v for k, v in thresholds.items() if v is not None})
     for c in cases:
         df = rnnscope.stats(str(c.path))
         c.flags = flags_for(df.to_dict("records"), t)
+        c.ratios = ratios(df)
     healthy = [c for c in cases if not c.fault]
     sick = [c for c in cases if c.fault]
     return {
@@ -360,25 +428,51 @@ def judge(cases: list[Case], recurrent_high: float | None = None) -> dict[str, i
     }
 
 
+def _spread(cases: list[Case]) -> list[str]:
+    """Per cell family, the largest ratios of healthy models and the smallest of the exploding
+    and too-high-learning-rate ones: where the recurrent thresholds can go."""
+    lines = []
+    for fam, cells in (("SimpleRNN", ("SimpleRNN",)), ("gated", ("LSTM", "GRU"))):
+        own = [c for c in cases if any(f"_{cell}" in c.name for cell in cells)]
+        col = 0 if fam == "SimpleRNN" else 1
+        healthy = [c.ratios[col] for c in own if not c.fault and not math.isnan(c.ratios[col])]
+        blown = [c.ratios[col] for c in own if c.fault in ("exploding", "lr_too_high")]
+        blown = [v for v in blown if not math.isnan(v)]
+        what = "sigma/sigma_ref" if col == 0 else "J/J_ref"
+        if healthy and blown:
+            lines.append(
+                f"{fam}: {what} healthy max {max(healthy):.2f}, exploding or lr too high "
+                f"min {min(blown):.2f}"
+            )
+    return lines
+
+
 def main() -> None:
     """Build the corpus, judge it, print every case and the two counts."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--large", action="store_true", help="every task, 4 and 32 units")
+    ap.add_argument("--split", choices=SPLITS, default="small", help="which corpus (see above)")
+    ap.add_argument("--large", action="store_true", help="the same as --split tune")
     ap.add_argument("--out", help="folder for the checkpoints (default: a temporary one)")
     ap.add_argument("--judge-only", action="store_true", help="judge the files --out holds")
     ap.add_argument("--recurrent-high", type=float, help="Thresholds.recurrent_high to judge by")
+    ap.add_argument("--gated-high", type=float, help="Thresholds.gated_high to judge by")
     args = ap.parse_args()
+    split = "tune" if args.large else args.split
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
-        cases = load(out) if args.judge_only else build(out, args.large)
-        counts = judge(cases, args.recurrent_high)
+        cases = load(out) if args.judge_only else build(out, split)
+        counts = judge(cases, recurrent_high=args.recurrent_high, gated_high=args.gated_high)
         for c in cases:
             serious = sorted({f"{f.severity}:{f.rule}" for f in c.flags if f.severity != "note"})
             mark = "ok  " if c.passed else "MISS"
-            print(f"{mark} {c.path.name:42s} {c.note:32s} {', '.join(serious) or '-'}")
+            r = f"{c.ratios[0]:6.2f} {c.ratios[1]:6.2f}"
+            print(f"{mark} {c.path.name:46s} {c.note:34s} {r} {', '.join(serious) or '-'}")
+        print("\n".join(_spread(cases)))
+        what = f"judged {out}" if args.judge_only else split
         print(
-            f"healthy with no warning or error: {counts['healthy_clean']} of {counts['healthy']}; "
-            f"sick raising the right flag: {counts['sick_caught']} of {counts['sick']}"
+            f"{what}: healthy with no warning or error: {counts['healthy_clean']} of "
+            f"{counts['healthy']}; sick raising the right flag: {counts['sick_caught']} of "
+            f"{counts['sick']}"
         )
 
 

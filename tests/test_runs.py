@@ -319,3 +319,46 @@ def test_report_context_for_the_report_layout(tmp_path, monkeypatch):
     assert seen["rank_by"] == "val_auc"
     assert seen["ranking"][:2] == ["epoch8.safetensors", "epoch4.safetensors"]
     assert seen["ranking"][-1] == "epoch0.safetensors"
+
+
+def _rnn_state(scale: float) -> dict[str, np.ndarray]:
+    """A torch-named RNN(2 -> 4) state whose every tensor is ``scale`` times a fixed one."""
+    base = np.random.default_rng(7).uniform(0.5, 1.0, (4, 4)).astype("float32")
+    return {
+        "rnn.weight_ih_l0": scale * base[:, :2].copy(),
+        "rnn.weight_hh_l0": scale * base,
+        "rnn.bias_ih_l0": scale * base[:, 0].copy(),
+        "rnn.bias_hh_l0": scale * base[:, 1].copy(),
+    }
+
+
+def test_changing_fast_is_judged_per_the_runs_shortest_gap(tmp_path):
+    # epochs 1, 2, 10, 11: the norm grows x1.7 in one epoch (1 -> 2), x2 over eight (2 -> 10:
+    # 9% a epoch) and x1.6 in one (10 -> 11); the threshold is 50% per shortest gap (1 epoch)
+    d = tmp_path / "run"
+    d.mkdir()
+    for epoch, scale in ((1, 1.0), (2, 1.7), (10, 3.4), (11, 3.4 * 1.6)):
+        safetensors_np.save_file(_rnn_state(scale), str(d / f"epoch{epoch}.safetensors"))
+    from rnnscope._flags import Thresholds, change_flags
+
+    df = rnnscope.compare(d)
+    flags = [
+        f
+        for f in change_flags(df.to_dict("records"), Thresholds())
+        if f.where == "rnn.l0 / recurrent_kernel"
+    ]
+    assert [f.model for f in flags] == ["epoch2.safetensors", "epoch11.safetensors"]
+    assert [f.value for f in flags] == pytest.approx([0.7, 0.6], rel=1e-5)
+    # the change over the 8-epoch gap, spread evenly: 2 ** (1/8) - 1 per epoch, under 50%
+    rk = df[(df.part == "recurrent_kernel")].set_index("model")["l2_norm_step_rel_change"]
+    assert rk["epoch10.safetensors"] == pytest.approx(1.0, rel=1e-5)
+    for thr in (0.08, 0.09):  # 2 ** (1/8) - 1 = 0.0905: flagged under a threshold below it only
+        moved = [f.model for f in change_flags(df.to_dict("records"), Thresholds(growth=thr))]
+        assert ("epoch10.safetensors" in moved) == (thr < 2 ** (1 / 8) - 1)
+    flag10 = next(
+        f
+        for f in change_flags(df.to_dict("records"), Thresholds(growth=0.08))
+        if f.model == "epoch10.safetensors" and f.where == "rnn.l0 / recurrent_kernel"
+    )
+    assert flag10.value == pytest.approx(2 ** (1 / 8) - 1, rel=1e-5)
+    assert "grew 100% since the previous model, 9% per 1 steps" in flag10.message

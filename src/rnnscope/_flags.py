@@ -13,20 +13,20 @@ first (error, warning, note), in row order within a severity.
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from itertools import pairwise
+from typing import Any
 
 from ._enums import Direction, Severity
 from ._format import as_float
-from ._inits import layer_init
-
-if TYPE_CHECKING:
-    pass
+from ._inits import LayerInit, layer_init
 
 __all__ = [
     "FLAG_COLUMNS",
     "RULES",
+    "SLOPES",
     "BlockRow",
     "ChangeRow",
     "Flag",
@@ -34,6 +34,9 @@ __all__ = [
     "by_severity",
     "change_flags",
     "flags_for",
+    "gate_reference",
+    "gate_weighted",
+    "recurrent_bound",
     "recurrent_reference",
 ]
 
@@ -52,19 +55,24 @@ class Thresholds:
     n))``, and of torch's uniform(-1/sqrt(units), 1/sqrt(units)), ``s_t = 1 / sqrt(3 units)``
     (a random matrix's largest singular value is close to ``s (sqrt(m) + sqrt(n))``; 1 is the
     orthogonal initialiser's). A SimpleRNN gets a warning above ``recurrent_high *
-    sigma_ref``; a gated cell's recurrent path passes through a sigmoid (slope at most 1/4),
-    so it gets a note there and a warning above ``gated_factor * recurrent_high * sigma_ref``.
+    sigma_ref``. A gated cell (LSTM, GRU) gets a note there; its warning looks at the
+    gate-weighted bound ``J = sum_g slope_g * sigma_g`` (each gate block's largest singular
+    value times the largest slope of its nonlinearity: 1/4 for a sigmoid gate, 1 for the tanh
+    candidate), which bounds how much one step of the state update through the recurrent
+    kernel can stretch a gradient, and warns above ``gated_high`` times the ``J`` a standard
+    initialisation gives (:func:`gate_reference`).
 
     Attributes:
         near_zero_fraction: a weight matrix (a bias: a note) whose share of ``|w| < tol``
             exceeds this is flagged.
         abs_max: flag weights larger than this in magnitude.
-        recurrent_high: the factor over ``sigma_ref`` above which a recurrent kernel is flagged.
-        gated_factor: how much higher a gated cell's (LSTM, GRU) recurrent kernel may go before
-            the note becomes a warning.
+        recurrent_high: the factor over ``sigma_ref`` above which a recurrent kernel is flagged
+            (a SimpleRNN's a warning, a gated cell's a note).
+        gated_high: the factor over the initial gate-weighted bound above which a gated cell's
+            recurrent kernel gets a warning.
         recurrent_low: note a recurrent kernel whose largest singular value is below this.
-        growth: flag a part whose L2 norm changed by more than this fraction since the
-            previous model (comparisons only).
+        growth: flag a part whose L2 norm changed by more than this fraction per the run's
+            shortest gap between checkpoints (comparisons only).
         init_z: how many standard errors a part's mean and variance may be from an
             initialiser's and still match it (:mod:`rnnscope._inits`).
         orthogonal_tol: how far from 1 an orthogonal recurrent kernel's singular values may be.
@@ -72,8 +80,8 @@ class Thresholds:
 
     near_zero_fraction: float = 0.5
     abs_max: float = 10.0
-    recurrent_high: float = 1.5
-    gated_factor: float = 4.0
+    recurrent_high: float = 2.0
+    gated_high: float = 8.0
     recurrent_low: float = 0.25
     growth: float = 0.5
     init_z: float = 5.0
@@ -90,6 +98,36 @@ def recurrent_reference(m: int, n: int, units: int) -> float:
     """
     root = math.sqrt(m) + math.sqrt(n)
     return max(1.0, math.sqrt(2 / (m + n)) * root, root / math.sqrt(3 * units))
+
+
+SLOPES = {"input": 0.25, "forget": 0.25, "output": 0.25, "update": 0.25, "reset": 0.25}
+"""The largest slope of each sigmoid gate's nonlinearity; any other gate (``cell``, ``new``,
+a tanh candidate) counts with slope 1."""
+
+
+def gate_weighted(sigmas: Mapping[str, float]) -> float:
+    """``J = sum_g slope_g * sigma_g`` over a recurrent kernel's gate blocks (:data:`SLOPES`).
+
+    Example:
+        >>> gate_weighted({"input": 2.0, "forget": 2.0, "cell": 1.0, "output": 2.0})
+        2.5
+    """
+    return sum(SLOPES.get(g, 1.0) * s for g, s in sigmas.items())
+
+
+def gate_reference(m: int, n: int, units: int, gates: list[str]) -> float:
+    """The gate-weighted bound ``J`` a standard initialisation gives an ``m x n`` recurrent
+    kernel of ``units`` units and these gates: each ``m x units`` block's largest singular
+    value is at most ``max(1, s_g (sqrt(m) + sqrt(units)), s_t (sqrt(m) + sqrt(units)))`` (the
+    element deviations of :func:`recurrent_reference`, Glorot's over the whole kernel).
+
+    Example:
+        >>> round(gate_reference(32, 128, 32, ["input", "forget", "cell", "output"]), 2)
+        2.21
+    """
+    root = math.sqrt(m) + math.sqrt(units)
+    block = max(1.0, math.sqrt(2 / (m + n)) * root, root / math.sqrt(3 * units))
+    return gate_weighted(dict.fromkeys(gates, block))
 
 
 @dataclass(frozen=True)
@@ -140,6 +178,7 @@ class BlockRow:
     shape: str = ""
     saturated_units: float = math.nan
     n_gates: int = 1
+    gate_sigmas: tuple[tuple[str, float], ...] = ()  # every gate block's largest singular value
 
     @classmethod
     def of(cls, r: Mapping[str, Any]) -> BlockRow:
@@ -203,7 +242,10 @@ Rule = Callable[[BlockRow, Thresholds], "list[Flag] | None"]
 
 
 def _plot(r: BlockRow, kind: str) -> str:
-    return f"rnnscope plot FILE --layer {r.layer} --kind {kind}"
+    """The command that draws this row's layer: the model's own name (a file's, as the folder
+    lists it) and the layer's, quoted for a POSIX shell."""
+    model, layer = shlex.quote(str(r.model)), shlex.quote(str(r.layer))
+    return f"rnnscope plot {model} --layer {layer} --kind {kind}"
 
 
 def nonfinite_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
@@ -292,10 +334,23 @@ def _matrix_dims(r: BlockRow) -> tuple[int, int] | None:
     return dims[0], int(r.units) * r.n_gates
 
 
+def recurrent_bound(kind: str, m: int, n: int, units: int, t: Thresholds) -> float:
+    """The largest singular value above which a recurrent kernel of this kind and shape is
+    flagged (a warning for a SimpleRNN, a note for a gated cell): ``t.recurrent_high *
+    sigma_ref``; the report draws it.
+
+    Example:
+        >>> round(recurrent_bound("SimpleRNN", 8, 8, 8, Thresholds()), 2)
+        4.0
+    """
+    return t.recurrent_high * recurrent_reference(m, n, units)
+
+
 def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     """The recurrent kernel's largest singular value out of range (once per layer and
     direction: the row of its first gate carries the whole matrix's value), judged against
-    :func:`recurrent_reference` of its size."""
+    :func:`recurrent_reference` of its size; a gated cell's warning by its gate-weighted bound
+    (:func:`gate_weighted` over :func:`gate_reference`)."""
     sigma = r.matrix_spectral_norm
     dims = _matrix_dims(r)
     if r.part != "recurrent_kernel" or math.isnan(sigma) or dims is None:
@@ -303,25 +358,40 @@ def recurrent_norm_rule(r: BlockRow, t: Thresholds) -> list[Flag] | None:
     where = f"{r.layer} / recurrent_kernel" + (
         f" / {r.direction}" if r.direction not in ("", Direction.FORWARD) else ""
     )
-    high = t.recurrent_high * recurrent_reference(*dims, int(r.units))
-    gated = any(g in r.kind for g in _GATED)
+    ref = recurrent_reference(*dims, int(r.units))
+    high = recurrent_bound(r.kind, *dims, int(r.units), t)
+    shape = f"{dims[0]}x{dims[1]}"
     hint = (
         f"{_plot(r, 'trace')}: watch whether the state grows or saturates; "
         "rnnscope.gradients shows whether gradients grow through time"
     )
+    gated = any(g in r.kind for g in _GATED)
+    if gated and len(r.gate_sigmas) > 1:
+        sigmas = dict(r.gate_sigmas)
+        j = gate_weighted(sigmas)
+        j_ref = gate_reference(*dims, int(r.units), list(sigmas))
+        if j > t.gated_high * j_ref:
+            return r.flag(
+                Severity.WARNING,
+                f"gate-weighted recurrent bound {j:.3g} > {t.gated_high * j_ref:.3g} "
+                f"({t.gated_high:g} x the {j_ref:.3g} a standard initialisation of this {shape} "
+                "matrix gives; each gate's largest singular value times its slope, 1/4 for "
+                f"sigmoid gates; the whole matrix's is {sigma:.3g}): even through the gates, "
+                "gradients can grow from step to step, a classic cause of exploding gradients",
+                where,
+                sigma,  # the finding's value stays sigma max, note or warning (one trend)
+                hint,
+            )
     if sigma > high:
-        warn = not gated or sigma > t.gated_factor * high
-        limit = t.gated_factor * high if gated and warn else high
         return r.flag(
-            Severity.WARNING if warn else Severity.NOTE,
-            f"largest singular value {sigma:.3g} > {limit:.3g} ({limit / high * t.recurrent_high:g}"
-            f" x the {recurrent_reference(*dims, int(r.units)):.3g} a standard initialisation "
-            f"of this {dims[0]}x{dims[1]} matrix gives): through this matrix gradients can grow "
-            "from step to step"
+            Severity.NOTE if gated else Severity.WARNING,
+            f"largest singular value {sigma:.3g} > {high:.3g} ({t.recurrent_high:g} x the "
+            f"{ref:.3g} a standard initialisation of this {shape} matrix gives): through this "
+            "matrix gradients can grow from step to step"
             + (
-                ", a classic cause of exploding gradients"
-                if warn
-                else " (the gates usually damp this)"
+                " (the gates usually damp this)"
+                if gated
+                else ", a classic cause of exploding gradients"
             ),
             where,
             sigma,
@@ -371,7 +441,21 @@ def _untrained(rows: list[dict[str, Any]], t: Thresholds) -> tuple[list[Flag], s
     for raw in rows:
         layers.setdefault(str(raw["layer"]), []).append(raw)
     found = {name: layer_init(rs, t.init_z, t.orthogonal_tol) for name, rs in layers.items()}
-    matched = {name: m for name, m in found.items() if m is not None}
+    # a few values, or zero biases, prove nothing alone (rnnscope._inits): when every layer
+    # matches, the model's evidence counts; otherwise each layer's own
+    inits = {name: m for name, m in found.items() if m is not None}
+    if len(inits) == len(layers):
+        whole = LayerInit(
+            "",
+            "",
+            any(m.exact for m in inits.values()),
+            sum(m.uniform_values for m in inits.values()),
+        )
+        if not whole.counts(t.init_z):
+            inits = {}
+    else:
+        inits = {name: m for name, m in inits.items() if m.counts(t.init_z)}
+    matched = {name: (m.family, m.description) for name, m in inits.items()}
     if not matched:
         return [], set()
     model = str(rows[0]["model"])
@@ -418,15 +502,17 @@ def flags_for(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
     if not rows:
         return []
     out, untrained = _untrained(rows, t)
-    gates: dict[tuple[str, str], int] = {}  # gate blocks of each recurrent kernel
+    gates: dict[tuple[str, str], list[tuple[str, float]]] = {}  # each recurrent kernel's gates
     for raw in rows:
         if raw["part"] == "recurrent_kernel":
             at = (str(raw["layer"]), str(raw["direction"]))
-            gates[at] = gates.get(at, 0) + 1
+            sigma = as_float(raw.get("spectral_norm"))
+            gates.setdefault(at, []).append((str(raw.get("gate") or ""), sigma))
     seen: set[tuple[int, str, str]] = set()
     for raw in rows:
         r = BlockRow.of(raw)
-        r = replace(r, n_gates=gates.get((r.layer, r.direction), 1))
+        blocks = tuple(gates.get((r.layer, r.direction), ()))
+        r = replace(r, n_gates=max(len(blocks), 1), gate_sigmas=blocks)
         for i, (rule, once) in enumerate(RULES):
             key = (i, r.layer, r.direction)
             if once and key in seen:
@@ -447,7 +533,12 @@ def flags_for(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
 
 @dataclass(frozen=True)
 class ChangeRow:
-    """The fields of one ``compare`` record that :func:`change_flags` reads."""
+    """The fields of one ``compare`` record that :func:`change_flags` reads.
+
+    ``change`` is the L2 norm's relative change since the previous model; ``gap`` how many
+    steps (or epochs) back that model is, and ``unit`` the run's shortest gap between two
+    checkpoints (both NaN where the models carry no step numbers).
+    """
 
     model: str
     layer: str
@@ -456,7 +547,9 @@ class ChangeRow:
     direction: str
     present: bool
     size: float
-    step: float  # l2_norm_step_rel_change
+    change: float  # l2_norm_step_rel_change
+    gap: float = math.nan
+    unit: float = math.nan
 
     @classmethod
     def of(cls, r: Mapping[str, Any]) -> ChangeRow:
@@ -469,14 +562,25 @@ class ChangeRow:
             direction=r["direction"],
             present=bool(r.get("present")),
             size=as_float(r.get("size")),
-            step=as_float(r.get("l2_norm_step_rel_change")),
+            change=as_float(r.get("l2_norm_step_rel_change")),
         )
+
+    @property
+    def rate(self) -> float:
+        """The change per :attr:`unit` of steps: ``(1 + change) ** (unit / gap) - 1`` (the
+        growth factor spread evenly over the gap), so a checkpoint 8 epochs after the one
+        before is judged by its change per epoch when the run also saves every epoch. Without
+        step numbers, the change itself."""
+        if not (self.gap > 0 and self.unit > 0) or self.gap == self.unit:
+            return self.change
+        return float((1.0 + self.change) ** (self.unit / self.gap) - 1.0)
 
 
 def moving_fast(r: ChangeRow, t: Thresholds) -> bool:
-    """The block's L2 norm moved by more than ``t.growth`` since the previous model (blocks
-    under ``_MIN_MOVING`` values left out: a lone bias moves by large ratios for nothing)."""
-    if not r.present or math.isnan(r.step) or abs(r.step) <= t.growth:
+    """The block's L2 norm moved by more than ``t.growth`` per :attr:`ChangeRow.unit` of steps
+    since the previous model (blocks under ``_MIN_MOVING`` values left out: a lone bias moves
+    by large ratios for nothing)."""
+    if not r.present or math.isnan(r.change) or abs(r.rate) <= t.growth:
         return False
     return not r.size < _MIN_MOVING
 
@@ -487,37 +591,66 @@ def growth_flag(r: ChangeRow) -> Flag:
     where = " / ".join(
         [r.layer, r.part] + ([r.direction] if r.direction not in ("", Direction.FORWARD) else [])
     )
-    verb = "grew" if r.step > 0 else "shrank"
+    verb = "grew" if r.change > 0 else "shrank"
     why = (
         "learning rate too high, or no weight decay"
-        if r.step > 0
+        if r.change > 0
         else "strong weight decay or regularisation, or a reset"
+    )
+    spread = (
+        f", {abs(r.rate):.0%} per {r.unit:g} steps (the run's shortest gap) over the "
+        f"{r.gap:g} steps since it"
+        if r.rate != r.change
+        else ""
     )
     return Flag(
         Severity.WARNING,
         r.model,
         where,
-        f"L2 norm {verb} {abs(r.step):.0%} since the previous model{gate}: "
+        f"L2 norm {verb} {abs(r.change):.0%} since the previous model{spread}{gate}: "
         f"weights changing fast ({why})",
         rule="growth",
-        value=r.step,
+        value=r.rate,
         hint="rnnscope compare --csv: l2_norm_step_rel_change per checkpoint shows when it "
         "started; set it beside the loss curve, and try a lower learning rate or a schedule",
     )
 
 
-def change_flags(rows: list[dict[str, Any]], t: Thresholds) -> list[Flag]:
-    """Flags of a comparison: parts whose L2 norm moved fast since the previous model.
+def _gaps(
+    rows: list[dict[str, Any]], known: Mapping[str, Any] | None = None
+) -> tuple[dict[str, float], float]:
+    """Each model's distance in steps from the model before it (in row order), and the run's
+    shortest positive gap (NaN where the models carry no step: a ``step`` column, or
+    ``known``, model -> step)."""
+    steps: dict[str, float] = {}
+    for raw in rows:
+        model = str(raw["model"])
+        got = raw.get("step") if known is None else known.get(model)
+        steps.setdefault(model, as_float(got))
+    order = list(steps)
+    gaps = {m: steps[m] - steps[p] for p, m in pairwise(order)}
+    positive = [g for g in gaps.values() if g > 0]
+    return gaps, min(positive) if positive else math.nan
+
+
+def change_flags(
+    rows: list[dict[str, Any]], t: Thresholds, steps: Mapping[str, Any] | None = None
+) -> list[Flag]:
+    """Flags of a comparison: parts whose L2 norm moved fast since the previous model, per
+    the run's shortest gap between checkpoints (:attr:`ChangeRow.rate`; the models' steps
+    from the rows' ``step`` column, or ``steps``, model -> step).
 
     One flag per (model, layer, part, direction), naming the gate that moved most.
     """
+    gaps, unit = _gaps(rows, steps)
     worst: dict[tuple[str, str, str, str], ChangeRow] = {}
     for raw in rows:
         r = ChangeRow.of(raw)
+        r = replace(r, gap=gaps.get(r.model, math.nan), unit=unit)
         if not moving_fast(r, t):
             continue
         key = (r.model, r.layer, r.part, r.direction)
-        if key not in worst or abs(r.step) > abs(worst[key].step):
+        if key not in worst or abs(r.rate) > abs(worst[key].rate):
             worst[key] = r
     order = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in rows))}
     ranked = sorted(worst.items(), key=lambda kv: order[kv[0][0]])

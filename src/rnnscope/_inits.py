@@ -16,6 +16,16 @@ A layer *matches an initialisation* when every one of its parts does:
   relative: the fourth moment of a uniform is ``a**4 / 5``); the mean within ``z`` standard
   errors of 0 (``a / sqrt(3 n)``); no value exactly 0 (a float32 uniform draw gives one with
   probability about 1e-9 per value; zeroed or pruned weights are a fault, not an init).
+
+**How much evidence a match needs.** A few values prove nothing: with ``n`` values the variance
+test accepts any ratio to ``a**2 / 3`` within ``z * sqrt(0.8 / n)``, and at ``n = 6``, ``z = 5``
+that is ±1.8 — every variance below the initialiser's passes, so a trained ``Linear(6 -> 1)``
+head reads as a uniform draw. Uniform matches *count as evidence* only when the test could tell
+a variance half or one and a half times the initialiser's, ``z * sqrt(0.8 / n) <= 0.5``: at
+least ``n >= 3.2 z**2`` values (:func:`min_uniform_values`, 80 at ``z = 5``), counted over the
+uniform-matched parts of a layer (or, when every layer matches, of the model). An orthogonal
+match (every singular value 1 to ``1e-4``) always counts; constant biases (zeros, a forget gate
+of 1) never do on their own (a trained bias can be 0).
 """
 
 from __future__ import annotations
@@ -27,9 +37,10 @@ from typing import Any
 
 from ._format import as_float
 
-__all__ = ["Pooled", "layer_init", "pooled", "uniform_matches"]
+__all__ = ["LayerInit", "Pooled", "layer_init", "min_uniform_values", "pooled", "uniform_matches"]
 
 _ROUND = 1e-5  # float32 rounding of a bound: values may sit this far (relative) above it
+_POWER = 0.5  # the relative variance error a counted uniform match must be able to detect
 KERAS = "Keras defaults"
 TORCH = "torch defaults"
 
@@ -69,6 +80,33 @@ def pooled(rows: Sequence[Mapping[str, Any]]) -> Pooled:
         max(as_float(r.get("max")) for r in rows),
         sum(as_float(r.get("frac_zero")) * as_float(r.get("size")) for r in rows),
     )
+
+
+def min_uniform_values(z: float) -> int:
+    """The fewest values whose uniform match counts as evidence: ``z * sqrt(0.8 / n) <= 0.5``.
+
+    Example:
+        >>> min_uniform_values(5.0)
+        80
+    """
+    return math.ceil(0.8 * (z / _POWER) ** 2 - 1e-9)
+
+
+@dataclass(frozen=True)
+class LayerInit:
+    """What a layer's weights still match: ``family`` (``"Keras defaults"``, ``"torch
+    defaults"`` or ``"mixed"``), ``description`` (each part and its initialiser), whether a
+    part matched exactly (``exact``: an orthogonal kernel) and how many values the uniform
+    tests judged (``uniform_values``)."""
+
+    family: str
+    description: str
+    exact: bool = False
+    uniform_values: int = 0
+
+    def counts(self, z: float) -> bool:
+        """Whether this match is evidence on its own (see the module)."""
+        return self.exact or self.uniform_values >= min_uniform_values(z)
 
 
 def uniform_matches(p: Pooled, a: float, z: float) -> bool:
@@ -165,20 +203,23 @@ def _torch_bias(
     return []
 
 
+def _uniform(name: str) -> bool:
+    return name.startswith("uniform") or name == "glorot_uniform"
+
+
 def layer_init(
     rows: Sequence[Mapping[str, Any]], z: float = 5.0, orthogonal_tol: float = 1e-4
-) -> tuple[str, str] | None:
+) -> LayerInit | None:
     """The initialisation a layer's statistics rows (every direction) still match.
 
-    Returns ``(family, description)`` — family ``"Keras defaults"``, ``"torch defaults"`` or
-    ``"mixed"`` (parts of both) — or None when some part matches none, or the layer has a
+    Returns a :class:`LayerInit` — or None when some part matches none, or the layer has a
     weight no standard initialiser is known for.
 
     Example:
         >>> zeros = {"part": "bias", "gate": "", "size": 4, "mean": 0.0, "std": 0.0,
         ...          "abs_max": 0.0, "min": 0.0, "max": 0.0, "shape": "4"}
-        >>> layer_init([zeros])
-        ('Keras defaults', 'bias zeros')
+        >>> layer_init([zeros])  # a zero bias matches, but proves nothing on its own
+        LayerInit(family='Keras defaults', description='bias zeros', exact=False, uniform_values=0)
     """
     parts: dict[str, list[Mapping[str, Any]]] = {}
     for r in rows:
@@ -197,5 +238,10 @@ def layer_init(
     for family in (KERAS, TORCH):  # one family for every part, where one fits
         names = [dict(reversed(c)).get(family) for c in found.values()]
         if all(names):
-            return family, ", ".join(f"{p} {n}" for p, n in zip(found, names, strict=True))
-    return "mixed", ", ".join(f"{p} {c[0][1]}" for p, c in found.items())
+            chosen = dict(zip(found, [str(n) for n in names], strict=True))
+            break
+    else:
+        family, chosen = "mixed", {p: c[0][1] for p, c in found.items()}
+    exact = any(n == "orthogonal" for n in chosen.values())
+    judged = sum(pooled(parts[p]).n for p, n in chosen.items() if _uniform(n))
+    return LayerInit(family, ", ".join(f"{p} {n}" for p, n in chosen.items()), exact, judged)

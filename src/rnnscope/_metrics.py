@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 EPOCH_OFFSET = -1  # a file's epoch E (ModelCheckpoint, from 1) is the logs' epoch E - 1 (from 0)
+MAX_TEXT_BYTES = 64 * 1024**2  # a CSV or JSON metrics file larger than this is refused unread
 _KEYS = ("epoch", "step")
 _MODEL_KEYS = ("model", "name", "file", "checkpoint")
 _COUNTS = ("step", "errors", "warnings", "notes", "rank")
@@ -97,11 +98,27 @@ def read_metrics(source: Any) -> pd.DataFrame:
     try:
         with open(path, "rb") as fh:
             head = fh.read(64).lstrip()
+            size = os.fstat(fh.fileno()).st_size
     except OSError as err:
         raise _fail(path, f"cannot read it: {err.strerror or err}") from err
+    if path.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
+        raise _fail(path, "not an SQLite database (rnnscope's monitor writes SQLite files)")
+    if size > MAX_TEXT_BYTES:
+        raise _fail(
+            path,
+            f"{_size(size)}, larger than a metrics file read as text ({_size(MAX_TEXT_BYTES)}); "
+            "read the rows you need with pandas and pass a DataFrame",
+        )
     if path.suffix.lower() == ".json" or head[:1] in (b"{", b"["):
         return _read_json(path)
     return _read_csv(path)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
 
 
 def _fail(path: Path, what: str) -> FormatError:
@@ -143,8 +160,10 @@ def _read_json(path: Path) -> pd.DataFrame:
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise _fail(path, f"not readable JSON ({err})") from err
+    except RecursionError as err:  # [[[[...: deeper than the parser goes
+        raise _fail(path, "not readable JSON (nested deeper than Python's parser goes)") from err
+    except (OSError, ValueError) as err:  # JSONDecodeError, UnicodeDecodeError, int digits
+        raise _fail(path, f"not readable JSON ({str(err)[:200]})") from err
     if isinstance(data, dict) and isinstance(data.get("history"), dict):
         data = data["history"]  # {"history": {...}, "epoch": [...]}, a fuller dump
     if isinstance(data, dict):
@@ -165,12 +184,14 @@ def _read_json(path: Path) -> pd.DataFrame:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import csv
+
     import pandas as pd
 
-    try:
+    try:  # a field over the csv module's limit (128 KiB) is a csv.Error
         df = pd.read_csv(path, sep=None, engine="python")
-    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as err:
-        raise _fail(path, f"not a readable CSV file ({err})") from err
+    except (OSError, ValueError, csv.Error, pd.errors.ParserError) as err:
+        raise _fail(path, f"not a readable CSV file ({str(err)[:200]})") from err
     cols = {str(c).strip().lower(): c for c in df.columns}
     if not any(k in cols for k in (*_KEYS, *_MODEL_KEYS)):
         raise _fail(
@@ -239,6 +260,7 @@ def _read_tensorboard(path: Path) -> pd.DataFrame:
         raise _fail(path, "a folder without TensorBoard event files (events.out.tfevents.*)")
     by_epoch: dict[tuple[int, str], float] = {}
     by_step: dict[tuple[int, str], float] = {}
+    notes: list[str] = []
     guidance = {ea.SCALARS: 0, ea.TENSORS: 0, ea.HISTOGRAMS: 1, ea.IMAGES: 1, ea.AUDIO: 1}
     for run_dir in runs:
         run = run_dir.relative_to(path).as_posix()
@@ -247,6 +269,7 @@ def _read_tensorboard(path: Path) -> pd.DataFrame:
             acc.Reload()
         except Exception as err:  # the reader raises its own (and protobuf) errors
             raise _fail(path, f"TensorBoard cannot read '{run}': {err}") from err
+        notes += [f"{run}/{d}" for d in _damaged(run_dir)]
         tags = acc.Tags()
         events: list[tuple[str, int, float]] = []
         for tag in tags.get("scalars", []):
@@ -273,8 +296,44 @@ def _read_tensorboard(path: Path) -> pd.DataFrame:
         if table:
             s = pd.Series(table)
             frames.append(s.unstack().rename_axis(key).reset_index())
+    if not frames and notes:
+        raise _fail(path, "no scalar could be read; " + "; ".join(notes))
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"epoch": []})
-    return _finish(df, f"TensorBoard logs {path.name}/ ({len(runs)} run folders)", [])
+    return _finish(df, f"TensorBoard logs {path.name}/ ({len(runs)} run folders)", notes)
+
+
+def _damaged(run_dir: Path) -> list[str]:
+    """Event files of ``run_dir`` whose record framing breaks (TensorBoard's reader stops there
+    without a word): ``"NAME damaged at byte N of M: the records after it are not read"``.
+
+    An event file is a sequence of records: an 8-byte length, the masked CRC-32C of those 8
+    bytes, the data, the data's masked CRC-32C; a length whose CRC does not match, or a record
+    running past the end, is damage. Only the lengths' CRCs are checked (cheap, whatever the
+    file's size)."""
+    import struct
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    out = []
+    for event in sorted(p for p in run_dir.glob("*tfevents*") if p.is_file()):
+        size, at = event.stat().st_size, 0
+        with open(event, "rb") as fh:
+            while at < size:
+                head = fh.read(12)
+                ok = len(head) == 12
+                if ok:
+                    (length,) = struct.unpack("<Q", head[:8])
+                    ok = struct.unpack("<I", head[8:])[0] == masked_crc32c(head[:8])
+                    ok = ok and at + 16 + length <= size
+                if not ok:
+                    out.append(
+                        f"{event.name} damaged at byte {at} of {size}: the records after it "
+                        "are not read"
+                    )
+                    break
+                at += 16 + length
+                fh.seek(at)
+    return out
 
 
 def _read_monitor(path: Path) -> pd.DataFrame:
@@ -284,7 +343,10 @@ def _read_monitor(path: Path) -> pd.DataFrame:
 
     from ._monitor._history import history
 
-    h = history(path)
+    try:
+        h = history(path)
+    except (FormatError, InputError) as err:  # SQLite, but another schema
+        raise _fail(path, f"not an rnnscope monitor database ({str(err)[:300]})") from err
     if h.empty:
         raise _fail(path, "the monitor database holds no recorded step")
     g = h.groupby("step", sort=True)
@@ -429,10 +491,15 @@ def checkpoint_table(
     offset: int | None = None,
     rank_by: str | None = None,
     thresholds: Any = None,
+    flags: list[Any] | None = None,
 ) -> tuple[pd.DataFrame, str, list[str]]:
     """One row per model: ``step``, the metrics matched to it, and its health (``errors``,
     ``warnings``, ``notes``: flag counts, with "changing fast" only in a run), ranked by
     ``rank_by`` when given (a ``rank`` column, 1 = keep).
+
+    ``flags``, when given, are the models' own flags (:func:`~rnnscope._flags.flags_for`),
+    computed by the caller: they are counted as they are, not computed again, and the run's
+    "changing fast" flags are appended to that list (so the caller has every flag once).
 
     Returns the table (indexed by model, in the models' order, or in rank order when ranked),
     the "which to keep" line ("" without ``rank_by``) and the notes on how metrics matched.
@@ -450,13 +517,14 @@ def checkpoint_table(
         table["step"] = pd.array([mode.steps.get(m) for m in models], dtype="Int64")
         notes = []
     t = thresholds or Thresholds()
-    flags = []
-    stats = stats.copy(deep=False)
-    stats.attrs = {}  # pandas deep-copies attrs for every group otherwise
-    for _, rows in stats.groupby("model", sort=False):
-        flags += flags_for(rows.to_dict("records"), t)
+    if flags is None:
+        flags = []
+        stats = stats.copy(deep=False)
+        stats.attrs = {}  # pandas deep-copies attrs for every group otherwise
+        for _, rows in stats.groupby("model", sort=False):
+            flags += flags_for(rows.to_dict("records"), t)
     if cmp is not None and mode.mode == RUN:
-        flags += change_flags(cmp.to_dict("records"), t)
+        flags += change_flags(cmp.to_dict("records"), t, mode.steps)  # no step column yet
     for sev, col in (("error", "errors"), ("warning", "warnings"), ("note", "notes")):
         counts = pd.Series([f.model for f in flags if f.severity == sev], dtype=object)
         table[col] = counts.value_counts().reindex(models, fill_value=0).astype(int).to_numpy()

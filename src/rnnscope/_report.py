@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._columns import COLUMNS, REPORT_VIEW
 from ._errors import InputError, require
-from ._flags import Flag, Thresholds, by_severity, change_flags, flags_for
+from ._flags import Flag, Thresholds, by_severity, flags_for
 from ._format import cell
 from ._model import LayerWeights, RNNWeights
 from ._monitor._history import is_database
@@ -138,7 +138,11 @@ def _sample(rec: RNNWeights, n: int) -> Any:
 
 
 def _run_figures(
-    table: Any, names: list[str], steps: list[float] | None, unit: str = "step"
+    table: Any,
+    names: list[str],
+    steps: list[float] | None,
+    unit: str = "step",
+    thresholds: Thresholds | None = None,
 ) -> list[dict[str, str]]:
     """The run at a glance: every gate block through the checkpoints, then per-gate L2 norms
     and the recurrent kernels' largest singular values with steps on x."""
@@ -150,7 +154,7 @@ def _run_figures(
         heat = run_heatmap(table, names, steps, unit=unit)
         if heat is not None:
             out.append({"caption": "every gate block through the run", "src": _png(heat)})
-        for fig in run_lines(table, names, steps, unit):
+        for fig in run_lines(table, names, steps, unit, thresholds):
             title = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
             out.append({"caption": title or "through the run", "src": _png(fig)})
     return out
@@ -419,10 +423,12 @@ def _build(
     runs = {"run": run, "metrics": metrics, "rank_by": rank_by, "metrics_offset": metrics_offset}
     comparing = len(sections) > 1 and compare is not False
     base = baseline if comparing else None
-    cmp = compare_table(table, base, **runs, thresholds=t) if len(sections) else None
+    # flags are computed once: the sections' are counted by compare, which appends a run's
+    # "changing fast" flags to the list
+    counted = list(all_flags)
+    cmp = compare_table(table, base, **runs, thresholds=t, flags=counted) if sections else None
     if cmp is not None and comparing:
-        run_mode = cmp.attrs["mode"] == "run"  # "changing fast" only between steps of a run
-        growth = change_flags(cmp.to_dict("records"), t) if run_mode else []
+        growth = counted[len(all_flags) :]  # empty for variants: only between steps of a run
         all_flags += growth
         comparison = _comparison(cmp, growth)
     model_metrics, ranking = _model_metrics(cmp)
@@ -446,7 +452,7 @@ def _build(
     if figures and sections:  # pass 2: figures of the detailed models only
         _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache)
         if comparison is not None:
-            comparison["figures"] = _run_figures(table, model_names, steps, unit)
+            comparison["figures"] = _run_figures(table, model_names, steps, unit, t)
             comparison["figures"] += _ridgelines([s for s in sections if s["name"] in chosen])
     for i, s in enumerate(sections):
         s["index"], s["why"] = i + 1, chosen.get(s["name"], [])
@@ -463,7 +469,7 @@ def _build(
         flags=by_severity(all_flags),
         groups=group_view(groups, model_names, steps, unit),
         unit=unit,
-        index=model_index(sections, steps, metrics, rank_by),
+        index=model_index(sections, steps, metrics, rank_by, growth),
         steps=steps,
         exports=exports(all_flags),
         comparison=comparison,

@@ -111,13 +111,15 @@ def model_index(
     steps: Sequence[float] | None,
     metrics: Any = None,
     rank_by: str | None = None,
+    growth: Sequence[Any] = (),
 ) -> list[dict[str, Any]]:
-    """One row per model for the compact table: its step, flag counts by severity, the largest
+    """One row per model for the compact table: its step, flag counts by severity (its own
+    flags and the run's "changing fast" ones, ``growth``, as compare counts them), the largest
     recurrent singular value, the ranking metric, and why it has a full section (if it does)."""
     rows = []
     for i, s in enumerate(sections):
         counts = {sev: 0 for sev in ("error", "warning", "note")}
-        for f in s["flags"]:
+        for f in [*s["flags"], *(g for g in growth if g.model == s["name"])]:
             counts[f.severity] += 1
         sig = [r.get("matrix_spectral_norm") for r in s["rows"]]
         finite = [float(v) for v in sig if v is not None and v == v]

@@ -729,8 +729,11 @@ def compare_table(
     rank_by: str | None = None,
     metrics_offset: int | None = None,
     thresholds: Any = None,
+    flags: list[Any] | None = None,
 ) -> pd.DataFrame:
-    """:func:`compare` of an existing :func:`stats` frame."""
+    """:func:`compare` of an existing :func:`stats` frame (``flags``: the models' flags when
+    the caller has them; a run's "changing fast" flags are appended to it,
+    :func:`rnnscope._metrics.checkpoint_table`)."""
     import numpy as np
     import pandas as pd
 
@@ -771,7 +774,7 @@ def compare_table(
     out.attrs.update(tol=table.attrs["tol"], baseline=base, models=models, baseline_note=note)
     out.attrs["cache"] = table.attrs.get("cache")
     out.attrs["failed"] = list(table.attrs.get("failed", []))
-    return _with_checkpoints(out, table, mode, metrics, rank_by, metrics_offset, thresholds)
+    return _with_checkpoints(out, table, mode, metrics, rank_by, metrics_offset, thresholds, flags)
 
 
 def _with_checkpoints(
@@ -782,12 +785,20 @@ def _with_checkpoints(
     rank_by: str | None,
     offset: int | None,
     thresholds: Any,
+    flags: list[Any] | None = None,
 ) -> pd.DataFrame:
     """The per-model columns (``step``, metrics) and the run/variants and ranking attrs."""
     from ._metrics import checkpoint_table, records
 
     per, keep, notes = checkpoint_table(
-        table, out, mode, metrics, offset=offset, rank_by=rank_by, thresholds=thresholds
+        table,
+        out,
+        mode,
+        metrics,
+        offset=offset,
+        rank_by=rank_by,
+        thresholds=thresholds,
+        flags=flags,
     )
     extra = [c for c in per.columns if c not in ("errors", "warnings", "notes", "rank")]
     clash = {c: f"metric_{c}" for c in extra if c != "step" and c in out.columns}
@@ -837,7 +848,7 @@ def flags(
     Example:
         >>> df = rnnscope.flags("checkpoints/")
         >>> df[["model", "rule"]].values.tolist()[:2]
-        [['epoch0.safetensors', 'untrained'], ['epoch1.safetensors', 'recurrent_norm']]
+        [['epoch0.safetensors', 'untrained'], ['epoch2.safetensors', 'recurrent_norm']]
     """
     import pandas as pd
 

@@ -61,10 +61,16 @@ def x_axis(
 
 
 def run_lines(
-    table: Any, names: Sequence[str], steps: Sequence[float] | None, unit: str = "step"
+    table: Any,
+    names: Sequence[str],
+    steps: Sequence[float] | None,
+    unit: str = "step",
+    thresholds: Any = None,
 ) -> list[Figure]:
     """Per layer, one panel per part with a line per gate (L2 norm); then one figure of the
-    recurrent kernels' largest singular values (all gates), each through the checkpoints."""
+    recurrent kernels' largest singular values (all gates), each through the checkpoints, with
+    each kernel's size-aware bound (:func:`rnnscope._flags.recurrent_bound`) as a dotted line
+    of its colour."""
     figs = []
     gated = table[table["gate"] != ""]
     many = len(names) > 40
@@ -101,17 +107,54 @@ def run_lines(
         ax = fig.subplots()
         _margins(fig, 5.6, 2.9, left=0.7)
         x = x_axis(ax, names, steps, unit)
+        drawn: set[float] = set()
         for (layer, direction), line in rk.groupby(["layer", "direction"], sort=False):
             y = line.set_index("model").reindex(list(names))["matrix_spectral_norm"]
             tag = f" ({direction})" if direction not in ("", "forward") else ""
-            ax.plot(x, y.to_numpy(float), linewidth=1.2, **marker, label=label(f"{layer}{tag}"))
-        ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle=":")
+            (curve,) = ax.plot(
+                x, y.to_numpy(float), linewidth=1.2, **marker, label=label(f"{layer}{tag}")
+            )
+            bound = _bound(table, line.iloc[0], thresholds)
+            if bound is not None and round(bound, 6) not in drawn:
+                drawn.add(round(bound, 6))
+                ax.axhline(bound, color=curve.get_color(), linewidth=0.9, linestyle=":")
+                ax.annotate(
+                    f"bound {bound:.3g}",
+                    (1.0, bound),
+                    xycoords=("axes fraction", "data"),
+                    xytext=(-3, 2),
+                    textcoords="offset points",
+                    ha="right",
+                    va="bottom",
+                    fontsize=7,
+                    color=curve.get_color(),
+                )
         ax.set_ylabel("largest singular value", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
         fig.suptitle("Recurrent kernels (all gates): largest singular value", fontsize=10)
         figs.append(fig)
     return figs
+
+
+def _bound(table: Any, row: Any, thresholds: Any) -> float | None:
+    """The size-aware bound of the recurrent kernel whose first gate row is ``row``: above it
+    a SimpleRNN gets a warning and a gated cell a note (None without a usable shape)."""
+    from .._flags import Thresholds, recurrent_bound
+
+    dims = [int(d) for d in str(row["shape"]).split("x") if d.isdigit()]
+    units = float(row["units"])
+    if len(dims) != 2 or not units > 0:
+        return None
+    same = table[
+        (table["model"] == row["model"])
+        & (table["layer"] == row["layer"])
+        & (table["direction"] == row["direction"])
+        & (table["part"] == "recurrent_kernel")
+    ]
+    n = int(units) * max(len(same), 1)
+    t = thresholds or Thresholds()
+    return recurrent_bound(str(row["kind"]), dims[0], n, int(units), t)
 
 
 def _margins(
