@@ -143,20 +143,23 @@ def _run_figures(
     steps: list[float] | None,
     unit: str = "step",
     thresholds: Thresholds | None = None,
+    ordered: bool = True,
 ) -> list[dict[str, str]]:
     """The run at a glance: every gate block through the checkpoints, then per-gate L2 norms
-    and the recurrent kernels' largest singular values with steps on x."""
+    and the recurrent kernels' largest singular values with steps on x (variants: points, as
+    they have no order)."""
     from .plot._common import offscreen
     from .plot._runs import run_heatmap, run_lines
 
     out = []
     with offscreen():
-        heat = run_heatmap(table, names, steps, unit=unit)
+        heat = run_heatmap(table, names, steps, unit=unit, ordered=ordered)
         if heat is not None:
-            out.append({"caption": "every gate block through the run", "src": _png(heat)})
-        for fig in run_lines(table, names, steps, unit, thresholds):
+            what = "through the run" if ordered else "in each variant against the first"
+            out.append({"caption": f"every gate block {what}", "src": _png(heat)})
+        for fig in run_lines(table, names, steps, unit, thresholds, ordered=ordered):
             title = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
-            out.append({"caption": title or "through the run", "src": _png(fig)})
+            out.append({"caption": title or "the checkpoints", "src": _png(fig)})
     return out
 
 
@@ -452,7 +455,8 @@ def _build(
     if figures and sections:  # pass 2: figures of the detailed models only
         _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache)
         if comparison is not None:
-            comparison["figures"] = _run_figures(table, model_names, steps, unit, t)
+            ordered = cmp is None or cmp.attrs.get("mode") != "variants"
+            comparison["figures"] = _run_figures(table, model_names, steps, unit, t, ordered)
             comparison["figures"] += _ridgelines([s for s in sections if s["name"] in chosen])
     for i, s in enumerate(sections):
         s["index"], s["why"] = i + 1, chosen.get(s["name"], [])

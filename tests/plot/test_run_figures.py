@@ -123,3 +123,30 @@ def test_ridgeline_bands_are_each_checkpoints_weight_histogram(run, tmp_path):
         for j, c in enumerate(counts):  # a step starting at bin j's left edge, at its height
             at = v[np.isclose(v[:, 0], edges[j]), 1]
             assert np.isclose(at, -k + c / counts.max() * 1.6).any(), (k, j, at)
+
+
+def test_variants_are_points_not_a_line_through_a_run(run, tmp_path):
+    """Variants (seeds, widths) have no order: the same values, drawn as points with no line
+    joining them, and titled as variants; a folder read as variants gets these in the report."""
+    raw, table, names = run
+    layer_fig, sigma_fig = run_lines(table, names, None, ordered=False)
+    assert (
+        "variant" in layer_fig.get_suptitle() and "through the run" not in layer_fig.get_suptitle()
+    )
+    panels = {ax.get_title(): ax for ax in layer_fig.axes}
+    for g, gate in enumerate(GATES):
+        (ln,) = [x for x in panels["kernel"].get_lines() if x.get_label() == gate]
+        assert ln.get_linestyle() == "None" and ln.get_marker() == "o"
+        want = [_gate_l2(t, "rnn.weight_ih_l0", g) for t in raw]
+        np.testing.assert_allclose(ln.get_data()[1], want, rtol=1e-5)
+    data = [x for x in sigma_fig.axes[0].get_lines() if x.get_label() == "rnn.l0"]
+    assert data and all(x.get_linestyle() == "None" for x in data)
+    heat = run_heatmap(table, names, None, ordered=False)
+    assert "each variant against the first" in heat.get_suptitle()
+
+    variants = tmp_path / "variants"
+    variants.mkdir()
+    for i, name in enumerate(("seed_a", "wide", "seed_b")):  # no numbers: read as variants
+        safetensors_np.save_file(raw[i], str(variants / f"{name}.safetensors"))
+    html = rnnscope.report(variants, out=tmp_path / "v.html", cache=False).read_text()
+    assert "in each variant against the first" in html and "through the run" not in html

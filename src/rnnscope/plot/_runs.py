@@ -66,15 +66,20 @@ def run_lines(
     steps: Sequence[float] | None,
     unit: str = "step",
     thresholds: Any = None,
+    ordered: bool = True,
 ) -> list[Figure]:
     """Per layer, one panel per part with a line per gate (L2 norm); then one figure of the
     recurrent kernels' largest singular values (all gates), each through the checkpoints, with
     each kernel's size-aware bound (:func:`rnnscope._flags.recurrent_bound`) as a dotted line
-    of its colour."""
+    of its colour. ``ordered=False`` (variants, not a run): points only, no line joining
+    models that have no order."""
     figs = []
     gated = table[table["gate"] != ""]
     many = len(names) > 40
     marker: dict[str, Any] = dict(marker="o", markersize=2.5) if not many else {}
+    if not ordered:
+        marker = dict(marker="o", markersize=4, linestyle="none")
+    through = "through the run" if ordered else "of each variant (points: variants have no order)"
     for layer, block in gated.groupby("layer", sort=False):
         parts = list(dict.fromkeys(block["part"]))
         width = 3.1 * len(parts) + 0.6
@@ -90,16 +95,18 @@ def run_lines(
                 ax.plot(
                     x,
                     y,
-                    "--" if back else "-",
+                    **({"linestyle": "--" if back else "-"} | marker),
                     linewidth=1.2,
-                    **marker,
+                    fillstyle="none" if back and not ordered else "full",
                     label=label(gate + (" (backward)" if back else "")),
                 )
+            if not ordered:
+                ax.set_xmargin(0.15)  # room for the outer names under lone points
             ax.set_title(label(part.replace("_", " ")), fontsize=9)
             ax.set_ylabel("L2 norm", fontsize=8)
             ax.tick_params(labelsize=7)
         axes[0].legend(fontsize=7)
-        fig.suptitle(f"Layer '{label(layer)}': per-gate L2 norm through the run", fontsize=10)
+        fig.suptitle(f"Layer '{label(layer)}': per-gate L2 norm {through}", fontsize=10)
         figs.append(fig)
     rk = table[table["part"] == "recurrent_kernel"].drop_duplicates(["model", "layer", "direction"])
     if len(rk):
@@ -129,10 +136,16 @@ def run_lines(
                     fontsize=7,
                     color=curve.get_color(),
                 )
+        if not ordered:
+            ax.set_xmargin(0.15)
         ax.set_ylabel("largest singular value", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
-        fig.suptitle("Recurrent kernels (all gates): largest singular value", fontsize=10)
+        fig.suptitle(
+            "Recurrent kernels (all gates): largest singular value"
+            + ("" if ordered else " of each variant"),
+            fontsize=10,
+        )
         figs.append(fig)
     return figs
 
@@ -187,10 +200,12 @@ def run_heatmap(
         ("spectral_norm", "\N{GREEK SMALL LETTER SIGMA} max"),
     ),
     unit: str = "step",
+    ordered: bool = True,
 ) -> Figure | None:
     """Every gate block (a row: layer / part / gate) through the checkpoints (columns), one
     panel per statistic, coloured by log2 of the value over the block's first finite value:
-    a whole run in one image (red grew, blue shrank; grey: missing). None without gate rows."""
+    a whole run in one image (red grew, blue shrank; grey: missing). None without gate rows.
+    ``ordered=False`` (variants): the same image, titled as each model against the first."""
     from matplotlib.colors import TwoSlopeNorm
 
     gated = table[table["gate"] != ""]
@@ -233,7 +248,12 @@ def run_heatmap(
     axes[0].set_yticks(range(rows), [_row_name(k) for k in keys], fontsize=8 if rows <= 48 else 6)
     axes[0].set_ylim(len(keys) - 0.5, -0.5)
     fig.suptitle(
-        "Every gate block through the run (red: grew, blue: shrank, grey: no value, "
+        (
+            "Every gate block through the run"
+            if ordered
+            else "Every gate block: each variant against the first"
+        )
+        + " (red: grew, blue: shrank, grey: no value, "
         "e.g. \N{GREEK SMALL LETTER SIGMA} max of a bias)",
         fontsize=10,
     )
