@@ -27,6 +27,17 @@ requires_h5py = pytest.mark.skipif(not has("h5py"), reason="h5py is not installe
 
 ATOL = 1e-5  # float32 agreement with the frameworks' own outputs
 
+# The start of a command line for a process that a test stops with Ctrl-C (SIGINT to its group):
+# Python with SIGINT at its default, as in a terminal, whatever the suite inherited. A suite
+# started as a background job of a script (`cmd &`) inherits SIGINT ignored, and exec keeps
+# that, so the process under test would never see the Ctrl-C it is sent.
+IN_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
+]
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:

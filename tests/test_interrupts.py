@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import IN_A_TERMINAL
+
 safetensors_np = pytest.importorskip("safetensors.numpy")
 pytest.importorskip("pandas")
 
@@ -99,7 +101,7 @@ def test_ctrl_c_stops_a_parallel_run_with_one_line_and_code_130(tmp_path):
             },
             str(tmp_path / f"{i}.safetensors"),
         )
-    proc = _start([sys.executable, "-m", "rnnscope", "stats", str(tmp_path), "--jobs", "2"])
+    proc = _start([*IN_A_TERMINAL, "-m", "rnnscope", "stats", str(tmp_path), "--jobs", "2"])
     try:
         assert _wait_for(lambda: len(_children(proc.pid)) >= 3, 120), "no workers started"
         kids = _children(proc.pid)
@@ -122,11 +124,14 @@ def test_ctrl_c_while_workers_start_prints_no_traceback_of_theirs(tmp_path):
     rng = np.random.default_rng(1)
     for i in range(4):
         safetensors_np.save_file(
-            {"l.weight_ih_l0": rng.normal(size=(12, 4)).astype("f4")},
+            {
+                "l.weight_ih_l0": rng.normal(size=(12, 4)).astype("f4"),
+                "l.weight_hh_l0": rng.normal(size=(12, 4)).astype("f4"),
+            },
             str(tmp_path / f"{i}.safetensors"),
         )
     for _ in range(3):
-        proc = _start([sys.executable, "-m", "rnnscope", "stats", str(tmp_path), "--jobs", "2"])
+        proc = _start([*IN_A_TERMINAL, "-m", "rnnscope", "stats", str(tmp_path), "--jobs", "2"])
         try:
             assert _wait_for(lambda p=proc.pid: len(_children(p)) >= 1, 120), "no worker started"
             kids = _children(proc.pid)

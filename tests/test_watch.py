@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from html.parser import HTMLParser
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.conftest import IN_A_TERMINAL
 
 safetensors_np = pytest.importorskip("safetensors.numpy")
 pytest.importorskip("pandas")
@@ -83,7 +84,7 @@ def test_watch_grows_the_report_whole_and_stops_on_ctrl_c(tmp_path):
         os.utime(folder / f"step{i}.safetensors", (time.time() - 60,) * 2)
     out = tmp_path / "report.html"
     env = {**os.environ, "PYTHONPATH": SRC}
-    argv = [sys.executable, "-m", "rnnscope", "report", str(folder), "-o", str(out), "--watch"]
+    argv = [*IN_A_TERMINAL, "-m", "rnnscope", "report", str(folder), "-o", str(out), "--watch"]
     argv += ["--every", "0.5", "--no-figures", "--cache", str(tmp_path / "c.sqlite")]
     proc = subprocess.Popen(
         argv,
