@@ -27,6 +27,7 @@ from ._model import LayerWeights, RNNWeights
 from ._monitor._history import is_database
 from ._report_groups import group_flags, select_detail, steps_of
 from ._report_run import exports, group_view, model_index, picker
+from ._runs import RUN
 from ._stats import record_rows
 from ._tables import Progress, compare_table, read_all, warn_failed
 
@@ -455,7 +456,7 @@ def _build(
     if figures and sections:  # pass 2: figures of the detailed models only
         _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache)
         if comparison is not None:
-            ordered = cmp is None or cmp.attrs.get("mode") != "variants"
+            ordered = cmp is None or cmp.attrs.get("mode") == RUN  # variants: no order
             comparison["figures"] = _run_figures(table, model_names, steps, unit, t, ordered)
             comparison["figures"] += _ridgelines([s for s in sections if s["name"] in chosen])
     for i, s in enumerate(sections):
