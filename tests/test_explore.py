@@ -76,10 +76,16 @@ def matches(v: np.ndarray, units: list[int], length: int, thr: float) -> list[tu
 
 # ------------------------------------------------------------------------------ in the browser
 MODEL = "(name) => Bokeh.documents[0].get_model_by_name(name)"
+ROWS = '[data-rnnscope="matches"] tr[data-row]'  # the match list's rows
 
 
 def get(page, name, attr):
     return page.evaluate(f"([n, a]) => ({MODEL})(n)[a]", [name, attr])
+
+
+def said(page, box: str) -> str:
+    """The HTML of one of the page's text boxes ("count", "match-title"; outside Bokeh)."""
+    return page.evaluate(f"() => document.querySelector('[data-rnnscope=\"{box}\"]').innerHTML")
 
 
 def put(page, name, attr, value):
@@ -139,8 +145,8 @@ def open_page(browser, path, ready=True):  # noqa: F811
 
 def listed(page) -> list[tuple]:
     """The match table's rows as shown: (label, start, end, units on, score as printed)."""
-    rows = page.locator(".slick-row")
-    cells = [rows.nth(i).locator(".slick-cell").all_inner_texts() for i in range(rows.count())]
+    rows = page.locator(ROWS)
+    cells = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
     return [(c[1], int(c[2]), int(c[3]), int(c[4]), c[5]) for c in cells]
 
 
@@ -160,7 +166,7 @@ def check_selection(page, v, thr):
     s = int(get(page, "rnnscope-sample", "value"))
     units = list(get(page, "rnnscope-selected", "data")["unit"])
     assert units == selected(v, s, int(t0), int(t1), thr), (s, t0, t1, thr)
-    assert f"<b>{len(units)}</b> of {UNITS} units" in get(page, "rnnscope-count", "text")
+    assert f"<b>{len(units)}</b> of {UNITS} units" in said(page, "count")
     return units, int(t0), int(t1)
 
 
@@ -204,13 +210,13 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     rows = zip(got["sample"], got["start"], got["end"], got["on"], strict=True)
     assert list(rows) == [w[1:] for w in want]
     np.testing.assert_allclose(got["score"], [w[0] for w in want], rtol=1e-12)
-    assert f"<b>{len(want)}</b> place" in get(page, "rnnscope-match-title", "text")
+    assert f"<b>{len(want)}</b> place" in said(page, "match-title")
     check_listed(page, want, labels)
 
     # click a match in another sample: the view moves there
     row = next(i for i, w in enumerate(want) if w[1] != 0)
     _, s, a, b, _ = want[row]
-    page.locator(".slick-row").nth(row).click()
+    page.locator(ROWS).nth(row).click()
     page.wait_for_function(
         f"() => Bokeh.documents[0].get_model_by_name('rnnscope-sample').value == '{s}'"
     )
@@ -310,7 +316,7 @@ def test_quantised_page_of_a_wide_layer(browser, tmp_path):  # noqa: F811
     assert len(red) == 40 and set(red) <= set(picked) and len(blue) == 40
     units, values = shown(page)
     assert np.abs(values - h[0].T[units]).max() <= half
-    assert "40 of them drawn in red" in get(page, "rnnscope-count", "text")
+    assert "40 of them drawn in red" in said(page, "count")
     # 50 units are two 32-bit words of the page's masks: selection and matches against numpy
     # on the values as stored (8 bits: exact to the stored precision)
     stored = unpack(page_data(out.path)["signals"]["h|forward"])

@@ -24,6 +24,11 @@ function rnnscopeExplorer(m) {
     return now;
   }
 
+  // the count and the match list's title: boxes of fixed size outside Bokeh (see the template)
+  function say(box, text) {
+    const el = document.getElementById(m.uid + "-" + box);
+    if (el !== null && el.innerHTML !== text) el.innerHTML = text;
+  }
   function esc(text) {
     return String(text).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
   }
@@ -191,7 +196,7 @@ function rnnscopeExplorer(m) {
     const c = current(), U = c.A.U;
     if (sample(c.A, c.s) === null || (meta.tokens === null &&
         sample(packed(meta.features), c.s) === null)) {
-      m.count.text = esc(meta.labels[c.s]) + " is still loading";
+      say("count", esc(meta.labels[c.s]) + " is still loading");
       later("sample");
       return;
     }
@@ -257,11 +262,11 @@ function rnnscopeExplorer(m) {
       w: units.map(() => t1 - t0 + 1),
     };
     const shown = units.slice(0, 64).join(", ") + (units.length > 64 ? ", ..." : "");
-    m.count.text = "<b>" + units.length + "</b> of " + U + " units stay above " + esc(thr) +
+    say("count", "<b>" + units.length + "</b> of " + U + " units stay above " + esc(thr) +
       " from t=" + t0 + " to t=" + t1 + " (" + esc(meta.labels[c.s]) + ", " +
       esc(m.signal.value) + ", " + esc(m.direction.value) + ")" +
       (units.length ? ": " + shown : "") + (units.length > meta.max_lines ? "; " +
-      meta.max_lines + " of them drawn in red" : "");
+      meta.max_lines + " of them drawn in red" : ""));
     t = part("count", t);
     matches(A, units, t1 - t0 + 1, thr);
     t = part("matches", t);
@@ -280,7 +285,8 @@ function rnnscopeExplorer(m) {
       if (on === null) {  // the other samples are still being read: search once they are
         m.match_src.data = {rank: [], sample: [], label: [], start: [], end: [], length: [],
           on: [], score: []};
-        m.match_title.text = "searching every sample once the page has loaded";
+        list([]);
+        say("match-title", "searching every sample once the page has loaded");
         later("select");
         return;
       }
@@ -310,7 +316,6 @@ function rnnscopeExplorer(m) {
     let t = part("search", t00);
     found.sort((x, y) => y[0] - x[0] || x[1] - y[1] || x[2] - y[2]);
     const top = found.slice(0, meta.max_matches);
-    const same = m.match_src.data.rank.length === top.length;
     E.matchCount = found.length;
     if (E.matched === undefined) E.matched = performance.now();
     m.match_src.data = {
@@ -325,13 +330,45 @@ function rnnscopeExplorer(m) {
     };
     t = part("match list", t);
     if (m.match_src.selected.indices.length) m.match_src.selected.indices = [];
-    // the table redraws on a new length, or on a change of its view (which costs as much)
-    if (same) m.match_table.view.change.emit();
-    m.match_title.text = "<b>" + found.length + "</b> place" + (found.length === 1 ? "" : "s") +
+    list(top);
+    say("match-title", "<b>" + found.length + "</b> place" + (found.length === 1 ? "" : "s") +
       " where the " + k + " selected units are all on" +
       (found.length > top.length ? " (best " + top.length + " listed)" : "") +
-      "; click one to jump there";
+      "; click one to jump there");
     part("match table", t);
+  }
+
+  // The match list: an HTML table in a box of fixed size (see the page's template); a click on
+  // a row (or Enter on it) selects that row of match_src, whose callback jumps there.
+  function list(top) {
+    const el = document.getElementById(m.uid + "-matches");
+    if (el === null) return;
+    if (el.dataset.ready === undefined) {
+      el.dataset.ready = "1";
+      const pick = (ev) => {
+        const tr = ev.target.closest("tr[data-row]");
+        if (tr !== null) m.match_src.selected.indices = [Number(tr.dataset.row)];
+      };
+      el.addEventListener("click", pick);
+      el.addEventListener("keydown", (ev) => { if (ev.key === "Enter") pick(ev); });
+    }
+    const n = (v) => "<td class=\"n\">" + v + "</td>";
+    const row = (f, i) => "<tr data-row=\"" + i + "\" tabindex=\"0\">" + n(i + 1) + "<td>" +
+      esc(meta.labels[f[1]]) + "</td>" + n(f[2]) + n(f[3]) + n(f[4]) + n(f[0].toFixed(3)) +
+      "</tr>";
+    el.innerHTML = "<table><colgroup><col style=\"width:34px\"><col>" +
+      "<col style=\"width:50px\"><col style=\"width:46px\"><col style=\"width:62px\">" +
+      "<col style=\"width:52px\"></colgroup><thead><tr><th>#</th><th>sample</th>" +
+      "<th>from t</th><th>to t</th><th>units on</th><th>score</th></tr></thead><tbody>" +
+      top.map(row).join("") + "</tbody></table>";
+    el.scrollTop = 0;
+  }
+  function mark(i) {  // the row of the match the view jumped to
+    const el = document.getElementById(m.uid + "-matches");
+    if (el === null) return;
+    for (const tr of el.querySelectorAll("tr.on")) tr.classList.remove("on");
+    const tr = el.querySelector("tr[data-row=\"" + i + "\"]");
+    if (tr !== null) tr.classList.add("on");
   }
 
   function jump() {
@@ -339,6 +376,7 @@ function rnnscopeExplorer(m) {
     if (i === undefined || !(i < d.sample.length)) return;
     const s = d.sample[i], a = d.start[i], b = d.end[i];
     E.jump = {s: s, a: a, b: b};
+    mark(i);
     const pad = Math.max(3, b - a + 1);
     m.x.setv({start: Math.max(-0.5, a - pad - 0.5), end: Math.min(T - 0.5, b + pad + 0.5)});
     if (String(s) !== m.sample.value) m.sample.value = String(s);
