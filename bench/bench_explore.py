@@ -239,7 +239,8 @@ def screenshot(target: Path) -> None:
             page.evaluate(
                 f"async () => {{ {doc}('rnnscope-range').value = [3, 8]; await {FRAME}; }}"
             )
-            page.locator('[data-rnnscope="matches"] tr[data-row]').nth(1).click()  # the second best match: the view moves
+            # the second best match: the view moves there
+            page.locator('[data-rnnscope="matches"] tr[data-row]').nth(1).click()
             page.evaluate(f"() => {FRAME}")
             page.screenshot(path=str(target), full_page=True)
             browser.close()

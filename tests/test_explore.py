@@ -144,21 +144,21 @@ def open_page(browser, path, ready=True):  # noqa: F811
 
 
 def listed(page) -> list[tuple]:
-    """The match table's rows as shown: (label, start, end, units on, score as printed)."""
+    """The match list's rows as shown: (rank, label, start, end, units on, score as printed)."""
     rows = page.locator(ROWS)
     cells = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
-    return [(c[1], int(c[2]), int(c[3]), int(c[4]), c[5]) for c in cells]
+    return [(int(c[0]), c[1], int(c[2]), int(c[3]), int(c[4]), c[5]) for c in cells]
 
 
-def check_listed(page, want, labels) -> None:
-    shown_rows = listed(page)
-    assert 0 < len(shown_rows) <= len(want)
-    assert (
-        shown_rows
-        == [(f"{s}: {labels[s]}", a, b, n, f"{sc:.3f}") for sc, s, a, b, n in want][
-            : len(shown_rows)
-        ]
-    )
+def check_listed(page, want, names, first=0) -> None:
+    """The page of the list from row ``first`` shows the next PAGE_ROWS of ``want``, in order."""
+    from rnnscope._explore import PAGE_ROWS
+
+    rows = want[first : first + PAGE_ROWS]
+    expect = [
+        (first + i + 1, names[s], a, b, n, f"{sc:.3f}") for i, (sc, s, a, b, n) in enumerate(rows)
+    ]
+    assert expect and listed(page) == expect
 
 
 def check_selection(page, v, thr):
@@ -211,7 +211,7 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     assert list(rows) == [w[1:] for w in want]
     np.testing.assert_allclose(got["score"], [w[0] for w in want], rtol=1e-12)
     assert f"<b>{len(want)}</b> place" in said(page, "match-title")
-    check_listed(page, want, labels)
+    check_listed(page, want, [f"{i}: {v}" for i, v in enumerate(labels)])
 
     # click a match in another sample: the view moves there
     row = next(i for i, w in enumerate(want) if w[1] != 0)
@@ -248,7 +248,11 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     for lo in (t0, t0 + 1):
         put(page, "rnnscope-range", "value", [lo, t0 + 3])
         units_b, a0, a1 = check_selection(page, h_b, thr)
-        check_listed(page, matches(h_b, units_b, a1 - a0 + 1, thr), labels)
+        check_listed(
+            page,
+            matches(h_b, units_b, a1 - a0 + 1, thr),
+            [f"{i}: {v}" for i, v in enumerate(labels)],
+        )
     page.get_by_label("signal").select_option("forget")
     forget = gates["backward"]["forget"]
     np.testing.assert_allclose(shown(page)[1], forget[s].T, atol=1e-6)
@@ -286,9 +290,12 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     assert record["requests"] == [out.path.as_uri()]  # the file itself, nothing else
 
 
-def test_quantised_page_of_a_wide_layer(browser, tmp_path):  # noqa: F811
+def test_quantised_page_of_a_wide_layer(browser, tmp_path, monkeypatch):  # noqa: F811
     """50 units at 8 bits: values within half a step; 40 selected and some others drawn as lines
-    over a band that spans every unit."""
+    over a band that spans every unit; the match list a page of 4 rows at a time."""
+    from rnnscope import _explore
+
+    monkeypatch.setattr(_explore, "PAGE_ROWS", 4)
     torch.manual_seed(3)
     model = torch.nn.RNN(FEATURES, 50, batch_first=True)
     x = np.random.default_rng(3).normal(size=(SAMPLES, TIME, FEATURES)).astype(np.float32)
@@ -335,6 +342,28 @@ def test_quantised_page_of_a_wide_layer(browser, tmp_path):  # noqa: F811
         assert list(rows) == [w[1:] for w in want][:200] and want
         np.testing.assert_allclose(got["score"], [w[0] for w in want][:200], rtol=1e-12)
     assert min(seen) < 32 <= max(seen)  # both words of the masks were used
+    # a list longer than a page (4 rows here): the next page and back with its buttons
+    names = [f"sample {i}" for i in range(SAMPLES)]
+    for t, k in ((t, k) for t in range(TIME) for k in (1, 2, 3)):  # few units, found often
+        top = np.sort(stored[0, t])
+        thr = float(top[-k - 1] + top[-k]) / 2
+        if len(matches(stored, selected(stored, 0, t, t, thr), 1, thr)) > 8:
+            break
+    put(page, "rnnscope-threshold", "value", thr)
+    put(page, "rnnscope-range", "value", [t, t])
+    want = matches(stored, selected(stored, 0, t, t, thr), 1, thr)
+    check_listed(page, want, names)
+    page.get_by_role("button", name="next").click()
+    check_listed(page, want, names, first=4)
+    assert f"rows 5\u20138 of {min(200, len(want))}" in said(page, "matches")
+    page.get_by_role("button", name="next").click()
+    check_listed(page, want, names, first=8)
+    page.locator(ROWS).nth(0).click()  # a row of a later page jumps too
+    page.wait_for_function(f"() => ({MODEL})('rnnscope-match-box').visible")
+    assert get(page, "rnnscope-match-box", "left") == want[8][2] - 0.5
+    assert page.locator(ROWS).nth(0).get_attribute("class") == "on"
+    page.get_by_role("button", name="previous").click()
+    check_listed(page, want, names, first=4)
     title = page.evaluate(f"() => ({MODEL})('rnnscope-lines').title.text")
     assert "40 of the 50 units (blue) and at most 40 of the selected (red)" in title
     context.close()

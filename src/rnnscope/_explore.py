@@ -28,6 +28,7 @@ __all__ = ["Explorer", "explore", "explorer_section", "pack_array"]
 _ENCODINGS = (("f32", "<f4", 4), ("u16", "<u2", 2), ("u8", "u1", 1))
 _B64 = 4 / 3  # base64 grows bytes by a third
 MAX_MATCHES = 200
+PAGE_ROWS = 25  # rows of the match list shown at a time (the rest a page away)
 MAX_LINES = 40  # unit lines drawn (each of selected and others) when a layer has more units
 # points drawn by all unit lines together; beyond, min and max per bucket of steps (see README)
 MAX_POINTS = 12_000
@@ -194,6 +195,7 @@ def _meta(
         "tokens": tokens,
         "features": None if tokens is not None else pack_array(x, encoding),
         "max_matches": MAX_MATCHES,
+        "page_rows": PAGE_ROWS,
         "max_lines": MAX_LINES,
         "max_points": MAX_POINTS,
     }

@@ -285,7 +285,7 @@ function rnnscopeExplorer(m) {
       if (on === null) {  // the other samples are still being read: search once they are
         m.match_src.data = {rank: [], sample: [], label: [], start: [], end: [], length: [],
           on: [], score: []};
-        list([]);
+        list([], 0);
         say("match-title", "searching every sample once the page has loaded");
         later("select");
         return;
@@ -330,7 +330,8 @@ function rnnscopeExplorer(m) {
     };
     t = part("match list", t);
     if (m.match_src.selected.indices.length) m.match_src.selected.indices = [];
-    list(top);
+    E.marked = -1;
+    list(top, 0);
     say("match-title", "<b>" + found.length + "</b> place" + (found.length === 1 ? "" : "s") +
       " where the " + k + " selected units are all on" +
       (found.length > top.length ? " (best " + top.length + " listed)" : "") +
@@ -338,32 +339,46 @@ function rnnscopeExplorer(m) {
     part("match table", t);
   }
 
-  // The match list: an HTML table in a box of fixed size (see the page's template); a click on
-  // a row (or Enter on it) selects that row of match_src, whose callback jumps there.
-  function list(top) {
+  // The match list: an HTML table in a box of fixed size (see the page's template), a page of
+  // meta.page_rows rows at a time (so a new list costs the same however many were found); a
+  // click on a row (or Enter on it) selects that row of match_src, whose callback jumps there.
+  function list(top, page) {
     const el = document.getElementById(m.uid + "-matches");
     if (el === null) return;
     if (el.dataset.ready === undefined) {
       el.dataset.ready = "1";
       const pick = (ev) => {
+        const button = ev.target.closest("button[data-page]");
+        if (button !== null) {
+          list(E.listed, Number(button.dataset.page));
+          return;
+        }
         const tr = ev.target.closest("tr[data-row]");
         if (tr !== null) m.match_src.selected.indices = [Number(tr.dataset.row)];
       };
       el.addEventListener("click", pick);
       el.addEventListener("keydown", (ev) => { if (ev.key === "Enter") pick(ev); });
     }
-    const n = (v) => "<td class=\"n\">" + v + "</td>";
-    const row = (f, i) => "<tr data-row=\"" + i + "\" tabindex=\"0\">" + n(i + 1) + "<td>" +
-      esc(meta.labels[f[1]]) + "</td>" + n(f[2]) + n(f[3]) + n(f[4]) + n(f[0].toFixed(3)) +
-      "</tr>";
+    const n = meta.page_rows, first = page * n, rows = top.slice(first, first + n);
+    E.listed = top;
+    const td = (v) => "<td class=\"n\">" + v + "</td>";
+    const row = (f, i) => "<tr data-row=\"" + (first + i) + "\" tabindex=\"0\"" +
+      (first + i === E.marked ? " class=\"on\">" : ">") + td(first + i + 1) + "<td>" +
+      esc(meta.labels[f[1]]) + "</td>" + td(f[2]) + td(f[3]) + td(f[4]) +
+      td(f[0].toFixed(3)) + "</tr>";
+    const turn = (to, text, off) => "<button data-page=\"" + to + "\"" +
+      (off ? " disabled" : "") + ">" + text + "</button>";
     el.innerHTML = "<table><colgroup><col style=\"width:34px\"><col>" +
       "<col style=\"width:50px\"><col style=\"width:46px\"><col style=\"width:62px\">" +
       "<col style=\"width:52px\"></colgroup><thead><tr><th>#</th><th>sample</th>" +
       "<th>from t</th><th>to t</th><th>units on</th><th>score</th></tr></thead><tbody>" +
-      top.map(row).join("") + "</tbody></table>";
-    el.scrollTop = 0;
+      rows.map(row).join("") + "</tbody></table>" + (top.length <= n ? "" :
+      "<div class=\"pager\">" + turn(page - 1, "&lsaquo; previous", page === 0) + " rows " +
+      (first + 1) + "&ndash;" + (first + rows.length) + " of " + top.length + " " +
+      turn(page + 1, "next &rsaquo;", first + n >= top.length) + "</div>");
   }
   function mark(i) {  // the row of the match the view jumped to
+    E.marked = i;
     const el = document.getElementById(m.uid + "-matches");
     if (el === null) return;
     for (const tr of el.querySelectorAll("tr.on")) tr.classList.remove("on");
