@@ -425,6 +425,84 @@ def test_first_view_is_in_the_file_before_bokeh_starts(lstm, tmp_path):
             assert (at < start) == (block in first), block
 
 
+def serve_in_two_parts(text: str, cut: int):
+    """A local server sending ``text[:cut]`` at once and the rest when ``go`` is set."""
+    import http.server
+    import threading
+
+    body, go = text.encode("utf-8"), threading.Event()
+    head = len(text[:cut].encode("utf-8"))
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[:head])
+            self.wfile.flush()
+            go.wait(60)
+            self.wfile.write(body[head:])
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, go
+
+
+def test_selection_while_the_page_is_still_loading(browser, lstm, tmp_path):  # noqa: F811
+    """Before the other samples have arrived, a selection on the first sample is right, the
+    match list waits (and says so), other samples say they are loading; once the rest arrives,
+    the matches of that selection over every sample equal numpy's."""
+    model, x, gates = lstm
+    out = rnnscope.explore(model, x, out=tmp_path / "l.html", signals=["h"], threshold=0.0)
+    text = out.path.read_text(encoding="utf-8")
+    start = text.index("root.Bokeh.embed.embed_items(")
+    server, go = serve_in_two_parts(text, text.index('<script type="application/octet', start))
+    url = f"http://127.0.0.1:{server.server_address[1]}/l.html"
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    requests, problems = [], []
+    context.on("request", lambda r: requests.append(r.url))
+    page = context.new_page()
+    page.set_default_timeout(8000)
+    page.on("console", lambda m: m.type in ("error", "warning") and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    try:
+        page.goto(url, wait_until="commit")
+        page.wait_for_function(
+            "() => window.__rnnscopeExplore && Object.values(window.__rnnscopeExplore)[0].view"
+        )
+        assert page.evaluate("() => document.readyState") == "loading"
+        h = gates["forward"]["h"]
+        np.testing.assert_allclose(shown(page)[1], h[0].T, atol=1e-6)  # the first view is there
+        put(page, "rnnscope-range", "value", [15, 20])
+        units, t0, t1 = check_selection(page, h, 0.0)
+        assert units == [1, 3, 5]
+        assert said(page, "match-title") == "searching every sample once the page has loaded"
+        assert (
+            page.locator(ROWS).count() == 0 and get(page, "rnnscope-matches", "data")["rank"] == []
+        )
+        put(page, "rnnscope-sample", "value", "3")  # not read yet: says so, draws nothing new
+        assert said(page, "count") == "sample 3 is still loading"
+        go.set()
+        page.wait_for_function("() => document.readyState !== 'loading'")
+        page.wait_for_function(f"() => ({MODEL})('rnnscope-matches').data.rank.length > 0")
+        want = matches(h, units, t1 - t0 + 1, 0.0)  # the selection made on sample 0
+        got = get(page, "rnnscope-matches", "data")
+        rows = zip(got["sample"], got["start"], got["end"], got["on"], strict=True)
+        assert list(rows) == [w[1:] for w in want]
+        assert f"<b>{len(want)}</b> place" in said(page, "match-title")
+        np.testing.assert_allclose(shown(page)[1], h[3].T, atol=1e-6)  # sample 3 drawn now
+        assert list(get(page, "rnnscope-selected", "data")["unit"]) == units
+    finally:
+        go.set()
+        context.close()
+        server.shutdown()
+    assert problems == [] and requests == [url]
+
+
 # ------------------------------------------------------------------------------ without a browser
 def test_tokens_labels_and_errors(lstm, tmp_path):
     model, x, _ = lstm

@@ -61,8 +61,9 @@ function rnnscopeExplorer(m) {
     return A.q[s];
   }
   // Bits of sample s above thr (strictly): unit u at step t is bit u % 32 of word
-  // t * W + u / 32 (W words per step). Stored values are compared through a table of every
-  // stored level, so the test is exactly `lo + step * stored > thr`.
+  // t * W + u / 32 (W words per step). A stored level v is above thr when lo + step * v > thr;
+  // as that grows with v, it holds from the first such level on: the test is exactly
+  // `lo + step * stored > thr`, made as one integer comparison per value.
   function mask(A, s, thr) {
     const key = String(thr);
     if (A.masks.thr !== key) A.masks = {thr: key, by: new Array(S).fill(null)};
@@ -70,17 +71,26 @@ function rnnscopeExplorer(m) {
     const q = sample(A, s);
     if (q === null) return null;
     const U = A.U, W = (U + 31) >> 5, out = new Uint32Array(T * W);
-    let lut = null;
+    let cut = thr;  // float32: compared as they are
     if (A.p.enc !== "f32") {
       const levels = A.p.enc === "u16" ? 65536 : 256;
-      lut = new Uint8Array(levels);
-      for (let v = 0; v < levels; v++) lut[v] = A.p.lo + A.p.step * v > thr ? 1 : 0;
+      cut = levels;
+      for (let v = 0; v < levels; v++) {
+        if (A.p.lo + A.p.step * v > thr) { cut = v; break; }
+      }
     }
+    const integer = A.p.enc !== "f32";
     for (let t = 0; t < T; t++) {
       const o = t * U, w0 = t * W;
-      for (let u = 0; u < U; u++) {
-        const on = lut === null ? q[o + u] > thr : lut[q[o + u]] === 1;
-        if (on) out[w0 + (u >> 5)] |= 1 << (u & 31);
+      for (let w = 0; w < W; w++) {
+        const u0 = o + 32 * w, n = Math.min(32, U - 32 * w);
+        let bits = 0;
+        if (integer) {
+          for (let b = 0; b < n; b++) if (q[u0 + b] >= cut) bits |= 1 << b;
+        } else {
+          for (let b = 0; b < n; b++) if (q[u0 + b] > cut) bits |= 1 << b;
+        }
+        out[w0 + w] = bits;
       }
     }
     return (A.masks.by[s] = out);
@@ -119,14 +129,25 @@ function rnnscopeExplorer(m) {
     if (t0 > t1) [t0, t1] = [t1, t0];
     return [Math.max(0, Math.min(T - 1, t0)), Math.max(0, Math.min(T - 1, t1))];
   }
-  function later(what) {  // run `what` again once every block is parsed (a select redraws too)
+  // Once every block is parsed: "select" (a selection tried on a sample not yet read) runs
+  // the selection again from the widgets; "matches" searches every sample for the selection
+  // made meanwhile (its own sample, range and threshold, whatever is shown now); "sample"
+  // draws the view. Each redraws the view.
+  function later(what) {
     if (document.readyState !== "loading") return;
     if (E.pending === undefined) {
       E.pending = new Set();
       document.addEventListener("DOMContentLoaded", () => {
-        const again = E.pending.has("select") ? "select" : "sample";
+        const p = E.pending, sel = E.sel;
         E.pending = undefined;
-        E.run(again, null);
+        if (p.has("select")) {
+          E.run("select", null);
+        } else if (p.has("matches") && sel !== null) {
+          matches(packed(meta.signals[sel.key]), sel.units, sel.t1 - sel.t0 + 1, sel.thr);
+          view();
+        } else {
+          view();
+        }
       }, {once: true});
     }
     E.pending.add(what);
@@ -287,7 +308,7 @@ function rnnscopeExplorer(m) {
           on: [], score: []};
         list([], 0);
         say("match-title", "searching every sample once the page has loaded");
-        later("select");
+        later("matches");
         return;
       }
       let start = -1;
