@@ -161,6 +161,35 @@ def check_listed(page, want, names, first=0) -> None:
     assert expect and listed(page) == expect
 
 
+def hover(page, t: int, u: int) -> tuple[int, int, str]:
+    """Hover the heatmap's cell (unit u, timestep t): the tooltip's unit, timestep and value."""
+    at = page.evaluate(
+        """([t, u]) => {
+          const plot = Bokeh.documents[0].get_model_by_name('rnnscope-heatmap');
+          let pv = null;
+          for (const v of Bokeh.index) { pv = pv || v.owner.find_one(plot); }
+          const r = pv.canvas_view.el.getBoundingClientRect();
+          return [r.left + pv.frame.x_scale.compute(t), r.top + pv.frame.y_scale.compute(u)];
+        }""",
+        [t, u],
+    )
+    page.mouse.move(at[0] - 30, at[1] - 10)
+    page.mouse.move(*at, steps=4)
+    tip = page.locator(".bk-tooltip-content").first.inner_text()
+    unit, step, value = re.fullmatch(
+        r"unit:\s*(\d+)\s*t:\s*(\d+)\s*value:\s*(\S+)", tip.strip()
+    ).groups()
+    return int(unit), int(step), value
+
+
+def heatmap_image(page) -> dict:
+    """The heatmap's image as drawn, (units, columns), with its left edge and width in steps."""
+    d = get(page, "rnnscope-img-src", "data")
+    flat = d["image"][0]
+    flat = np.array([flat[str(i)] for i in range(len(flat))] if isinstance(flat, dict) else flat)
+    return {"x": d["x"][0], "dw": d["dw"][0], "image": flat.reshape(int(d["dh"][0]), -1)}
+
+
 def check_selection(page, v, thr):
     t0, t1 = get(page, "rnnscope-range", "value")
     s = int(get(page, "rnnscope-sample", "value"))
@@ -265,23 +294,8 @@ def test_explorer_in_chromium(browser, lstm, tmp_path):  # noqa: F811
     np.testing.assert_allclose(flat.reshape(UNITS, TIME), forget[s].T, atol=1e-6)
 
     # hovering a heatmap cell shows its unit, timestep and value (t=a: the view is zoomed there)
-    at = page.evaluate(
-        """(t) => {
-          const plot = Bokeh.documents[0].get_model_by_name('rnnscope-heatmap');
-          let pv = null;
-          for (const v of Bokeh.index) { pv = pv || v.owner.find_one(plot); }
-          const r = pv.canvas_view.el.getBoundingClientRect();
-          return [r.left + pv.frame.x_scale.compute(t), r.top + pv.frame.y_scale.compute(2)];
-        }""",
-        a,
-    )
-    page.mouse.move(at[0] - 30, at[1] - 10)
-    page.mouse.move(*at, steps=4)
-    tip = page.locator(".bk-tooltip-content").first.inner_text()
-    unit, step, value = re.fullmatch(
-        r"unit:\s*(\d+)\s*t:\s*(\d+)\s*value:\s*(\S+)", tip.strip()
-    ).groups()
-    assert (int(unit), int(step)) == (2, a)
+    unit, step, value = hover(page, a, 2)
+    assert (unit, step) == (2, a)
     assert abs(float(value) - forget[s, a, 2]) <= 5e-7 + 1e-6
 
     page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
@@ -382,6 +396,7 @@ def test_lines_thinned_beyond_the_point_budget_and_every_step_when_zoomed(
 
     model, x, gates = lstm
     monkeypatch.setattr(_explore, "MAX_POINTS", 60)
+    monkeypatch.setattr(_explore, "MAX_COLUMNS", 8)
     out = rnnscope.explore(model, x, out=tmp_path / "z.html", signals=["h"], threshold=0.0)
     context, page, record = open_page(browser, out.path)
     h = gates["forward"]["h"][0]  # (time, units)
@@ -400,11 +415,25 @@ def test_lines_thinned_beyond_the_point_budget_and_every_step_when_zoomed(
             np.testing.assert_allclose(ys, h[want, u], atol=1e-6)
     title = page.evaluate(f"() => ({MODEL})('rnnscope-lines').title.text")
     assert f"highest value of every {bucket} steps" in title
+    # the heatmap: 24 steps > 8 columns, so each column is the mean of 3 steps (float32 values)
+    img = heatmap_image(page)
+    assert img["x"] == -0.5 and img["dw"] == TIME and img["image"].shape == (UNITS, 8)
+    np.testing.assert_allclose(
+        img["image"], h.astype(np.float32).T.reshape(UNITS, 8, 3).mean(axis=2), atol=1e-6
+    )
+    unit, step, value = hover(page, 7, 4)  # hover: the step's own value, not its column's mean
+    assert (unit, step) == (4, 7) and value == f"{np.float32(h[7, 4]):.6f}"
+    assert abs(float(value) - img["image"][4, 2]) > 1e-3  # (the mean differs)
     page.evaluate(f"() => ({MODEL})('rnnscope-x').setv({{start: 9.5, end: 11.5}})")
     xs, ys = drawn(page, "rnnscope-others-src")[2]
     assert xs.tolist() == list(range(8, 14))  # steps 10-11 shown, as many again each side
     np.testing.assert_allclose(ys, h[8:14, 2], atol=1e-6)
     assert "highest" not in page.evaluate(f"() => ({MODEL})('rnnscope-lines').title.text")
+    img = heatmap_image(page)  # zoomed in: every step of steps 8-13, at full resolution
+    assert img["x"] == 7.5 and img["dw"] == 6
+    np.testing.assert_allclose(img["image"], h[8:14].T, atol=1e-6)
+    unit, step, value = hover(page, 11, 1)
+    assert (unit, step) == (1, 11) and value == f"{np.float32(h[11, 1]):.6f}"
     context.close()
     assert record["problems"] == []
 

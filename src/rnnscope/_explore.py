@@ -32,6 +32,8 @@ PAGE_ROWS = 25  # rows of the match list shown at a time (the rest a page away)
 MAX_LINES = 40  # unit lines drawn (each of selected and others) when a layer has more units
 # points drawn by all unit lines together; beyond, min and max per bucket of steps (see README)
 MAX_POINTS = 12_000
+# heatmap columns drawn; beyond, each column is the mean of a bucket of steps (hover stays exact)
+MAX_COLUMNS = 512
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,7 @@ def _meta(
         "page_rows": PAGE_ROWS,
         "max_lines": MAX_LINES,
         "max_points": MAX_POINTS,
+        "max_columns": MAX_COLUMNS,
     }
 
 

@@ -106,12 +106,13 @@ def _placeholder() -> dict[str, Any]:
     return {"image": [np.zeros((1, 1), np.float32)], "x": [0], "y": [0], "dw": [1], "dh": [1]}
 
 
-def _plots(meta: dict[str, Any], width: int) -> dict[str, Any]:
+def _plots(meta: dict[str, Any], width: int, uid: str) -> dict[str, Any]:
     from bokeh.models import (
         BasicTicker,
         BoxAnnotation,
         BoxSelectTool,
         ColumnDataSource,
+        CustomJSHover,
         HoverTool,
         LinearColorMapper,
         Range1d,
@@ -162,10 +163,18 @@ def _plots(meta: dict[str, Any], width: int) -> dict[str, Any]:
     heatmap.name = "rnnscope-heatmap"
     img_src = ColumnDataSource(_placeholder(), name="rnnscope-img-src")
     img = heatmap.image("image", x="x", y="y", dw="dw", dh="dh", source=img_src, color_mapper=cmap)
+    # the value under the mouse from the page's full-resolution data: a column of the image
+    # may be the mean of several steps (see ``templates/explore.js``, ``heat``)
+    exact = CustomJSHover(
+        args={"uid": uid},
+        code="const all = window.__rnnscopeExplore, E = all && all[uid];\n"
+        "return E ? E.valueAt(special_vars.x, special_vars.y) : '';",
+    )
     heatmap.add_tools(
         HoverTool(
             renderers=[img],
-            tooltips=[("unit", "$y{0}"), ("t", "$x{0}"), ("value", "@image{0.000000}")],
+            tooltips=[("unit", "$y{0}"), ("t", "$x{0}"), ("value", "@image{custom}")],
+            formatters={"@image": exact},
         )
     )
     sel_src = ColumnDataSource({"unit": [], "x": [], "w": []}, name="rnnscope-selected")
@@ -291,7 +300,7 @@ def build_page(
         {k: [] for k in ("rank", "sample", "label", "start", "end", "length", "on", "score")},
         name="rnnscope-matches",
     )
-    plots = _plots(meta, width)
+    plots = _plots(meta, width, uid)
     models: dict[str, Any] = {
         **plots,
         **widgets,

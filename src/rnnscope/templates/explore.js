@@ -160,7 +160,6 @@ function rnnscopeExplorer(m) {
     m.band_src.data = {x: E.xs, lo: v.lo, hi: v.hi};
     const pad = 0.05 * (p.hi_view - p.lo_view) || 0.5;
     m.lines.y_range.setv({start: p.lo_view - pad, end: p.hi_view + pad});
-    m.img_src.data = {image: [v.image], x: [-0.5], y: [-0.5], dw: [T], dh: [U]};
     m.cmap.setv({low: p.lo_view, high: p.hi_view, palette: meta.palettes[p.palette]});
     m.heatmap.y_range.setv({start: -0.5, end: U - 0.5});
     if (meta.tokens !== null) {
@@ -169,9 +168,55 @@ function rnnscopeExplorer(m) {
       const F = packed(meta.features), f = rows(F, c.s);
       m.input_src.data = {image: [f.image], x: [-0.5], y: [-0.5], dw: [T], dh: [F.U]};
     }
-    E.vc = {key: c.key, s: c.s, rows: v.rows};
+    E.vc = {key: c.key, s: c.s, rows: v.rows, image: v.image};
     E.drawn = null;
+    heat();
   }
+
+  // The heatmap's columns: the steps the lines cover (the visible ones and as many again on
+  // each side), one column per step while they are at most meta.max_columns; else one column
+  // per bucket of steps, its colour the bucket's mean. Hover reads the exact stored value of
+  // the step and unit under the mouse from E.vc (valueAt), whatever the column holds.
+  function heatWindow() {
+    const C = meta.max_columns;
+    if (T <= C) return {lo: 0, hi: T - 1, a: 0, b: T - 1, bucket: 1};
+    const a = Math.max(0, Math.floor(m.x.start + 0.5));
+    const b = Math.min(T - 1, Math.ceil(m.x.end - 0.5));
+    const span = Math.max(1, b - a + 1);
+    const lo = Math.max(0, a - span);
+    let hi = Math.min(T - 1, b + span);
+    const bucket = hi - lo + 1 <= C ? 1 : Math.ceil((hi - lo + 1) / C);
+    hi = Math.min(T - 1, lo + Math.ceil((hi - lo + 1) / bucket) * bucket - 1);
+    return {lo: lo, hi: hi, a: a, b: b, bucket: bucket};
+  }
+  function heat() {
+    const w = heatWindow(), v = E.vc, U = v.rows.length;
+    if (w.lo === 0 && w.hi === T - 1 && w.bucket === 1) {
+      m.img_src.data = {image: [v.image], x: [-0.5], y: [-0.5], dw: [T], dh: [U]};
+    } else {
+      const n = Math.ceil((w.hi - w.lo + 1) / w.bucket), img = new Float32Array(U * n);
+      for (let u = 0; u < U; u++) {
+        const r = v.rows[u];
+        for (let j = 0; j < n; j++) {
+          const t0 = w.lo + j * w.bucket, t1 = Math.min(w.hi, t0 + w.bucket - 1);
+          let sum = 0;
+          for (let t = t0; t <= t1; t++) sum += r[t];
+          img[u * n + j] = sum / (t1 - t0 + 1);
+        }
+      }
+      m.img_src.data = {image: [new E.ND(img, [U, n])], x: [w.lo - 0.5], y: [-0.5],
+        dw: [n * w.bucket], dh: [U]};
+    }
+    E.hw = w;
+  }
+  E.valueAt = function (x, y) {  // the stored value under the mouse (float32, 6 decimals)
+    const v = E.vc;
+    if (v === null) return "";
+    const u = Math.round(y), t = Math.round(x);
+    if (!(u >= 0 && u < v.rows.length && t >= 0 && t < T)) return "";
+    return v.rows[u][t].toFixed(6);
+  };
+
 
   // The steps the unit lines cover: the visible ones and as many again on each side (for
   // panning), every step while the lines hold at most meta.max_points points in all; else
@@ -211,6 +256,8 @@ function rnnscopeExplorer(m) {
     if (E.lw === undefined || E.view === undefined) return;
     const w = window_(E.lw.n || 1), old = E.lw;
     if (w.a < old.lo || w.b > old.hi || (old.bucket > 1 && w.bucket < old.bucket / 2)) view();
+    const h = heatWindow(), was = E.hw;  // the heatmap: when the columns no longer fit the view
+    if (E.vc !== null && (h.a < was.lo || h.b > was.hi || h.bucket !== was.bucket)) heat();
   }
 
   function view() {
