@@ -187,6 +187,12 @@ def measure(page_path: Path, repeats: int, time_steps: int) -> dict[str, list[fl
                 out["selection (threshold)"] = page.evaluate(
                     UPDATE, ["rnnscope-threshold", thresholds]
                 )
+                parts = page.evaluate("() => Object.values(window.__rnnscopeExplore)[0].last")
+                print(
+                    "last threshold update, inside the callback:",
+                    ", ".join(f"{k} {v:.0f} ms" for k, v in parts["parts"].items()),
+                    f"(all {parts['ms']:.0f} ms)",
+                )
                 samples = [str(k % 7 + 1) for k in range(repeats)]
                 out["switch sample"] = page.evaluate(UPDATE, ["rnnscope-sample", samples])
                 # back to a selection with matches (not timed), then jump to its rows

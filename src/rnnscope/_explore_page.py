@@ -374,7 +374,7 @@ text-overflow:ellipsis;border-bottom:1px solid #eee}
 .rnnscope-list td.n{text-align:right}
 .rnnscope-list tr[data-row]{cursor:pointer}
 .rnnscope-list tr[data-row]:hover{background:#eef3fb}
-.rnnscope-list tr.on{background:#cfe8cf}
+.rnnscope-list tr.on,.rnnscope-list tr.on:hover{background:#cfe8cf}
 .rnnscope-list .pager{padding:6px 5px;color:#444}
 .rnnscope-list button{font:inherit;padding:1px 8px}
 </style>{% endblock %}

@@ -437,8 +437,8 @@ function rnnscopeExplorer(m) {
     const turn = (to, text, off) => "<button data-page=\"" + to + "\"" +
       (off ? " disabled" : "") + ">" + text + "</button>";
     el.innerHTML = "<table><colgroup><col style=\"width:34px\"><col>" +
-      "<col style=\"width:50px\"><col style=\"width:46px\"><col style=\"width:62px\">" +
-      "<col style=\"width:52px\"></colgroup><thead><tr><th>#</th><th>sample</th>" +
+      "<col style=\"width:58px\"><col style=\"width:46px\"><col style=\"width:72px\">" +
+      "<col style=\"width:56px\"></colgroup><thead><tr><th>#</th><th>sample</th>" +
       "<th>from t</th><th>to t</th><th>units on</th><th>score</th></tr></thead><tbody>" +
       rows.map(row).join("") + "</tbody></table>" + (top.length <= n ? "" :
       "<div class=\"pager\">" + turn(page - 1, "&lsaquo; previous", page === 0) + " rows " +
