@@ -1,7 +1,9 @@
-"""The explorer's Bokeh page: widgets, three linked plots, the match table and their callbacks.
+"""The explorer's Bokeh page: widgets, three linked plots, the match list and their callbacks.
 
-Every callback is one ``CustomJS`` running ``templates/explore.js`` with an action name; the data
-lives in one inline JSON block the script decodes on first use. Bokeh's JavaScript is inlined.
+Every callback is one ``CustomJS`` calling ``templates/explore.js`` (inline in the page once)
+with an action name; the data lives in inline blocks the script decodes on first use. Bokeh's
+JavaScript is inlined. The texts that change with each selection and the match list are plain
+HTML boxes of the page's template, filled by the same script (see ``build_page``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 // rnnscope explorer: the page's callbacks. They read the packed arrays of the page's blocks,
 // compute the selection and the matches, and hand numbers to Bokeh's data sources and widgets;
-// Bokeh does all the drawing. `m` holds the Bokeh models by name, `action` says what happened.
+// Bokeh draws the plots; the script fills the page's own text boxes and match list (plain HTML
+// of fixed size, cheaper to change than Bokeh models). The page holds this script once; every
+// callback calls rnnscopeExplore. `m` holds the Bokeh models by name, `action` says what happened.
 // Every array is packed one block per sample and decoded on first use; the blocks of samples
 // other than the first come after Bokeh's start in the file, so the first view is drawn while
 // the browser still reads them, and the match search waits for them (DOMContentLoaded).
