@@ -419,8 +419,10 @@ function rnnscopeExplorer(m) {
       el.dataset.ready = "1";
       const pick = (ev) => {
         const button = ev.target.closest("button[data-page]");
-        if (button !== null) {
+        if (button !== null) {  // a new page; the focus stays on the same button
           list(E.listed, Number(button.dataset.page));
+          const same = el.querySelector("button[data-dir=\"" + button.dataset.dir + "\"]");
+          if (same !== null && !same.disabled) same.focus();
           return;
         }
         const tr = ev.target.closest("tr[data-row]");
@@ -436,16 +438,16 @@ function rnnscopeExplorer(m) {
       (first + i === E.marked ? " class=\"on\">" : ">") + td(first + i + 1) + "<td>" +
       esc(meta.labels[f[1]]) + "</td>" + td(f[2]) + td(f[3]) + td(f[4]) +
       td(f[0].toFixed(3)) + "</tr>";
-    const turn = (to, text, off) => "<button data-page=\"" + to + "\"" +
-      (off ? " disabled" : "") + ">" + text + "</button>";
+    const turn = (to, dir, text, off) => "<button data-page=\"" + to + "\" data-dir=\"" + dir +
+      "\"" + (off ? " disabled" : "") + ">" + text + "</button>";
     el.innerHTML = "<table><colgroup><col style=\"width:34px\"><col>" +
       "<col style=\"width:58px\"><col style=\"width:46px\"><col style=\"width:72px\">" +
       "<col style=\"width:56px\"></colgroup><thead><tr><th>#</th><th>sample</th>" +
       "<th>from t</th><th>to t</th><th>units on</th><th>score</th></tr></thead><tbody>" +
       rows.map(row).join("") + "</tbody></table>" + (top.length <= n ? "" :
-      "<div class=\"pager\">" + turn(page - 1, "&lsaquo; previous", page === 0) + " rows " +
+      "<div class=\"pager\">" + turn(page - 1, "prev", "&lsaquo; previous", page === 0) + " rows " +
       (first + 1) + "&ndash;" + (first + rows.length) + " of " + top.length + " " +
-      turn(page + 1, "next &rsaquo;", first + n >= top.length) + "</div>");
+      turn(page + 1, "next", "next &rsaquo;", first + n >= top.length) + "</div>");
   }
   function mark(i) {  // the row of the match the view jumped to
     E.marked = i;
