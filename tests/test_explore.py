@@ -447,6 +447,9 @@ def test_first_view_is_in_the_file_before_bokeh_starts(lstm, tmp_path):
     data = page_data(out.path)
     start = text.index("root.Bokeh.embed.embed_items(")
     assert 'addEventListener("DOMContentLoaded", fn)' not in text
+    # the page's script once, before Bokeh's start (not a copy in each callback)
+    assert text.count("function rnnscopeExplorer(") == 1
+    assert text.index("function rnnscopeExplorer(") < start
     first = [data["signals"]["h|forward"]["blocks"][0], data["features"]["blocks"][0]]
     for p in [*data["signals"].values(), data["features"]]:
         for block in p["blocks"]:
