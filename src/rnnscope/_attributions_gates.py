@@ -301,7 +301,7 @@ class _TorchLayer:
         handle = self.module.register_forward_pre_hook(lambda _m, a: seen.append(a[0]))
         try:
             with _torch_eval(model), self.torch.no_grad():
-                model(self.torch.from_numpy(x).to(self.layer.weight.device))
+                model(self.torch.from_numpy(np.array(x)).to(self.layer.weight.device))
         finally:
             handle.remove()
         if not seen or not self.torch.is_tensor(seen[0]) or seen[0].dim() != 3:
