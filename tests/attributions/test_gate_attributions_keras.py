@@ -37,7 +37,7 @@ def _model(kind):
     elif kind == "bi_gru_sum":
         rnn = keras.layers.GRU(U, return_sequences=True)
         h = keras.layers.Bidirectional(rnn, merge_mode="sum", name="rnn")(inp)
-        h = keras.layers.GlobalAveragePooling1D()(h)
+        h = keras.layers.Flatten()(h)  # every step in its place: a flipped sequence shows
     else:  # "gru_before": Keras's reset_after=False
         h = keras.layers.GRU(U, reset_after=False, name="rnn")(inp)
     m = keras.Model(inp, keras.layers.Dense(C, name="head")(h))
@@ -80,7 +80,7 @@ def _oracle(kind, x, unit, n_steps):
         if kind == "bi_lstm":  # the last state of each direction: backward's is at step 0
             return torch.cat([seq[:, -1, :U], seq[:, 0, U:]], -1)
         if kind == "bi_gru_sum":
-            return (seq[:, :, :U] + seq[:, :, U:]).mean(1)
+            return (seq[:, :, :U] + seq[:, :, U:]).reshape(len(seq), -1)
         return seq[:, -1]
 
     def f(gates):
