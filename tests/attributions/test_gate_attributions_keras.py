@@ -110,8 +110,9 @@ def test_gate_attributions_equal_the_torch_oracle_given_the_same_weights(kind):
 def test_go_backwards_layer_with_states_reproduces_the_model_output():
     keras.utils.set_random_seed(3)
     inp = keras.Input((T, F))
-    seq, h, c = keras.layers.LSTM(U, go_backwards=True, return_sequences=True,
-                                  return_state=True, name="rnn")(inp)
+    seq, h, c = keras.layers.LSTM(
+        U, go_backwards=True, return_sequences=True, return_state=True, name="rnn"
+    )(inp)
     feat = keras.layers.Concatenate()([keras.layers.Flatten()(seq), h, c])
     m = keras.Model(inp, keras.layers.Dense(C)(feat))
     x = _x(4)

@@ -93,7 +93,9 @@ def test_bidirectional_stack_equals_the_hand_written_oracle(cell, layers, chosen
     a = rnnscope.gate_attributions(m, x, layer=f"rnn.l{chosen}", target=unit, n_steps=20)
     want, f_g, f_g0, g = _oracle(m, x, cell, chosen, unit, 20)
     assert a.directions == ("forward", "backward")
-    assert a.gates == (("input", "forget", "cell", "output") if cell == "LSTM" else ("update", "reset"))
+    assert a.gates == (
+        ("input", "forget", "cell", "output") if cell == "LSTM" else ("update", "reset")
+    )
     _close(_both(a), want)
     np.testing.assert_allclose(np.stack([a.gate_values[d] for d in a.directions], 1), g, atol=1e-6)
     np.testing.assert_allclose(a.baseline_output, f_g0, rtol=1e-5, atol=1e-6)
