@@ -23,14 +23,13 @@ layer's ``call`` replaced), and nothing left on the model.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ._attributions import _integrated, _Rows
-from ._attributions_fw import _first, _keras_grad, _mask_check, _Target, _torch_eval, _torch_grad
+from ._attributions import _Rows, quadrature
+from ._attributions_fw import _keras_grad, _mask_check, _Target, _torch_grad
 from ._attributions_gates_fw import GateFeed, KerasSite, TorchSite
 from ._errors import InputError, UnsupportedError
 from ._frameworks import find_framework, type_name
@@ -161,13 +160,32 @@ def _site(model: Any, fw_name: str, layer: Any) -> tuple[Any, str, str]:
     return KerasSite(ref.obj, cell), name, cell
 
 
-def _gates(model: Any, x: np.ndarray, site: Any, name: str, cell: str) -> np.ndarray:
-    """``(batch, direction, time, gate, units)``: the trace's gates for model input ``x``."""
+def _gates(
+    model: Any, x: np.ndarray, site: Any, name: str, cell: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(batch, direction, time, gate, units)``: the trace's gates for model input ``x``, and
+    the model's output on ``x``."""
     from ._api import trace
 
-    t = trace(model, site.capture(model, x), layer=name)
+    inp, out = site.capture(model, x)
+    t = trace(model, inp, layer=name)
     per_dir = [np.stack([t.get(g, d) for g in GATE_VARIABLES[cell]], axis=2) for d in t.directions]
-    return np.stack(per_dir, axis=1)
+    return np.stack(per_dir, axis=1), out
+
+
+def _integrate(
+    rows: _Rows, gates: np.ndarray, base: np.ndarray, n_steps: int, rule: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(attributions, F(G), F(G0))``: integrated gradients, the end points in the same pass."""
+    alphas, steps = quadrature(rule, n_steps)
+    b = len(gates)
+    path = [base + a * (gates - base) for a in alphas]
+    vals, (grads,) = rows(
+        [np.concatenate([*path, gates, base])], np.tile(np.arange(b), len(alphas) + 2)
+    )
+    n = len(alphas) * b
+    total = np.tensordot(steps, grads[:n].reshape(len(alphas), *gates.shape), axes=1)
+    return total * (gates.astype(np.float64) - base), vals[n : n + b], vals[n + b :]
 
 
 def _baseline(
@@ -195,7 +213,7 @@ def _baseline(
                     f"shape {ref.shape}",
                     argument="input_baseline",
                 ) from err
-            return _gates(model, ref, site, name, cell), "input"
+            return _gates(model, ref, site, name, cell)[0], "input"
         raise InputError(
             f"baseline must be one of {', '.join(BASELINES)} or an array of gates; got "
             f"{baseline!r}",
@@ -217,20 +235,6 @@ def _baseline(
             f"{(gates.shape[0], *gates.shape[2:])} per direction; got shape {arr.shape}",
             argument="baseline",
         ) from err
-
-
-def _real_output(model: Any, fw: Any, x: np.ndarray) -> np.ndarray:
-    if fw.name == "torch":
-        torch = importlib.import_module("torch")
-        p = next(model.parameters())
-        with _torch_eval(model), torch.no_grad():
-            out = model(torch.from_numpy(x).to(p.device))
-        return np.asarray(fw.to_numpy(_first(out)))
-    if fw.capture.backend == "jax":
-        from ._attributions_fw import _jax_forward
-
-        return np.asarray(_jax_forward(model, lambda v: v[0], [x], ["input"]))
-    return np.asarray(fw.to_numpy(_first(model(x, training=False))))
 
 
 def _model_input(model: Any, x: Any, fw: Any) -> np.ndarray:
@@ -317,19 +321,17 @@ def gate_attributions(
     if fw.name == "keras":
         _mask_check(model)
     site, name, cell = _site(model, fw.name, layer)
-    gates = _gates(model, xa, site, name, cell)
+    gates, real = _gates(model, xa, site, name, cell)
     base, kind = _baseline(baseline, gates, cell, model, xa, site, name, input_baseline)
-    tgt = _Target(target, _real_output(model, fw, xa), y, loss)
+    tgt = _Target(target, real, y, loss)
     feed = GateFeed(xa, site)
     if fw.name == "torch":
         grad = _torch_grad(model, lambda v: v[0], tgt, feed)
     else:
         backend = fw.capture.backend  # type: ignore[attr-defined]
         grad = _keras_grad(fw.name, backend, model, lambda v: v[0], tgt, ["input"], feed)
-    rows = _Rows(grad, internal_batch_size)
-    (values,), delta = _integrated(rows, [gates], [base], n_steps, rule)
-    b = len(xa)
-    ends, _ = rows([np.concatenate([gates, base])], np.tile(np.arange(b), 2))
+    values, ends, starts = _integrate(_Rows(grad, internal_batch_size), gates, base, n_steps, rule)
+    delta = values.reshape(len(xa), -1).sum(axis=1) - (ends - starts)
     dirs = ("forward", "backward")[: gates.shape[1]]
     meta = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in tgt.meta.items()}
     return GateAttribution(
@@ -342,7 +344,7 @@ def gate_attributions(
         baseline_kind=kind,
         target=meta,
         delta=delta,
-        output=ends[:b],
-        baseline_output=ends[b:],
+        output=ends,
+        baseline_output=starts,
         settings={"n_steps": int(n_steps), "rule": rule},
     )

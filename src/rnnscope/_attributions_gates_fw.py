@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._attributions_fw import _Feed, _torch_eval
+from ._attributions_fw import _Feed, _first, _torch_eval
 from ._errors import UnsupportedError
 from ._frameworks import type_name
 
@@ -186,13 +186,13 @@ class TorchSite:
         finally:
             handle.remove()
 
-    def capture(self, model: Any, x: np.ndarray) -> np.ndarray:
-        """The module's own input (batch first) on model input ``x``."""
+    def capture(self, model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The module's own input (batch first) on model input ``x``, and the model's output."""
         seen: list[Any] = []
         handle = self.module.register_forward_pre_hook(lambda _m, a: seen.append(a[0]))
         try:
             with _torch_eval(model), self.torch.no_grad():
-                model(self.torch.from_numpy(np.array(x)).to(self.layer.weight.device))
+                out = model(self.torch.from_numpy(np.array(x)).to(self.layer.weight.device))
         finally:
             handle.remove()
         if not seen or not self.torch.is_tensor(seen[0]) or seen[0].dim() != 3:
@@ -206,7 +206,8 @@ class TorchSite:
         if self.k:  # the input of layer k: the output of the layers below, by torch's kernel
             with self.torch.no_grad():
                 t, _ = self._kernel(t, 0, self.k)
-        return np.asarray(t.detach().cpu().numpy())
+        real = _first(out).detach().cpu().numpy()
+        return np.asarray(t.detach().cpu().numpy()), np.asarray(real)
 
 
 # -- Keras 3: the layer's call replaced ------------------------------------------------------------
@@ -275,8 +276,8 @@ class KerasSite:
         with _calls(self.layer, call):
             yield
 
-    def capture(self, model: Any, x: np.ndarray) -> np.ndarray:
-        """The layer's own input on model input ``x``."""
+    def capture(self, model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The layer's own input on model input ``x``, and the model's output."""
         seen: list[Any] = []
         original = self.layer.call
 
@@ -285,9 +286,10 @@ class KerasSite:
             return original(*args, **kwargs)
 
         with _calls(self.layer, call):
-            model(x, training=False)
+            out = model(x, training=False)
         ops = importlib.import_module("keras").ops
-        return np.asarray(ops.convert_to_numpy(seen[0]))
+        real = ops.convert_to_numpy(_first(out))
+        return np.asarray(ops.convert_to_numpy(seen[0])), np.asarray(real)
 
 
 def _merge(ops: _Ops, mode: str | None, a: Any, b: Any) -> Any:

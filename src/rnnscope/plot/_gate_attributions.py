@@ -101,6 +101,7 @@ def gate_attributions(
         ax.set_yticks([])
     axes[-1].set_xlabel("timestep")
     integer_ticks(axes[-1], y=False)
+    assert im is not None  # one heatmap at least: every record has a gate and a direction
     fig.colorbar(im, ax=list(axes), label="attribution", shrink=0.6)
     save(fig, savepath)
     return fig
