@@ -179,7 +179,7 @@ def _integrate(
     """``(attributions, F(G), F(G0))``: integrated gradients, the end points in the same pass."""
     alphas, steps = quadrature(rule, n_steps)
     b = len(gates)
-    path = [base + a * (gates - base) for a in alphas]
+    path = [(base + a * (gates - base)).astype(gates.dtype) for a in alphas]
     vals, (grads,) = rows(
         [np.concatenate([*path, gates, base])], np.tile(np.arange(b), len(alphas) + 2)
     )

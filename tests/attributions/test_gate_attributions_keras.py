@@ -65,7 +65,10 @@ def _torch_params(cell_layer, gru):
 
 
 def _oracle(kind, x, unit, n_steps):
-    m = _model(kind)
+    return _oracle_of(_model(kind), kind, x, unit, n_steps)
+
+
+def _oracle_of(m, kind, x, unit, n_steps):
     layer = m.get_layer("rnn")
     gru = kind != "bi_lstm"
     parts = [layer.forward_layer, layer.backward_layer] if kind.startswith("bi") else [layer]
@@ -122,3 +125,18 @@ def test_go_backwards_layer_with_states_reproduces_the_model_output():
     assert np.abs(a.delta).max() < 1e-3
     with pytest.raises(rnnscope.UnsupportedError, match="Dense"):
         rnnscope.gate_attributions(m, x, layer=m.layers[-1].name)
+
+
+def test_new_weights_are_used_by_the_next_call_and_the_layer_is_left_as_found():
+    m, x = _model.__wrapped__("gru_before"), _x(5)  # a fresh model: its weights change here
+    layer = m.get_layer("rnn")
+    rnnscope.gate_attributions(m, x, layer="rnn", target=1, n_steps=4)
+    assert "call" not in vars(layer)  # the replaced call is gone
+    rng = np.random.default_rng(6)
+    for v in m.trainable_variables:
+        v.assign(rng.normal(scale=0.7, size=v.shape).astype("float32"))
+    a = rnnscope.gate_attributions(m, x, layer="rnn", target=1, n_steps=12)
+    want, _, _ = _oracle_of(m, "gru_before", x, np.array([1, 1]), 12)
+    got = a.values["forward"][:, None]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5 * np.abs(want).max())
+    np.testing.assert_allclose(a.output, _np(m(x, training=False))[:, 1], rtol=1e-5, atol=1e-6)

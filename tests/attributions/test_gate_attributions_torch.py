@@ -117,6 +117,10 @@ def test_completeness_within_the_delta_which_shrinks_with_n_steps():
     a = rnnscope.gate_attributions(m, x, target=0, n_steps=32)
     assert np.abs(a.delta).max() < 1e-4
     np.testing.assert_allclose(a.per_gate.sum(axis=1), a.output - a.baseline_output, atol=1e-4)
+    twice = rnnscope.gate_attributions(m, x, target=lambda out: 2 * out[:, 0], n_steps=32)
+    assert twice.target["kind"] == "callable"
+    for d in a.directions:  # a callable target: F is linear in the output here
+        np.testing.assert_allclose(twice.values[d], 2 * a.values[d], rtol=1e-5, atol=1e-7)
 
 
 def test_input_baseline_and_default_target_match_the_oracle_and_leave_no_state():
