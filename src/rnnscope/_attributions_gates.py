@@ -157,7 +157,7 @@ def _site(model: Any, fw_name: str, layer: Any) -> tuple[Any, str, str]:
                 layer=name,
             )
         return TorchSite(module, k, cell), name, cell
-    return KerasSite(ref.obj, cell), name, cell
+    return KerasSite(ref.obj, cell, fw_name), name, cell
 
 
 def _gates(
@@ -281,7 +281,7 @@ def gate_attributions(
     Args:
         model: a torch model (the layer an ``nn.LSTM``/``nn.GRU``; of a stacked module, one
             layer ``<path>.l<k>``) or a Keras 3 model (``LSTM``, ``GRU``, or ``Bidirectional``
-            of them) on TensorFlow, JAX or torch.
+            of them) on TensorFlow, JAX or torch, or a tf-keras model of the same layers.
         x: the model's ``(batch, time, features)`` float input.
         layer: the recurrent layer, as in :func:`rnnscope.trace` (name, substring or index);
             None when the model has one.
@@ -304,7 +304,7 @@ def gate_attributions(
     Raises:
         InputError: an argument of the wrong kind or shape; the message names it.
         UnsupportedError: a layer that is not an LSTM/GRU, a mask, a packed sequence, an
-            initial state, tf-keras or another framework.
+            initial state, or another framework.
 
     Example:
         >>> a = rnnscope.gate_attributions(model, x, layer="lstm", target=0)
@@ -312,13 +312,13 @@ def gate_attributions(
         (8, 4)
     """
     fw = find_framework(model)
-    if fw is None or fw.name not in ("torch", "keras"):
+    if fw is None or fw.name not in ("torch", "keras", "tf_keras"):
         raise UnsupportedError(
-            "gate attributions need a live torch or Keras 3 model; got "
-            f"{type_name(model)}" + (" (tf-keras is not supported)" if fw is not None else "")
+            "gate attributions need a live torch, Keras 3 or tf-keras model; got "
+            f"{type_name(model)}"
         )
     xa = _model_input(model, x, fw)
-    if fw.name == "keras":
+    if fw.name != "torch":
         _mask_check(model)
     site, name, cell = _site(model, fw.name, layer)
     gates, real = _gates(model, xa, site, name, cell)

@@ -30,18 +30,24 @@ __all__ = ["GateFeed", "KerasSite", "TorchSite"]
 
 
 class _Ops:
-    """The few tensor ops the state equations need: torch's, or Keras 3's ``keras.ops``."""
+    """The few tensor ops the state equations need: torch's, Keras 3's ``keras.ops``, or
+    TensorFlow's (tf-keras)."""
 
-    def __init__(self, torch: bool) -> None:
-        self.torch = torch
-        self.m = importlib.import_module("torch" if torch else "keras")
-        self.o = self.m if torch else self.m.ops
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.o = importlib.import_module(
+            {"keras": "keras.ops", "tf_keras": "tensorflow"}.get(kind, kind)
+        )
 
     def stack(self, xs: list[Any], axis: int) -> Any:
         return self.o.stack(xs, axis)
 
     def cat(self, xs: list[Any], axis: int) -> Any:
-        return self.o.cat(xs, axis) if self.torch else self.o.concatenate(xs, axis=axis)
+        if self.kind == "torch":
+            return self.o.cat(xs, axis)
+        if self.kind == "tf_keras":
+            return self.o.concat(xs, axis)
+        return self.o.concatenate(xs, axis=axis)
 
     def matmul(self, a: Any, b: Any) -> Any:
         return self.o.matmul(a, b)
@@ -50,7 +56,14 @@ class _Ops:
         return self.o.zeros_like(a)
 
     def flip_time(self, a: Any) -> Any:
-        return self.o.flip(a, (1,)) if self.torch else self.o.flip(a, axis=1)
+        if self.kind == "tf_keras":
+            return self.o.reverse(a, [1])
+        return self.o.flip(a, (1,)) if self.kind == "torch" else self.o.flip(a, axis=1)
+
+    def numpy(self, a: Any) -> np.ndarray:
+        if self.kind == "tf_keras":
+            return np.asarray(a)
+        return np.asarray(self.o.convert_to_numpy(a))
 
 
 @dataclasses.dataclass
@@ -140,7 +153,7 @@ class TorchSite:
     def output(self, gates: Any, inp: Any, real: Any) -> Any:
         """The module's output with layer ``k`` recomputed from ``gates`` ``(rows, dir, time,
         gate, units)``; the real output ``real`` gives the lower layers' final states."""
-        m, ops = self.module, _Ops(True)
+        m, ops = self.module, _Ops("torch")
         x = inp if m.batch_first else inp.transpose(0, 1)
         if self.k:
             x, _ = self._kernel(x, 0, self.k)
@@ -217,8 +230,8 @@ class KerasSite:
     """A Keras 3 ``LSTM``/``GRU`` or a ``Bidirectional`` of them: its ``call`` replaced by the
     output recomputed from the gates (weights read live, so compiled JAX steps stay right)."""
 
-    def __init__(self, layer: Any, cell: str) -> None:
-        self.layer, self.cell = layer, cell
+    def __init__(self, layer: Any, cell: str, framework: str = "keras") -> None:
+        self.layer, self.cell, self.framework = layer, cell, framework
         self.bidirectional = hasattr(layer, "forward_layer")
         self.parts = [layer.forward_layer, layer.backward_layer] if self.bidirectional else [layer]
         self.reset_after = bool(getattr(self.parts[0].cell, "reset_after", True))
@@ -239,7 +252,7 @@ class KerasSite:
         return out
 
     def output(self, gates: Any, x: Any) -> Any:
-        ops = _Ops(False)
+        ops = _Ops(self.framework)
         outs, states = [], []
         for d, part in enumerate(self.parts):
             hs, fin = _run(ops, self.cell, gates[:, d], x, self._direction(part), self.reset_after)
@@ -287,9 +300,8 @@ class KerasSite:
 
         with _calls(self.layer, call):
             out = model(x, training=False)
-        ops = importlib.import_module("keras").ops
-        real = ops.convert_to_numpy(_first(out))
-        return np.asarray(ops.convert_to_numpy(seen[0])), np.asarray(real)
+        ops = _Ops(self.framework)
+        return ops.numpy(seen[0]), ops.numpy(_first(out))
 
 
 def _merge(ops: _Ops, mode: str | None, a: Any, b: Any) -> Any:
