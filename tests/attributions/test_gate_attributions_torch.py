@@ -167,3 +167,26 @@ def test_bad_input_is_refused_with_the_argument_named():
 
     with pytest.raises(rnnscope.UnsupportedError, match="expected an LSTM or GRU"):
         rnnscope.gate_attributions(Simple(), x)
+
+
+def test_initial_states_and_packed_sequences_are_refused_by_name():
+    class Primed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.GRU(F, U, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x, torch.ones(1, len(x), U))[0][:, -1]
+
+    class Packed(Primed):
+        def forward(self, x):
+            lengths = torch.full((len(x),), x.shape[1])
+            packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True)
+            return self.rnn(packed)[1][0]
+
+    x = _x()
+    with pytest.raises(rnnscope.UnsupportedError, match="initial state") as err:
+        rnnscope.gate_attributions(Primed(), x, n_steps=2)
+    assert err.value.argument == "layer"
+    with pytest.raises(rnnscope.UnsupportedError, match="packed sequences are not supported"):
+        rnnscope.gate_attributions(Packed(), x, n_steps=2)
