@@ -43,6 +43,8 @@ _LAZY = {
     "activations": "_capture",
     "Attribution": "_attributions",
     "attributions": "_attributions",
+    "GateAttribution": "_attributions_gates",
+    "gate_attributions": "_attributions_gates",
     "gradients": "_capture",
     "masks": "_capture",
     "compare": "_tables",
@@ -64,6 +66,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and editors see; at run time, __
     from ._activations import ACTIVATIONS
     from ._api import layers, rnn_weights, trace, weights
     from ._attributions import Attribution, attributions
+    from ._attributions_gates import GateAttribution, gate_attributions
     from ._cache import CacheNote
     from ._capture import activations, gradients, masks
     from ._demo import demo_path
@@ -104,6 +107,7 @@ __all__ = [
     "Checkpoint",
     "Explorer",
     "FormatError",
+    "GateAttribution",
     "InputError",
     "LayerError",
     "LayerInfo",
@@ -122,6 +126,7 @@ __all__ = [
     "demo_path",
     "explore",
     "flags",
+    "gate_attributions",
     "gradients",
     "history",
     "layers",

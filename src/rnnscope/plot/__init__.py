@@ -11,6 +11,7 @@ Example:
 
 from ._attributions import attributions
 from ._features import features_0d, features_1d, features_2d, features_hist
+from ._gate_attributions import gate_attributions
 from ._history import history
 from ._rnn import rnn_heatmap, rnn_histogram
 from ._trace_plot import trace_plot
@@ -21,6 +22,7 @@ __all__ = [
     "features_1d",
     "features_2d",
     "features_hist",
+    "gate_attributions",
     "history",
     "rnn_heatmap",
     "rnn_histogram",
