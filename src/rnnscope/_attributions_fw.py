@@ -23,7 +23,9 @@ from ._attributions_masks import (
     check_torch_mask,
     fixed_masks,
     hold_mask,
+    hold_mask_arg,
     keras_mask_check,
+    mask_takers,
     maskings,
     resolve_mask,
     torch_call,
@@ -202,6 +204,7 @@ class _Feed:
         self.injs = injs or []
         self.mask = mask
         self.masking = masking or []
+        self.takers: list[Any] = []  # Keras layers taking a mask, given the held one
         self.torch_mode = torch_mode
         self.emb_names: list[str | None] = [None] * len(self.injs)
 
@@ -243,6 +246,8 @@ class _Feed:
         held = extras[len(extras) - len(self.masking) :]
         for layer, m in zip(self.masking, held, strict=True):
             stack.enter_context(hold_mask(layer, m))
+        for layer in self.takers:
+            stack.enter_context(hold_mask_arg(layer, held[0]))
         return stack
 
     def call_torch(self, model: Any, build: Any, fed: list[Any], idx: np.ndarray) -> Any:
@@ -575,7 +580,7 @@ def _keras_masks(model: Any, run: Callable[[], Any], xs: list[np.ndarray], feed:
             f"model '{model.name}' has Masking layers that mask different steps "
             f"({', '.join(la.name for la in masks)}); attributions hold one mask of the input",
         )
-    feed.mask, feed.masking = first, list(masks)
+    feed.mask, feed.masking, feed.takers = first, list(masks), mask_takers(model)
 
 
 def prepare(

@@ -31,7 +31,9 @@ __all__ = [
     "check_torch_mask",
     "fixed_masks",
     "hold_mask",
+    "hold_mask_arg",
     "keras_mask_check",
+    "mask_takers",
     "maskings",
     "numpy_of",
     "replaced_call",
@@ -104,18 +106,18 @@ def numpy_of(t: Any) -> np.ndarray:
 
 
 @contextmanager
-def replaced_call(layer: Any, call: Any) -> Iterator[None]:
-    """Within the block, the Keras layer's ``call`` is ``call``; restored after."""
-    had = "call" in vars(layer)
-    saved = vars(layer).get("call")
-    object.__setattr__(layer, "call", call)
+def replaced_call(layer: Any, call: Any, attr: str = "call") -> Iterator[None]:
+    """Within the block, the Keras layer's ``call`` (or ``attr``) is ``call``; restored after."""
+    had = attr in vars(layer)
+    saved = vars(layer).get(attr)
+    object.__setattr__(layer, attr, call)
     try:
         yield
     finally:
         if had:
-            object.__setattr__(layer, "call", saved)
+            object.__setattr__(layer, attr, saved)
         else:
-            object.__delattr__(layer, "call")
+            object.__delattr__(layer, attr)
 
 
 def fixed_masks(model: Any, run: Any, given: np.ndarray | None) -> dict[Any, np.ndarray]:
@@ -138,9 +140,20 @@ def fixed_masks(model: Any, run: Any, given: np.ndarray | None) -> dict[Any, np.
     return seen
 
 
-def hold_mask(layer: Any, mask: Any) -> Any:
+@contextmanager
+def hold_mask(layer: Any, mask: Any) -> Iterator[None]:
     """A context in which ``Masking`` layer ``layer`` applies ``mask`` (a ``(rows, time)``
-    boolean tensor) instead of computing one from its input."""
+    boolean tensor) instead of computing one from its input (in ``call`` and, for the layers
+    after it, in ``compute_mask``, which Keras consults as well)."""
+
+    def compute_mask(*_a: Any, **_k: Any) -> Any:
+        return mask
+
+    with replaced_call(layer, compute_mask, "compute_mask"), _hold_call(layer, mask):
+        yield
+
+
+def _hold_call(layer: Any, mask: Any) -> Any:
     if type(layer).__module__.startswith("tf_keras"):
         tf = importlib.import_module("tensorflow")
 
@@ -157,6 +170,36 @@ def hold_mask(layer: Any, mask: Any) -> Any:
         out = keras.ops.where(keras.ops.expand_dims(mask, -1), inputs, 0)
         set_keras_mask(out, mask)
         return out
+
+    return replaced_call(layer, call)
+
+
+def mask_takers(model: Any) -> list[Any]:
+    """The layers of a Keras model whose ``call`` takes a ``mask`` (``Masking`` aside)."""
+    layers = getattr(model, "_flatten_layers", None)
+    out = []
+    for layer in layers() if layers else []:
+        if layer is model or type(layer).__name__ == "Masking":
+            continue
+        try:
+            params = inspect.signature(type(layer).call).parameters
+        except (TypeError, ValueError):
+            continue
+        if "mask" in params:
+            out.append(layer)
+    return out
+
+
+def hold_mask_arg(layer: Any, mask: Any) -> Any:
+    """A context in which ``layer`` is given ``mask`` wherever it is given a mask: a Keras 3
+    functional model records the mask its layers receive as its own graph computed from the
+    input (``Masking``'s rule), beside the ``Masking`` layer, so that is replaced too."""
+    original = vars(layer).get("call") or type(layer).call.__get__(layer)
+
+    def call(*a: Any, **k: Any) -> Any:
+        if k.get("mask") is not None:
+            k["mask"] = mask
+        return original(*a, **k)
 
     return replaced_call(layer, call)
 
