@@ -141,7 +141,15 @@ def _match_by_values(
     model: Any, torch: bool, xs: list[np.ndarray], names: list[str], tok: list[int], run: Any
 ) -> dict[int, tuple[str, Any]]:
     layers = dict(_embeddings(model, torch))
-    seen = _seen_inputs(model, torch, run)
+    try:
+        seen = _seen_inputs(model, torch, run)
+    except (IndexError, ValueError, RuntimeError, TypeError) as err:  # e.g. ids out of range
+        vocab = {n: vocabulary(la, torch) for n, la in layers.items()}
+        raise InputError(
+            f"x: the model failed on the token inputs ({', '.join(names[k] for k in tok)}) "
+            f"while finding which Embedding layer embeds each (vocabularies: {vocab}): {err}",
+            argument="x",
+        ) from err
     out: dict[int, tuple[str, Any]] = {}
     for k in tok:
         hits = [
