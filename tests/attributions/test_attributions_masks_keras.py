@@ -149,3 +149,26 @@ def test_masks_that_cannot_be_held_are_refused():
     own(x)
     with pytest.raises(rnnscope.UnsupportedError, match=r"Own\.call passes mask="):
         rnnscope.attributions(own, x, target=0)
+
+
+def test_a_subclassed_model_calling_masking_is_held_too():
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.pad, self.lstm = keras.layers.Masking(0.0), keras.layers.LSTM(U)
+            self.head = keras.layers.Dense(C)
+
+        def call(self, x):
+            return self.head(self.lstm(self.pad(x)))
+
+    keras.utils.set_random_seed(0)
+    mask = _mask()
+    x = _x(mask)
+    m = Sub()
+    m(x)
+    a = rnnscope.attributions(m, x, target=1, n_steps=12)
+    np.testing.assert_array_equal(a.mask, mask)
+    f = lambda v: np.asarray(keras.ops.convert_to_numpy(m.head(m.lstm(v, mask=mask))))[:, 1]
+    fdiff = f(x) - f(np.zeros_like(x))
+    np.testing.assert_allclose(a.values.sum(axis=(1, 2)) - fdiff, a.delta, atol=2e-6)
+    assert np.abs(a.delta).max() <= 1e-3 * np.abs(fdiff).max()
