@@ -158,7 +158,7 @@ def test_a_subclassed_model_calling_masking_is_held_too():
             self.pad, self.lstm = keras.layers.Masking(0.0), keras.layers.LSTM(U)
             self.head = keras.layers.Dense(C)
 
-        def call(self, x):
+        def call(self, x, training=None):  # (JAX: stateless_call passes training)
             return self.head(self.lstm(self.pad(x)))
 
     keras.utils.set_random_seed(0)
