@@ -51,6 +51,9 @@ class Attribution:
             attributions minus ``f(x) - f(baseline)``; None for other methods.
         input: the input's name (``"input"`` for a single-input model).
         settings: the method's settings (``n_steps``, ``rule``, ``window``...).
+        mask: ``(batch, time)`` booleans, True at a real step, for a padded float input (the
+            mask held fixed along the method's every pass); None without one. Masked steps'
+            values are exactly 0, so the summaries leave them out.
 
     Example:
         >>> a = rnnscope.attributions(model, x)
@@ -65,6 +68,7 @@ class Attribution:
     delta: np.ndarray | None
     input: str = "input"
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    mask: np.ndarray | None = None
 
     @property
     def per_timestep(self) -> np.ndarray:
@@ -202,11 +206,18 @@ def _windows(t: int, window: int, stride: int) -> list[int]:
 
 
 def _occlusion(
-    rows: _Rows, xs: list[np.ndarray], bases: list[np.ndarray], window: int, stride: int
+    rows: _Rows,
+    xs: list[np.ndarray],
+    bases: list[np.ndarray],
+    window: int,
+    stride: int,
+    mask: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     b = len(xs[0])
     idx = np.arange(b)
     full, _ = rows(xs, idx)
+    if mask is not None:
+        return [_occlusion_masked(rows, xs[0], bases[0], window, stride, mask, full)]
     out = []
     for k, (x, base) in enumerate(zip(xs, bases, strict=True)):
         starts = _windows(x.shape[1], window, stride)
@@ -226,6 +237,39 @@ def _occlusion(
             count[s : s + window] += 1
         out.append(total / count.reshape(1, -1, *([1] * (x.ndim - 2))))
     return out
+
+
+def _occlusion_masked(
+    rows: _Rows,
+    x: np.ndarray,
+    base: np.ndarray,
+    window: int,
+    stride: int,
+    mask: np.ndarray,
+    full: np.ndarray,
+) -> np.ndarray:
+    """Occlusion of a padded single input: each sample's windows run over its own real steps
+    (as if alone, unpadded), so a window never fills padding; a sample shorter than the window
+    gets one window over all its real steps."""
+    _windows(x.shape[1], window, stride)  # the argument checks
+    ablated, owner, spans = [], [], []
+    for i in range(len(x)):
+        pos = np.flatnonzero(mask[i])
+        w = min(int(window), len(pos))
+        for s in _windows(len(pos), w, stride) if len(pos) else []:
+            xa = x[i].copy()
+            xa[pos[s : s + w]] = base[i, pos[s : s + w]]
+            ablated.append(xa)
+            owner.append(i)
+            spans.append(pos[s : s + w])
+    total = np.zeros(x.shape, dtype=np.float64)
+    count = np.zeros(x.shape[:2], dtype=np.float64)
+    if ablated:
+        vals, _ = rows([np.stack(ablated)], np.asarray(owner))
+        for i, span, v in zip(owner, spans, vals, strict=True):
+            total[i, span] += full[i] - v
+            count[i, span] += 1
+    return total / np.maximum(count, 1)[:, :, None]
 
 
 # -- the public function ------------------------------------------------------------------------
@@ -302,7 +346,9 @@ def attributions(
     stride: int = 1,
     y: Any = None,
     loss: Any = None,
-    embedding: str | None = None,
+    embedding: Any = None,
+    mask: Any = None,
+    lengths: Any = None,
 ) -> Attribution | list[Attribution]:
     """Attributions of a model's output to each input value at each timestep.
 
@@ -338,7 +384,14 @@ def attributions(
             ``(y_true, y_pred)`` (default: the compiled loss); torch: a callable ``(prediction,
             target)`` such as ``torch.nn.CrossEntropyLoss()``.
         embedding: token inputs: the name of the embedding layer to attribute at (Keras layer
-            name, or torch module path), needed only when the model has several.
+            name, or torch module path), needed only when the model has several and it cannot
+            be told which one receives each input; several token inputs: a list (one name or
+            None per input) or a dict (input name -> layer name).
+        mask: a padded float input: ``(batch, time)`` booleans, True at a real step, held fixed
+            for every pass (default: Keras ``Masking`` layers' mask of the real input; a torch
+            ``PackedSequence`` as ``x`` brings its lengths). Keras: needs a ``Masking`` layer,
+            which is given this mask; torch: see the README for how the model receives it.
+        lengths: a padded float input: real steps per sample (right padding), instead of mask.
 
     Returns:
         An :class:`Attribution`; a list of them (one per input, in input order) for a model
@@ -346,8 +399,8 @@ def attributions(
 
     Raises:
         InputError: an argument of the wrong kind or shape; the message names it.
-        UnsupportedError: a Keras model with a mask that does not come from integer token
-            inputs (a ``Masking`` layer).
+        UnsupportedError: a Keras mask attributions cannot hold fixed (a ``Masking`` layer in
+            a multi-input model, a mask passed inside a subclassed model's ``call``).
 
     Example:
         >>> a = rnnscope.attributions(model, x, target=0, method="integrated_gradients")
@@ -355,14 +408,15 @@ def attributions(
         True
     """
     m = _method(method)
-    names, xs, grad, meta, feed, emb_name = prepare(model, x, target, y, loss, embedding)
+    names, xs, grad, meta, feed, _ = prepare(
+        model, x, target, y, loss, embedding, mask=mask, lengths=lengths
+    )
     rows = _Rows(grad, internal_batch_size)
     bases = delta = None
     settings: dict[str, Any] = {}
     if m in (Method.INTEGRATED_GRADIENTS, Method.OCCLUSION):
-        if feed.inj is not None:
-            assert feed.tokens is not None
-            baseline = token_baseline(baseline, xs[0], feed.inj, feed.tokens)
+        if feed.all_tokens:
+            baseline = _token_baselines(baseline, xs, names, feed)
         bases = _baselines(baseline, xs, names)
     if m == Method.SALIENCY:
         values = _saliency(rows, xs, absolute)
@@ -379,25 +433,50 @@ def attributions(
         settings = {"n_samples": len(drawn[0]), "stdev": stdev, "seed": seed, "absolute": absolute}
     else:
         assert bases is not None
-        values = _occlusion(rows, xs, bases, window, stride)
+        values = _occlusion(rows, xs, bases, window, stride, feed.mask)
         settings = {"window": int(window), "stride": int(stride)}
-    if emb_name is not None:
-        # token inputs: one value per token, summed over the embedding dimension (occlusion
-        # gives every dimension the same drop: one of them)
-        values = [
-            v[..., :1] if m == Method.OCCLUSION else v.sum(axis=2, keepdims=True) for v in values
-        ]
-        settings = {**settings, "embedding": emb_name}
-    records = [
-        Attribution(
-            values=v,
-            method=m.value,
-            target=meta,
-            baseline=None if bases is None else bases[k],
-            delta=delta,
-            input=names[k],
-            settings=settings,
+    if feed.mask is not None:  # masked steps: exactly 0, out of every sum
+        values[0] = np.where(feed.mask[:, :, None], values[0], 0.0)
+    records = []
+    for k, v in enumerate(values):
+        own = settings
+        emb = feed.emb_names[k] if feed.emb_names else None
+        if emb is not None:
+            # token inputs: one value per token, summed over the embedding dimension
+            # (occlusion gives every dimension the same drop: one of them)
+            v = v[..., :1] if m == Method.OCCLUSION else v.sum(axis=2, keepdims=True)
+            own = {**settings, "embedding": emb}
+        records.append(
+            Attribution(
+                values=v,
+                method=m.value,
+                target=meta,
+                baseline=None if bases is None else bases[k],
+                delta=delta,
+                input=names[k],
+                settings=own,
+                mask=feed.mask if k == 0 else None,
+            )
         )
-        for k, v in enumerate(values)
-    ]
-    return records if isinstance(x, (list, tuple, dict)) else records[0]
+    several = isinstance(x, (list, tuple, dict)) and not hasattr(x, "batch_sizes")
+    return records if several else records[0]  # (a PackedSequence is a tuple: one input)
+
+
+def _token_baselines(baseline: Any, xs: list[np.ndarray], names: list[str], feed: Any) -> Any:
+    """Baselines in embedding space for token inputs; float inputs' as given."""
+    if len(xs) == 1:
+        return token_baseline(baseline, xs[0], feed.injs[0], feed.all_tokens[0])
+    given = baseline if isinstance(baseline, (list, tuple, dict)) else [baseline] * len(xs)
+    if isinstance(given, dict):
+        given = [given.get(n) for n in names]
+    if len(given) != len(xs):
+        raise InputError(
+            f"baseline: expected one per input ({len(xs)}); got {len(given)}", argument="baseline"
+        )
+    out = []
+    for x, b, inj, tok in zip(xs, given, feed.injs, feed.all_tokens, strict=True):
+        if inj is not None:
+            out.append(token_baseline(b, x, inj, tok))
+        else:
+            out.append(np.zeros_like(x) if b is None else b)
+    return out

@@ -14,14 +14,27 @@ import importlib
 import importlib.util
 import weakref
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
 
-from ._attributions_tokens import Injection, check_tokens, find_embedding, vocabulary
+from ._attributions_masks import (
+    check_torch_mask,
+    fixed_masks,
+    hold_mask,
+    hold_mask_arg,
+    keras_mask_check,
+    mask_takers,
+    maskings,
+    resolve_mask,
+    torch_call,
+    torch_mask_mode,
+)
+from ._attributions_tokens import Injection, check_tokens, embeddings_for_inputs, vocabulary
 from ._errors import InputError, UnsupportedError
 from ._frameworks import find_framework, type_name
+from ._trace import unpack_sequence
 
 __all__ = ["GradFn", "prepare"]
 
@@ -174,31 +187,90 @@ def _torch_eval(model: Any) -> Any:
 
 
 class _Feed:
-    """What a forward pass is given: the rows themselves, or for token inputs the rows' own
-    tokens, with the rows (embedding-space values) put in place of the embedding's output."""
+    """What a forward pass is given besides the rows: for token inputs the rows' own tokens
+    (the rows, embedding-space values, are put in place of each embedding's output), and for a
+    padded float input its fixed mask (Keras: held in each ``Masking`` layer; torch: given to
+    the model as its ``forward`` takes it)."""
 
-    def __init__(self, tokens: np.ndarray | None = None, inj: Injection | None = None) -> None:
-        self.tokens = tokens
-        self.inj = inj
+    def __init__(
+        self,
+        tokens: list[np.ndarray | None] | None = None,
+        injs: list[Injection | None] | None = None,
+        mask: np.ndarray | None = None,
+        masking: list[Any] | None = None,
+        torch_mode: str | None = None,
+    ) -> None:
+        self.all_tokens = tokens or []
+        self.injs = injs or []
+        self.mask = mask
+        self.masking = masking or []
+        self.takers: list[Any] = []  # Keras layers taking a mask, given the held one
+        self.torch_mode = torch_mode
+        self.emb_names: list[str | None] = [None] * len(self.injs)
 
-    def inputs(self, ts: list[Any], idx: np.ndarray, convert: Any) -> list[Any]:
-        return ts if self.tokens is None else [convert(self.tokens[idx])]
+    @property
+    def tokens(self) -> np.ndarray | None:
+        """The first token input's ids (None without token inputs)."""
+        return next((t for t in self.all_tokens if t is not None), None)
 
-    def context(self, ts: list[Any]) -> Any:
-        return nullcontext() if self.inj is None else self.inj.replacing(ts[0])
+    @property
+    def inj(self) -> Injection | None:
+        """The first token input's embedding (None without token inputs)."""
+        return next((i for i in self.injs if i is not None), None)
+
+    def key(self) -> tuple[Any, ...]:
+        """What a compiled step depends on beyond the model and target."""
+        return (
+            tuple(None if i is None else id(i.layer) for i in self.injs),
+            tuple(id(layer) for layer in self.masking),
+        )
+
+    def extras(self, idx: np.ndarray) -> list[np.ndarray]:
+        """The rows' tokens (one array per token input), then their mask per Masking layer."""
+        toks = [t[idx] for t in self.all_tokens if t is not None]
+        return toks + [self.mask[idx] for _ in self.masking]  # type: ignore[index]
+
+    def inputs(self, ts: list[Any], extras: list[Any]) -> list[Any]:
+        if not self.all_tokens:
+            return ts
+        it = iter(extras)
+        return [t if tok is None else next(it) for t, tok in zip(ts, self.all_tokens, strict=True)]
+
+    def context(self, ts: list[Any], extras: list[Any]) -> Any:
+        if not self.injs and not self.masking:
+            return nullcontext()
+        stack = ExitStack()
+        for t, inj in zip(ts, self.injs or [None] * len(ts), strict=True):
+            if inj is not None:
+                stack.enter_context(inj.replacing(t))
+        held = extras[len(extras) - len(self.masking) :]
+        for layer, m in zip(self.masking, held, strict=True):
+            stack.enter_context(hold_mask(layer, m))
+        for layer in self.takers:
+            stack.enter_context(hold_mask_arg(layer, held[0]))
+        return stack
+
+    def call_torch(self, model: Any, build: Any, fed: list[Any], idx: np.ndarray) -> Any:
+        """The torch model on the fed tensors, with the rows' mask if there is one."""
+        if self.torch_mode is not None:
+            assert self.mask is not None
+            return torch_call(model, fed[0], self.mask[idx], self.torch_mode)
+        inp = build(fed)
+        return model(**inp) if isinstance(inp, dict) else model(*fed)
 
 
-def _mask_check(model: Any, allowed: Any = None) -> None:
+def _mask_check(model: Any, allowed: Any = ()) -> None:
     layers = getattr(model, "_flatten_layers", None)
     for layer in layers() if layers else []:
         kind = type(layer).__name__
-        if layer is allowed:
-            continue  # token inputs: the mask comes from the real tokens, which every pass gets
+        if any(layer is a for a in allowed):
+            continue  # the mask comes from the real tokens, or is held fixed (Masking)
         if kind == "Masking" or (kind == "Embedding" and getattr(layer, "mask_zero", False)):
             raise UnsupportedError(
-                f"model '{model.name}' has a mask (layer '{layer.name}', {kind}): attributions "
-                "honour a mask only when it comes from integer token inputs (an Embedding with "
-                "mask_zero=True); pass unpadded float sequences to a model without masking",
+                f"model '{model.name}' has a mask (layer '{layer.name}', {kind}) that does not "
+                "come from its integer token inputs: attributions honour an Embedding's mask "
+                "only for the tokens it embeds, and a Masking layer only for a single float "
+                "input",
                 layer=layer.name,
             )
 
@@ -311,15 +383,17 @@ def _torch_grad(model: Any, build: Any, target: _Target, feed: _Feed) -> GradFn:
     def grad(rows: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         ts = [torch.from_numpy(np.array(r)) for r in rows]
         ts = [(t.to(p.dtype) if p is not None else t) for t in ts]
-        if feed.tokens is not None:  # the embedding's own dtype
-            ts = [t.to(feed.inj.layer.weight.dtype) for t in ts]  # type: ignore[union-attr]
+        ts = [  # token inputs: the embedding's own dtype
+            t if inj is None else t.to(inj.layer.weight.dtype)
+            for t, inj in zip(ts, feed.injs or [None] * len(ts), strict=True)
+        ]
         ts = [t.requires_grad_() for t in ts]
         if p is not None:
             ts = [t.to(p.device) for t in ts]
-        fed = feed.inputs(ts, idx, lambda a: torch.from_numpy(a).to(ts[0].device))
-        with _torch_eval(model), torch.enable_grad(), feed.context(ts):
-            inp = build(fed)
-            out = model(**inp) if isinstance(inp, dict) else model(*fed)
+        ext = [torch.from_numpy(a).to(ts[0].device) for a in feed.extras(idx)]
+        fed = feed.inputs(ts, ext)
+        with _torch_eval(model), torch.enable_grad(), feed.context(ts, ext):
+            out = feed.call_torch(model, build, fed, idx)
             vals = _per_row(target, ops, _first(out), target.rows(idx), len(idx), loss)
             grads = torch.autograd.grad(vals.sum(), ts, allow_unused=True)
         gs = [
@@ -351,11 +425,12 @@ def _keras_grad(
 
         def grad(rows: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
             ts = [tf.convert_to_tensor(r) for r in rows]
+            ext = [tf.convert_to_tensor(a) for a in feed.extras(idx)]
             with tf.GradientTape() as tape:
                 for t in ts:
                     tape.watch(t)
-                with feed.context(ts):
-                    out = fwd(build(feed.inputs(ts, idx, tf.convert_to_tensor)))
+                with feed.context(ts, ext):
+                    out = fwd(build(feed.inputs(ts, ext)))
                 vals = _per_row(target, ops, out, target.rows(idx), len(idx), loss)
                 total = tf.reduce_sum(vals)
             gs = tape.gradient(total, ts, unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -367,8 +442,9 @@ def _keras_grad(
 
         def tgrad(rows: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
             ts = [ops.const(r, None).detach().requires_grad_() for r in rows]
-            with torch.enable_grad(), feed.context(ts):
-                out = fwd(build(feed.inputs(ts, idx, lambda a: ops.const(a, None))))
+            ext = [ops.const(a, None) for a in feed.extras(idx)]
+            with torch.enable_grad(), feed.context(ts, ext):
+                out = fwd(build(feed.inputs(ts, ext)))
                 vals = _per_row(target, ops, out, target.rows(idx), len(idx), loss)
                 gs = torch.autograd.grad(vals.sum(), ts, allow_unused=True)
             out = [
@@ -425,19 +501,17 @@ def _jax_grad(
         id(target.fn),
         id(getattr(model, "loss", None)),
         tuple(names),
-        None if feed.inj is None else id(feed.inj.layer),
+        feed.key(),
     )
     per_model = _JAX_STEPS.setdefault(model, {})
     if key not in per_model:
         ref = weakref.ref(model)
 
-        def total(tv: list[Any], ntv: list[Any], ts: list[Any], sel: Any, tok: Any) -> Any:
+        def total(tv: list[Any], ntv: list[Any], ts: list[Any], sel: Any, ext: Any) -> Any:
             live = ref()
             assert live is not None, "the model was garbage-collected"
-            with feed.context(ts):
-                out, _ = live.stateless_call(
-                    tv, ntv, build(ts if tok is None else [tok]), training=False
-                )
+            with feed.context(ts, ext):
+                out, _ = live.stateless_call(tv, ntv, build(feed.inputs(ts, ext)), training=False)
             vals = _per_row(target, ops, _first(out), sel, sel.shape[0], loss)
             return vals.sum(), vals
 
@@ -452,57 +526,132 @@ def _jax_grad(
         n = len(idx)
         pad = np.concatenate([np.arange(n), np.zeros(_bucket(n) - n, dtype=np.int64)])
         sel = jax.numpy.asarray(target.rows(idx[pad]))
-        tok = None if feed.tokens is None else jax.numpy.asarray(feed.tokens[idx[pad]])
-        (_, vals), gs = step(tv, ntv, [jax.numpy.asarray(r[pad]) for r in rows], sel, tok)
+        ext = [jax.numpy.asarray(a) for a in feed.extras(idx[pad])]
+        (_, vals), gs = step(tv, ntv, [jax.numpy.asarray(r[pad]) for r in rows], sel, ext)
         return np.asarray(vals, np.float64)[:n], [np.asarray(g, np.float64)[:n] for g in gs]
 
     return grad
 
 
 def _token_feed(
-    model: Any, torch: bool, xs: list[np.ndarray], names: list[str], embedding: str | None
-) -> tuple[_Feed, str]:
-    """The feed of a single integer token input (its embedding's name), or an error."""
-    if len(xs) > 1:
-        raise InputError(
-            f"x: integer token inputs are attributed for single-input models only; got "
-            f"{len(xs)} inputs ({', '.join(names)})",
-            argument="x",
+    model: Any,
+    torch: bool,
+    xs: list[np.ndarray],
+    names: list[str],
+    embedding: Any,
+    run: Callable[[], Any],
+) -> _Feed:
+    """The feed of the integer token inputs: each one's tokens and embedding layer."""
+    found = embeddings_for_inputs(model, torch, xs, names, embedding, run)
+    tokens: list[np.ndarray | None] = [None] * len(xs)
+    injs: list[Injection | None] = [None] * len(xs)
+    feed = _Feed(tokens, injs)
+    feed.emb_names = [None] * len(xs)
+    for k, (name, layer) in found.items():
+        check_tokens(xs[k], name, vocabulary(layer, torch))
+        tokens[k], injs[k] = xs[k].astype(np.int64), Injection(layer, torch)
+        feed.emb_names[k] = name
+    return feed
+
+
+def _packed(x: Any) -> bool:
+    return type(x).__name__ == "PackedSequence" and hasattr(x, "batch_sizes")
+
+
+def _keras_masks(model: Any, run: Callable[[], Any], xs: list[np.ndarray], feed: _Feed) -> None:
+    """Keras ``Masking`` layers: the mask, computed once from the real input (or given), held
+    in ``feed`` for every pass; refused for several inputs or token inputs."""
+    found = maskings(model)
+    if not found:
+        if feed.mask is not None:
+            raise UnsupportedError(
+                f"mask=/lengths=: Keras model '{model.name}' has no Masking layer to hold the "
+                "mask; add keras.layers.Masking after its input, or pass unpadded sequences",
+                argument="mask",
+            )
+        return
+    if len(xs) != 1 or feed.tokens is not None:
+        return  # _mask_check refuses the Masking layer with its name
+    masks = fixed_masks(model, run, feed.mask)
+    keras_mask_check(model, masks, xs[0].shape[:2])
+    first = next(iter(masks.values()))
+    if any(not np.array_equal(m, first) for m in masks.values()):
+        raise UnsupportedError(
+            f"model '{model.name}' has Masking layers that mask different steps "
+            f"({', '.join(la.name for la in masks)}); attributions hold one mask of the input",
         )
-    name, layer = find_embedding(model, torch, embedding)
-    check_tokens(xs[0], name, vocabulary(layer, torch))
-    return _Feed(xs[0].astype(np.int64), Injection(layer, torch)), name
+    feed.mask, feed.masking, feed.takers = first, list(masks), mask_takers(model)
 
 
 def prepare(
-    model: Any, x: Any, spec: Any, y: Any, loss: Any, embedding: str | None = None
+    model: Any,
+    x: Any,
+    spec: Any,
+    y: Any,
+    loss: Any,
+    embedding: Any = None,
+    mask: Any = None,
+    lengths: Any = None,
 ) -> tuple[list[str], list[np.ndarray], GradFn, dict[str, Any], _Feed, str | None]:
     """``(input names, inputs, grad, target description, feed, embedding name)`` for
     ``attributions``; for integer token inputs the inputs are their embeddings, and the feed
-    holds the tokens and the layer (otherwise it is empty and the name None)."""
+    holds the tokens and the layers (``feed.emb_names``: per input) and the name is the first
+    token input's embedding (None without one); ``feed.mask`` is the fixed mask of a padded
+    float input."""
     fw = find_framework(model)
     if fw is None:
         raise UnsupportedError(
             f"attributions need a live Keras 3, tf-keras or torch model; got {type_name(model)}"
         )
     keras = fw.name != "torch"
+    if not keras and _packed(x):
+        if mask is not None or lengths is not None:
+            raise InputError(
+                "x is a PackedSequence, which carries its own lengths; do not pass mask= or "
+                "lengths= as well",
+                argument="mask",
+            )
+        x, lengths = unpack_sequence(x)
     names, xs, build = _inputs(model, x, keras)
-    feed, emb_name = _Feed(), None
-    if any(a.dtype.kind in "iu" for a in xs):
-        feed, emb_name = _token_feed(model, not keras, xs, names, embedding)
-    else:
-        _check_sequences(xs, names)
+    floats = [(a, n) for a, n in zip(xs, names, strict=True) if a.dtype.kind not in "iu"]
+    _check_sequences([a for a, _ in floats], [n for _, n in floats])
     if len({len(a) for a in xs}) != 1:
         raise InputError(
             f"x: every input needs the same batch size; got {[len(a) for a in xs]}", argument="x"
         )
+    fixed = None
+    if mask is not None or lengths is not None:
+        if len(xs) != 1 or xs[0].dtype.kind in "iu":
+            raise InputError(
+                "mask=/lengths= are for a single float input (token inputs take their mask "
+                f"from the tokens); got {len(xs)} input(s) of dtype "
+                f"{', '.join(str(a.dtype) for a in xs)}",
+                argument="mask",
+            )
+        fixed = resolve_mask(mask, lengths, xs[0].shape[0], xs[0].shape[1])
     if keras:
-        _mask_check(model, None if feed.inj is None else feed.inj.layer)
         backend = fw.capture.backend  # type: ignore[attr-defined]
-        if backend == "jax":
+        keras3 = fw.name == "keras"
+
+        def run() -> Any:
+            return model(build(xs), training=False)
+
+        feed = _Feed(mask=fixed)
+        if any(a.dtype.kind in "iu" for a in xs):
+            feed = _token_feed(model, False, xs, names, embedding, run)
+        _keras_masks(model, run, xs, feed)
+        handled = [i.layer for i in feed.injs if i is not None] + feed.masking
+        _mask_check(model, handled)
+        if feed.masking:  # an eager pass with the mask held
+            lib = importlib.import_module("keras").ops if keras3 else None
+            conv = (lib or importlib.import_module("tensorflow")).convert_to_tensor
+            ext = [conv(a) for a in feed.extras(np.arange(len(xs[0])))]
+            with feed.context(xs, ext):
+                out = fw.to_numpy(_first(model(build(xs), training=False)))
+        elif backend == "jax":
             out = _jax_forward(model, build, xs, names)
         else:
-            out = fw.to_numpy(_first(model(build(xs), training=False)))
+            out = fw.to_numpy(_first(run()))
         target = _Target(spec, out, y, loss)
         grad = _keras_grad(fw.name, backend, model, build, target, names, feed)
     else:
@@ -510,19 +659,34 @@ def prepare(
         p = next(model.parameters(), None)
         dtype = p.dtype if p is not None else torch.float32
         ts = [torch.from_numpy(np.ascontiguousarray(a)) for a in xs]
-        if feed.tokens is None:
-            ts = [t.to(dtype) for t in ts]
+        ts = [t if a.dtype.kind in "iu" else t.to(dtype) for t, a in zip(ts, xs, strict=True)]
         if p is not None:
             ts = [t.to(p.device) for t in ts]
+
+        def trun() -> Any:
+            with _torch_eval(model), torch.no_grad():
+                inp = build(ts)
+                return model(**inp) if isinstance(inp, dict) else model(*ts)
+
+        feed = _Feed(mask=fixed)
+        if any(a.dtype.kind in "iu" for a in xs):
+            feed = _token_feed(model, True, xs, names, embedding, trun)
+        if fixed is not None:
+            feed.torch_mode = torch_mask_mode(model)
+            check_torch_mask(model, fixed, feed.torch_mode)
         with _torch_eval(model), torch.no_grad():
-            inp = build(ts)
-            out = model(**inp) if isinstance(inp, dict) else model(*ts)
+            out = feed.call_torch(model, build, ts, np.arange(len(xs[0])))
         target = _Target(spec, fw.to_numpy(_first(out)), y, loss)
         grad = _torch_grad(model, build, target, feed)
     meta = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in target.meta.items()}
-    if feed.inj is not None:
-        xs = [feed.inj.embed(feed.tokens)]  # type: ignore[arg-type]
-    return names, xs, grad, meta, feed, emb_name
+    xs = [a if i is None else i.embed(t) for a, i, t in _with_tokens(xs, feed)]
+    return names, xs, grad, meta, feed, next((n for n in feed.emb_names if n), None)
+
+
+def _with_tokens(xs: list[np.ndarray], feed: _Feed) -> list[tuple[Any, Any, Any]]:
+    if not feed.all_tokens:
+        return [(a, None, None) for a in xs]
+    return list(zip(xs, feed.injs, feed.all_tokens, strict=True))
 
 
 def load_keras_model(path: str) -> Any:

@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
 
 from ._errors import InputError, UnsupportedError
 
-__all__ = ["Injection", "check_tokens", "find_embedding", "token_baseline", "vocabulary"]
+__all__ = [
+    "Injection",
+    "check_tokens",
+    "embeddings_for_inputs",
+    "find_embedding",
+    "token_baseline",
+    "vocabulary",
+]
 
 
 def _embeddings(model: Any, torch: bool) -> list[tuple[str, Any]]:
@@ -59,6 +66,113 @@ def find_embedding(model: Any, torch: bool, name: str | None) -> tuple[str, Any]
         "one to attribute at with embedding=",
         argument="embedding",
     )
+
+
+def _seen_inputs(model: Any, torch: bool, run: Any) -> dict[str, list[np.ndarray]]:
+    """What each embedding layer receives in one real forward pass (``run()``)."""
+    found = _embeddings(model, torch)
+    seen: dict[str, list[np.ndarray]] = {n: [] for n, _ in found}
+    if torch:
+        handles = [
+            layer.register_forward_hook(
+                lambda _m, i, _o, _n=n: seen[_n].append(i[0].detach().cpu().numpy())
+            )
+            for n, layer in found
+        ]
+        try:
+            run()
+        finally:
+            for h in handles:
+                h.remove()
+        return seen
+    from ._attributions_masks import numpy_of, replaced_call
+
+    with ExitStack() as stack:
+        for n, layer in found:
+            original = type(layer).call.__get__(layer)
+
+            def call(inputs: Any, *a: Any, _n: str = n, _o: Any = original, **k: Any) -> Any:
+                seen[_n].append(numpy_of(inputs))
+                return _o(inputs, *a, **k)
+
+            stack.enter_context(replaced_call(layer, call))
+        run()
+    return seen
+
+
+def embeddings_for_inputs(
+    model: Any, torch: bool, xs: list[np.ndarray], names: list[str], embedding: Any, run: Any
+) -> dict[int, tuple[str, Any]]:
+    """``{input position: (name, layer)}``: the embedding layer of each integer token input.
+
+    ``embedding``: None (one token input: the model's only embedding; several: the embedding
+    that receives each input's ids in a real forward pass), a layer name (one token input), or
+    a list (one name or None per input) or dict (input name -> layer name).
+    """
+    tok = [k for k, a in enumerate(xs) if a.dtype.kind in "iu"]
+    if isinstance(embedding, dict):
+        embedding = [embedding.get(n) for n in names]
+    if isinstance(embedding, (list, tuple)):
+        if len(embedding) != len(xs):
+            raise InputError(
+                f"embedding: expected one layer name (or None) per input ({len(xs)}); got "
+                f"{len(embedding)}",
+                argument="embedding",
+            )
+        missing = [names[k] for k in tok if embedding[k] is None]
+        if missing:
+            raise InputError(
+                f"embedding: no layer named for token input(s) {', '.join(missing)}",
+                argument="embedding",
+            )
+        return {k: find_embedding(model, torch, embedding[k]) for k in tok}
+    if len(tok) == 1:
+        return {tok[0]: find_embedding(model, torch, embedding)}
+    if embedding is not None:
+        raise InputError(
+            f"embedding: {len(tok)} token inputs need a list or dict of layer names; got "
+            f"{embedding!r}",
+            argument="embedding",
+        )
+    return _match_by_values(model, torch, xs, names, tok, run)
+
+
+def _match_by_values(
+    model: Any, torch: bool, xs: list[np.ndarray], names: list[str], tok: list[int], run: Any
+) -> dict[int, tuple[str, Any]]:
+    layers = dict(_embeddings(model, torch))
+    try:
+        seen = _seen_inputs(model, torch, run)
+    except (IndexError, ValueError, RuntimeError, TypeError) as err:  # e.g. ids out of range
+        vocab = {n: vocabulary(la, torch) for n, la in layers.items()}
+        raise InputError(
+            f"x: the model failed on the token inputs ({', '.join(names[k] for k in tok)}) "
+            f"while finding which Embedding layer embeds each (vocabularies: {vocab}): {err}",
+            argument="x",
+        ) from err
+    out: dict[int, tuple[str, Any]] = {}
+    for k in tok:
+        hits = [
+            n
+            for n, got in seen.items()
+            for g in got
+            if g.shape == xs[k].shape and np.array_equal(g, xs[k])
+        ]
+        if len(hits) != 1:
+            raise InputError(
+                f"embedding: cannot tell which Embedding layer embeds token input "
+                f"'{names[k]}' ({'none' if not hits else ', '.join(hits)} received its ids); "
+                "name them with embedding={input name: layer name}",
+                argument="embedding",
+            )
+        if len(seen[hits[0]]) > 1:
+            raise UnsupportedError(
+                f"Embedding '{hits[0]}' is called {len(seen[hits[0]])} times in one pass; "
+                "attributions replace an embedding's output in one call only",
+                layer=hits[0],
+            )
+        out[k] = (hits[0], layers[hits[0]])
+    return out
 
 
 class Injection:

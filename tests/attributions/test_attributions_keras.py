@@ -139,13 +139,14 @@ def test_no_state_left_behind():
     assert all("call" not in layer.__dict__ for layer in m.layers)
 
 
-def test_masked_models_are_refused_with_the_layer_named():
+def test_masking_in_a_multi_input_model_is_refused_with_the_layer_named():
     keras.utils.set_random_seed(0)
-    inp = keras.Input((T, F))
-    h = keras.layers.Masking(0.0, name="pad")(inp)
-    m = keras.Model(inp, keras.layers.Dense(C)(keras.layers.LSTM(U)(h)))
-    with pytest.raises(rnnscope.UnsupportedError, match=r"layer 'pad'.*mask_zero=True") as info:
-        rnnscope.attributions(m, _x())
+    a, b = keras.Input((T, F), name="a"), keras.Input((T, F), name="b")
+    h = keras.layers.Masking(0.0, name="pad")(a)
+    h = keras.layers.Concatenate()([keras.layers.LSTM(U)(h), keras.layers.LSTM(U)(b)])
+    m = keras.Model([a, b], keras.layers.Dense(C)(h))
+    with pytest.raises(rnnscope.UnsupportedError, match=r"layer 'pad'.*single float") as info:
+        rnnscope.attributions(m, [_x(), _x()])
     assert info.value.layer == "pad"
 
 

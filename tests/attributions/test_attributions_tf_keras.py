@@ -73,3 +73,23 @@ def test_tf_keras_token_inputs_with_mask_zero_against_the_models_own_layers():
     assert np.abs(a.values[1, 3:]).max() == 0
     alone = rnnscope.attributions(m, tok[1:, :3], target=0, baseline=2, n_steps=12)
     np.testing.assert_allclose(alone.values[0], a.values[1, :3], atol=1e-6)
+
+
+def test_tf_keras_masking_held_fixed_complete_per_sample_and_equal_alone():
+    tf_keras.utils.set_random_seed(0)
+    inp = tf_keras.Input((None, F))
+    h = tf_keras.layers.Masking(0.0)(inp)
+    lstm, head = tf_keras.layers.LSTM(3, name="lstm"), tf_keras.layers.Dense(C, name="head")
+    m = tf_keras.Model(inp, head(lstm(h)))
+    x = np.random.default_rng(2).normal(size=(2, 5, F)).astype("float32")
+    x[0, 3:] = 0.0  # right padding
+    x[1, :2] = 0.0  # left padding
+    mask = np.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1]], dtype=bool)
+    a = rnnscope.attributions(m, x, target=1, n_steps=8)
+    np.testing.assert_array_equal(a.mask, mask)
+    assert np.all(a.values[~mask] == 0)
+    f = lambda v: head(lstm(v, mask=mask)).numpy()[:, 1]
+    fdiff = f(x) - f(np.zeros_like(x))
+    np.testing.assert_allclose(a.values.sum(axis=(1, 2)) - fdiff, a.delta, atol=2e-6)
+    one = rnnscope.attributions(m, x[1:, mask[1]], target=1, n_steps=8)  # left padding
+    np.testing.assert_allclose(one.values[0], a.values[1, mask[1]], atol=1e-6)

@@ -105,12 +105,14 @@ def test_token_baseline_ids_and_the_torch_twin():
     assert np.abs(a.values - b.values).max() <= 1e-5 * np.abs(b.values).max()
 
 
-def test_a_masking_layer_on_float_inputs_is_still_refused():
+def test_a_masking_layer_beside_token_inputs_is_refused():
     keras.utils.set_random_seed(0)
-    inp = keras.Input((4, 2))
-    h = keras.layers.Masking(0.0, name="pad")(inp)
-    m = keras.Model(inp, keras.layers.Dense(C)(keras.layers.LSTM(U)(h)))
-    x = np.ones((2, 4, 2), dtype="float32")
-    with pytest.raises(rnnscope.UnsupportedError, match=r"layer 'pad'.*mask_zero=True") as info:
+    tok, feats = keras.Input((4,), dtype="int32"), keras.Input((4, 2))
+    h = keras.layers.Concatenate()(
+        [keras.layers.Embedding(V, D)(tok), keras.layers.Masking(0.0, name="pad")(feats)]
+    )
+    m = keras.Model([tok, feats], keras.layers.Dense(C)(keras.layers.LSTM(U)(h)))
+    x = [np.ones((2, 4), dtype="int32"), np.ones((2, 4, 2), dtype="float32")]
+    with pytest.raises(rnnscope.UnsupportedError, match=r"layer 'pad'.*single float") as info:
         rnnscope.attributions(m, x)
     assert info.value.layer == "pad"
