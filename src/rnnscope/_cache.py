@@ -84,9 +84,9 @@ def _remote_identity(source: Any) -> Identity | None:
         size, tag = stamp(url)
     except RnnscopeError:
         return None  # missing or denied: its read fails and says why; failures are never cached
-    if tag in ("", "None"):
+    if tag is None:
         return None  # a store that says nothing of versions: never trust a stale result
-    return Identity(url, f"{size}:{tag}")
+    return Identity(url, f"{size}:{tag!a}")  # any tag is plain text, told apart exactly
 
 
 def default_path() -> Path:

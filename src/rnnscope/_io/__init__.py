@@ -31,7 +31,7 @@ from ._registry import (
     register,
     unregister,
 )
-from ._remote import is_remote, remember
+from ._remote import is_remote, pinned, remember
 
 __all__ = [
     "FORMATS",
@@ -118,7 +118,13 @@ def open_checkpoint(path: Any) -> Checkpoint:
     ``path`` is a local path, a URL fsspec understands, an ``(fsspec filesystem, path)`` pair or
     an ``fsspec.core.OpenFile`` (see ``_remote``).
     """
-    p = remember(path) if is_remote(path) else os.fspath(path)
+    if is_remote(path):
+        with pinned():  # its size and tag fetched once, its blocks shared by detection and reader
+            return _open_checkpoint(remember(path))
+    return _open_checkpoint(os.fspath(path))
+
+
+def _open_checkpoint(p: str) -> Checkpoint:
     fmt = detect_format(p)
     collecting = gc.isenabled()
     gc.disable()  # listing builds many small objects (100k tensors): no collector passes meanwhile

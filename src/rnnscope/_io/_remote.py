@@ -15,16 +15,26 @@ How each format is read (:func:`open_remote`):
   blocks of :data:`BLOCK_SIZE`, so libhdf5's many small metadata reads become a few requests;
 * ``.pt`` and ONNX: the whole object, once.
 
+Round trips: inside :func:`pinned` (one ``load``, one ``stats``/``compare``/``report`` run) an
+object's metadata (size, ETag) is fetched once and shared by the results cache, detection and
+the readers, and the files opened on one object share one handle and its block cache. The HDF5
+reader process gets the size and tag with the filesystem, so it asks for neither again.
+
 Credentials, retries and time-outs are the backend's (s3fs reads the usual environment variables
 and configuration files); messages name the URL only, never the options.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import IO, Any, cast
 
 from .._errors import FormatError, MissingDependencyError
@@ -35,6 +45,7 @@ __all__ = [
     "is_url",
     "open_binary",
     "open_remote",
+    "pinned",
     "read_all_bytes",
     "read_range",
     "remember",
@@ -54,6 +65,49 @@ BLOCK_SIZE = 1 << 20
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _lock = threading.Lock()
 _given: dict[str, tuple[Any, str]] = {}  # URL -> (filesystem, path) handed in by the caller
+_sent_size: dict[str, int] = {}  # in the HDF5 reader process: URL -> size the request carried
+# the package that adds each protocol to fsspec (named when it is missing)
+_BACKENDS = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+    "adl": "adlfs",
+    "http": "aiohttp",
+    "https": "aiohttp",
+}
+
+
+class _Pins:
+    """One scope's metadata per URL and its open handles per (URL, cache type)."""
+
+    def __init__(self) -> None:
+        self.info: dict[str, dict[str, Any]] = {}
+        self.handles: dict[tuple[str, str], Any] = {}
+
+
+_pins: ContextVar[_Pins | None] = ContextVar("rnnscope_remote_pins", default=None)
+
+
+@contextmanager
+def pinned() -> Iterator[None]:
+    """Within: each remote object's size and tag are fetched once, and its opened files share a
+    handle (and so a block cache). Nested scopes share the outer one's; leaving the outermost
+    closes the handles, so a later scope (a watch mode's next poll) asks the server afresh."""
+    if _pins.get() is not None:
+        yield
+        return
+    pins = _Pins()
+    token = _pins.set(pins)
+    try:
+        yield
+    finally:
+        _pins.reset(token)
+        for fh in pins.handles.values():
+            _close(fh)
 
 
 def is_url(path: str) -> bool:
@@ -62,10 +116,10 @@ def is_url(path: str) -> bool:
 
 
 @contextmanager
-def open_binary(path: str, cache: str = "none") -> Iterator[IO[bytes]]:
-    """A local file or a remote object (``cache`` as in :func:`open_remote`), for reading."""
+def open_binary(path: str, cache: str = "none", size: int | None = None) -> Iterator[IO[bytes]]:
+    """A local file or a remote object (``cache``, ``size`` as in :func:`open_remote`)."""
     if is_url(path):
-        with open_remote(path, cache) as fh:
+        with open_remote(path, cache, size) as fh:
             yield fh
     else:
         with open(path, "rb") as fh:
@@ -125,28 +179,90 @@ def filesystem(url: str) -> tuple[Any, str]:
     fsspec = _fsspec(url)
     try:
         fs, path = fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as err:
+    except ImportError as err:
+        protocol = url.split("://", 1)[0].lower()
+        package = _BACKENDS.get(protocol)
+        how = (
+            f"install {package} (pip install {package})"
+            if package not in (None, "s3fs", "aiohttp")
+            else "pip install 'rnnscope[remote]'"
+        )
         raise MissingDependencyError(
-            f"'{url}': fsspec cannot open this URL ({type(err).__name__}: {err}); for s3:// "
-            "install s3fs (pip install 'rnnscope[remote]'), for gs:// gcsfs, for az:// adlfs",
+            f"'{url}': reading {protocol}:// URLs needs "
+            f"{package or 'the fsspec backend of ' + protocol + '://'}, which is not installed "
+            f"({_first_line(err)}); {how}",
             path=url,
+        ) from err
+    except ValueError as err:
+        raise FormatError(
+            f"'{url}': fsspec cannot open this URL: {_first_line(err)}", path=url
         ) from err
     return fs, str(path)
 
 
-def spec(url: str) -> dict[str, str]:
-    """What another process needs to open ``url`` the same way: fsspec's JSON of the filesystem
-    and the path (sent over a pipe, never shown)."""
+def spec(url: str) -> dict[str, Any]:
+    """What another process needs to open ``url`` the same way: fsspec's JSON of the filesystem,
+    the path, and the size and tag already known in this scope (sent over a pipe, never shown).
+
+    A filesystem that lives in this process only (``memory://``) cannot be reopened elsewhere:
+    the object is copied once per version to a private temporary file, which is sent instead.
+    """
     fs, path = filesystem(url)
-    return {"fs": str(fs.to_json()), "path": path, "url": url}
+    pins = _pins.get()
+    known = (pins.info.get(url) if pins is not None else None) or {}
+    out: dict[str, Any] = {"fs": str(fs.to_json()), "path": path, "url": url}
+    if "size" in known:
+        out["size"] = int(known["size"] or 0)
+    if _process_local(fs):
+        n, tag = stamp(url)
+        out.update(fs=str(_local_fs().to_json()), path=_local_copy(url, n, tag), size=n)
+    return out
 
 
-def from_spec(data: dict[str, str]) -> None:
-    """Remember the filesystem of a :func:`spec` (in the HDF5 reader process)."""
+def from_spec(data: dict[str, Any]) -> None:
+    """Remember the filesystem of a :func:`spec` (in the HDF5 reader process), and the object's
+    size when the caller knew it (each request sends it afresh, or clears it)."""
     fsspec = _fsspec(data["url"])
     fs = fsspec.AbstractFileSystem.from_json(data["fs"])
     with _lock:
         _given[data["url"]] = (fs, data["path"])
+        if "size" in data:
+            _sent_size[data["url"]] = int(data["size"])
+        else:
+            _sent_size.pop(data["url"], None)
+
+
+def _process_local(fs: Any) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "memory" in protocol
+
+
+def _local_fs() -> Any:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return LocalFileSystem()
+
+
+_copies: dict[tuple[str, int, str | None], str] = {}
+_copy_dir: list[str] = []
+
+
+def _local_copy(url: str, size: int, tag: str | None) -> str:
+    """A private file holding the object (0600, in a folder removed at exit)."""
+    key = (url, size, tag)
+    with _lock:
+        if key in _copies and os.path.exists(_copies[key]):
+            return _copies[key]
+        if not _copy_dir:
+            _copy_dir.append(tempfile.mkdtemp(prefix="rnnscope-remote-"))
+            atexit.register(shutil.rmtree, _copy_dir[0], True)
+    data = read_all_bytes(url)
+    fd, name = tempfile.mkstemp(dir=_copy_dir[0])
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    with _lock:
+        _copies[key] = name
+    return name
 
 
 @contextmanager
@@ -157,7 +273,20 @@ def failures(url: str, doing: str) -> Iterator[None]:
     except FormatError:
         raise
     except FileNotFoundError as err:
-        raise FormatError(f"'{url}': no such object ({doing})", path=url) from err
+        # fsspec's HTTP filesystem reports any failed lookup as FileNotFoundError, the real
+        # answer (403, a refused connection) as its cause
+        cause = _cause(err)
+        if cause is None:
+            raise FormatError(f"'{url}': no such object ({doing})", path=url) from err
+        if _status(cause) in (401, 403):
+            raise FormatError(
+                f"'{url}': access denied while {doing}: {_first_line(cause)}", path=url
+            ) from err
+        raise FormatError(
+            f"'{url}': cannot read the remote file while {doing}: "
+            f"{type(cause).__name__}: {_first_line(cause)}",
+            path=url,
+        ) from err
     except PermissionError as err:
         raise FormatError(
             f"'{url}': access denied while {doing}: {_first_line(err)}", path=url
@@ -170,30 +299,59 @@ def failures(url: str, doing: str) -> Iterator[None]:
         ) from err
 
 
+def _cause(err: BaseException) -> BaseException | None:
+    """What a FileNotFoundError stands for, when it is not a plain 404 (None: missing)."""
+    seen = err.__cause__ or err.__context__
+    while seen is not None:
+        if _status(seen) == 404:
+            return None
+        if _status(seen) is not None or isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _status(err: BaseException) -> int | None:
+    status = getattr(err, "status", None)
+    return status if isinstance(status, int) else None
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0][:300] if text else type(err).__name__
 
 
 def _info(url: str) -> dict[str, Any]:
+    pins = _pins.get()
+    if pins is not None and url in pins.info:
+        return pins.info[url]
     fs, path = filesystem(url)
     with failures(url, "looking it up"):
-        info = fs.info(path)
+        info = dict(fs.info(path))
     if info.get("type") == "directory":
         raise FormatError(f"'{url}' is a folder (a prefix), not a checkpoint file", path=url)
-    return dict(info)
+    if pins is not None:
+        pins.info[url] = info
+    return info
 
 
 def size(url: str) -> int:
     """The object's size in bytes; a FormatError naming ``url`` if it is missing or denied."""
+    with _lock:
+        if url in _sent_size:
+            return _sent_size[url]
     return int(_info(url).get("size") or 0)
 
 
-def stamp(url: str) -> tuple[int, str]:
-    """The object's size and version tag (ETag, modification time): what says it changed."""
+_TAGS = ("ETag", "etag", "LastModified", "Last-Modified", "last_modified", "mtime", "created")
+
+
+def stamp(url: str) -> tuple[int, str | None]:
+    """The object's size and version tag (its ETag, else its modification time), or None for a
+    store that gives neither: what says it changed."""
     info = _info(url)
-    tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
-    return int(info.get("size") or 0), str(tag)
+    tag = next((info[k] for k in _TAGS if info.get(k) not in (None, "")), None)
+    return int(info.get("size") or 0), None if tag is None else str(tag)
 
 
 def read_range(url: str, start: int, end: int) -> bytes:
@@ -211,27 +369,48 @@ def read_all_bytes(url: str) -> bytes:
 
 
 @contextmanager
-def open_remote(url: str, cache: str = "none") -> Iterator[IO[bytes]]:
+def open_remote(url: str, cache: str = "none", size: int | None = None) -> Iterator[IO[bytes]]:
     """A seekable read-only file over the object.
 
     Args:
         url: the object.
         cache: ``"none"`` (each read is one range request of exactly its bytes) or
             ``"blockcache"`` (reads go through cached blocks of :data:`BLOCK_SIZE`; for HDF5).
+        size: its size when the caller knows it (fsspec then does not look it up).
     """
+    pins = _pins.get()
+    fh = pins.handles.get((url, cache)) if pins is not None else None
+    if fh is None:
+        fh = _open(url, cache, size)
+        if pins is not None:
+            pins.handles[(url, cache)] = fh
+    try:
+        yield cast(IO[bytes], _Reported(fh, url))  # its reads name the URL when they fail
+    finally:
+        if pins is None:
+            _close(fh)
+
+
+def _open(url: str, cache: str, n: int | None) -> Any:
     from ._limits import _env_number
 
     fs, path = filesystem(url)
     block = int(_env_number("RNNSCOPE_REMOTE_BLOCK_SIZE", BLOCK_SIZE))
+    pins = _pins.get()
+    known = pins.info.get(url) if pins is not None else None
+    with _lock:
+        if n is None:
+            n = int(known["size"]) if known and "size" in known else _sent_size.get(url)
+    size = {} if n is None else {"size": n}  # known: fsspec does not look it up again
     with failures(url, "opening it"):
-        fh = fs.open(path, "rb", block_size=block, cache_type=cache)
+        return fs.open(path, "rb", block_size=block, cache_type=cache, **size)
+
+
+def _close(fh: Any) -> None:
     try:
-        yield cast(IO[bytes], _Reported(fh, url))  # its reads name the URL when they fail
-    finally:
-        try:
-            fh.close()
-        except Exception:  # closing a read-only remote file has nothing to flush
-            pass
+        fh.close()
+    except Exception:  # closing a read-only remote file has nothing to flush
+        pass
 
 
 class _Reported:
@@ -239,21 +418,35 @@ class _Reported:
     call ``read``/``readinto``/``seek``/``tell`` only)."""
 
     def __init__(self, fh: Any, url: str) -> None:
-        self._fh, self._url = fh, url
+        self._fh, self._url, self._pos = fh, url, 0  # its own position: handles are shared
 
     def read(self, n: int = -1) -> bytes:
         with failures(self._url, "reading it"):
-            return bytes(self._fh.read(n))
+            self._fh.seek(self._pos)
+            data = bytes(self._fh.read(n))
+        self._pos += len(data)
+        return data
 
     def readinto(self, buffer: Any) -> int:
         with failures(self._url, "reading it"):
-            return int(self._fh.readinto(buffer))
+            self._fh.seek(self._pos)
+            got = int(self._fh.readinto(buffer))
+        self._pos += got
+        return got
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return int(self._fh.seek(offset, whence))
+        if whence == 0:
+            self._pos = offset
+        elif whence == 1:
+            self._pos += offset
+        else:
+            self._pos = int(self._fh.seek(offset, 2))
+        if self._pos < 0:
+            raise OSError(f"'{self._url}': negative seek position {self._pos}")
+        return self._pos
 
     def tell(self) -> int:
-        return int(self._fh.tell())
+        return self._pos
 
     def seekable(self) -> bool:
         return True
