@@ -306,3 +306,98 @@ def test_a_remote_memory_hdf5_is_copied_once_per_version(memfs):
     fs.pipe_file(f"{root}/copy.h5", buf.getvalue())
     before, after = _arrays(rnnscope.load(local)), _arrays(rnnscope.load(url))
     assert any(not np.array_equal(before[k], after[k]) for k in before)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Remote HDF5 reads in 16 KiB blocks, in this process and a fresh HDF5 reader process."""
+    from rnnscope._io import _h5proc
+
+    monkeypatch.setenv("RNNSCOPE_REMOTE_BLOCK_SIZE", str(16 << 10))
+    _h5proc.stop()
+    try:
+        yield 16 << 10
+    finally:
+        monkeypatch.undo()
+        _h5proc.stop()
+
+
+def _member_start(data: bytes, member: str) -> tuple[int, int]:
+    """Where a stored zip member's bytes start in the archive, and how many there are."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = zf.getinfo(member)
+    name_len, extra_len = struct.unpack(
+        "<2H", data[info.header_offset + 26 : info.header_offset + 30]
+    )
+    return info.header_offset + 30 + name_len + extra_len, info.file_size
+
+
+def test_remote_keras_member_with_a_flipped_byte_fails_its_crc(http, small_blocks):
+    """A byte flipped inside ``model.weights.h5`` of a remote ``.keras`` is refused by its CRC-32,
+    naming the URL (the intact copy reads)."""
+    data = (FIXTURES / "k3_deep.keras").read_bytes()
+    start, n = _member_start(data, "model.weights.h5")
+    bad = bytearray(data)
+    bad[start + n // 2] ^= 0x01
+    http.objects["/crc/bad.keras"] = bytes(bad)
+    http.objects["/crc/good.keras"] = data
+    url = http.url("/crc/bad.keras")
+    with pytest.raises(FormatError, match="fails its CRC-32 check") as info:
+        rnnscope.load(url)
+    assert info.value.path == url and str(info.value).startswith(f"'{url}'")
+    _same_checkpoint(
+        rnnscope.load(FIXTURES / "k3_deep.keras"), rnnscope.load(http.url("/crc/good.keras"))
+    )
+
+
+def _two_layer_files(tmp: Path) -> dict[str, Path]:
+    """A Keras 3 model whose first LSTM(4) is 1 % of its weights (an LSTM(256) follows)."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((2, 3)),
+            keras.layers.LSTM(4, return_sequences=True, name="small"),
+            keras.layers.LSTM(256, name="big"),
+        ]
+    )
+    files = {"weights.h5": tmp / "m.weights.h5", "h5": tmp / "m.h5", "keras": tmp / "m.keras"}
+    model.save_weights(files["weights.h5"])
+    model.save(files["h5"])
+    model.save(files["keras"])
+    return {**files, "model": model}  # type: ignore[dict-item]
+
+
+def test_one_small_layer_of_remote_hdf5_and_keras_fetches_a_fraction(http, small_blocks, tmp_path):
+    """Bytes counted at the server, in 16 KiB blocks: ``load`` fetches a bounded number of blocks
+    (for ``.keras`` plus the member once, for its CRC-32), and then one small layer a few more:
+    the big layer's 1 MB is not fetched again. The arrays are the model's own."""
+    files = _two_layer_files(tmp_path)
+    model = files.pop("model")
+    kernel, recurrent, bias = (np.asarray(v) for v in model.get_layer("small").get_weights())
+    blocks = 16 * small_blocks
+    for kind, path in files.items():
+        data = path.read_bytes()
+        name = f"/bounds/{path.name}"
+        http.objects[name] = data
+        http.reset()
+        ckpt = rnnscope.load(http.url(name))
+        listed = http.sent[name]
+        http.reset()
+        w = rnnscope.rnn_weights(ckpt, "small")
+        read = http.sent[name]
+        assert read < blocks < len(data) / 4, (kind, read, len(data))
+        if kind == "keras":
+            _, n = _member_start(data, "model.weights.h5")
+            assert n <= listed < n + blocks, (kind, listed, len(data))
+        else:
+            assert listed < blocks, (kind, listed, len(data))
+        units = 4  # Keras' column blocks i, f, c, o
+        np.testing.assert_array_equal(w.array("kernel", "forget"), kernel[:, units : 2 * units])
+        np.testing.assert_array_equal(
+            w.array("recurrent_kernel", "cell"), recurrent[:, 2 * units : 3 * units]
+        )
+        np.testing.assert_array_equal(w.array("bias", "output"), bias[3 * units :])

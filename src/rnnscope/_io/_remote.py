@@ -43,6 +43,7 @@ __all__ = [
     "BLOCK_SIZE",
     "is_remote",
     "is_url",
+    "known_version",
     "open_binary",
     "open_remote",
     "pinned",
@@ -66,6 +67,7 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _lock = threading.Lock()
 _given: dict[str, tuple[Any, str]] = {}  # URL -> (filesystem, path) handed in by the caller
 _sent_size: dict[str, int] = {}  # in the HDF5 reader process: URL -> size the request carried
+_sent_tag: dict[str, str] = {}  # ... and its version tag
 # the package that adds each protocol to fsspec (named when it is missing)
 _BACKENDS = {
     "s3": "s3fs",
@@ -213,6 +215,8 @@ def spec(url: str) -> dict[str, Any]:
     out: dict[str, Any] = {"fs": str(fs.to_json()), "path": path, "url": url}
     if "size" in known:
         out["size"] = int(known["size"] or 0)
+        if _tag(known) is not None:
+            out["tag"] = _tag(known)
     if _process_local(fs):
         n, tag = stamp(url)
         out.update(fs=str(_local_fs().to_json()), path=_local_copy(url, n, tag), size=n)
@@ -230,6 +234,10 @@ def from_spec(data: dict[str, Any]) -> None:
             _sent_size[data["url"]] = int(data["size"])
         else:
             _sent_size.pop(data["url"], None)
+        if data.get("tag") is not None:
+            _sent_tag[data["url"]] = str(data["tag"])
+        else:
+            _sent_tag.pop(data["url"], None)
 
 
 def _process_local(fs: Any) -> bool:
@@ -350,8 +358,25 @@ def stamp(url: str) -> tuple[int, str | None]:
     """The object's size and version tag (its ETag, else its modification time), or None for a
     store that gives neither: what says it changed."""
     info = _info(url)
+    return int(info.get("size") or 0), _tag(info)
+
+
+def _tag(info: dict[str, Any]) -> str | None:
     tag = next((info[k] for k in _TAGS if info.get(k) not in (None, "")), None)
-    return int(info.get("size") or 0), None if tag is None else str(tag)
+    return None if tag is None else str(tag)
+
+
+def known_version(url: str) -> tuple[int, str] | None:
+    """The object's size and tag if this scope (or the request that carried them) already knows
+    them, without asking the server; None when either is unknown."""
+    pins = _pins.get()
+    info = pins.info.get(url) if pins is not None else None
+    if info is not None:
+        n, tag = int(info.get("size") or 0), _tag(info)
+    else:
+        with _lock:
+            n, tag = _sent_size.get(url), _sent_tag.get(url)  # type: ignore[assignment]
+    return None if n is None or tag is None else (n, tag)
 
 
 def read_range(url: str, start: int, end: int) -> bytes:
