@@ -59,12 +59,13 @@ def _remote_entries(
     A source given as ``(fs, path)`` or ``OpenFile`` yields ``(fs, path)`` pairs, so workers
     open them with the same filesystem; a URL yields URLs.
     """
-    from ._io._remote import failures, filesystem, is_glob, remember
+    from ._io._remote import failures, filesystem, hold, is_glob
 
-    url = remember(source)
+    url, given = hold(source)  # a filesystem object: used for this listing
     if not is_glob(url) and url.lower().endswith(checkpoint_suffixes()):
         return None  # a file by its name: no listing request
     fs, root = filesystem(url)
+    del given
     with failures(url, "listing it"):
         return _remote_list(fs, root, url, recursive, not isinstance(source, str))
 

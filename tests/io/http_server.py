@@ -1,7 +1,7 @@
 """A small range-capable HTTP server for remote-read tests: ``GET`` with one ``Range``, ``HEAD``,
 an ETag per object (the MD5 of its bytes, or one the test sets), 404 for what it does not hold,
-403 under ``/denied/``; it counts the requests and the body bytes it sends, per path and method,
-so tests measure what a read really fetched."""
+403 under ``/denied/`` (and under ``/private/`` without :data:`TOKEN`); it counts the requests
+and the body bytes it sends, per path and method, so tests measure what a read really fetched."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+TOKEN = "Bearer rnnscope-test"  # what ``/private/`` objects need in ``Authorization``
 
 
 class Served:
@@ -28,6 +29,7 @@ class Served:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK wait per response
 
             def log_message(self, *args: Any) -> None:
                 return None
@@ -64,7 +66,9 @@ class Served:
         path = h.path.split("?", 1)[0]
         with self.lock:
             self.requests[(h.command, path)] += 1
-        if path.startswith("/denied/"):
+        if path.startswith("/denied/") or (
+            path.startswith("/private/") and h.headers.get("Authorization") != TOKEN
+        ):
             return self._status(h, 403, b"Forbidden")
         data = self.objects.get(path)
         if data is None:
@@ -91,9 +95,9 @@ class Served:
             h.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
         h.end_headers()
         if body:
-            h.wfile.write(chunk)
-            with self.lock:
+            with self.lock:  # counted before it is sent: a test reads the count once served
                 self.sent[path] += len(chunk)
+            h.wfile.write(chunk)
 
     def _status(self, h: BaseHTTPRequestHandler, code: int, text: bytes) -> None:
         h.send_response(code)

@@ -84,28 +84,37 @@ def _same_checkpoint(local: rnnscope.Checkpoint, remote: rnnscope.Checkpoint) ->
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
-def test_every_format_reads_over_http_file_memory_and_fs_objects_as_locally(http, memfs, path):
+# every format over HTTP; each other kind of source with a different format (HDF5 among them)
+CASES = [(p.name, "http") for p in FILES] + [
+    ("k3_func.keras", "memory"),
+    ("k3_func.weights.h5", "(memory fs, path)"),
+    ("pt_stack.safetensors", "memory"),
+    ("k3_seq.h5", "file"),
+    ("pt_stack.pt", "OpenFile(local fs)"),
+]
+
+
+@pytest.mark.parametrize("name, how", CASES, ids=[f"{n}-{h}" for n, h in CASES])
+def test_every_format_reads_over_http_file_memory_and_fs_objects_as_locally(http, memfs, name, how):
     """Same layers, bitwise the same arrays as the local read (whose layouts
     test_fixture_files proves against each framework's output). A ``memory://`` HDF5 file is
     read by the HDF5 reader process too, which cannot see this process's memory."""
-    if path.suffix == ".pt":
+    if name.endswith(".pt"):
         pytest.importorskip("torch")
     from fsspec.implementations.local import LocalFileSystem
 
     fs, root = memfs
-    local = rnnscope.load(path)
-    sources: dict[str, Any] = {
-        "http": http.url(f"/files/{path.name}"),
-        "file": path.resolve().as_uri(),
-        "memory": f"memory://{root}/{path.name}",
-        "(memory fs, path)": (fs, f"{root}/{path.name}"),
-        "OpenFile(local fs)": fsspec.core.OpenFile(LocalFileSystem(), str(path.resolve())),
-    }
-    for how, source in sources.items():
-        remote = rnnscope.load(source)
-        assert remote.path == _remote.remote_url(source), how
-        _same_checkpoint(local, remote)
+    path = FIXTURES / name
+    source = {
+        "http": lambda: http.url(f"/files/{name}"),
+        "file": lambda: path.resolve().as_uri(),
+        "memory": lambda: f"memory://{root}/{name}",
+        "(memory fs, path)": lambda: (fs, f"{root}/{name}"),
+        "OpenFile(local fs)": lambda: fsspec.core.OpenFile(LocalFileSystem(), str(path.resolve())),
+    }[how]()
+    remote = rnnscope.load(source)
+    assert remote.path == _remote.remote_url(source)
+    _same_checkpoint(rnnscope.load(path), remote)
 
 
 def _lstm_state(seed: int, inputs: int = 5, units: int = 8) -> dict[str, np.ndarray]:
@@ -401,3 +410,34 @@ def test_one_small_layer_of_remote_hdf5_and_keras_fetches_a_fraction(http, small
             w.array("recurrent_kernel", "cell"), recurrent[:, 2 * units : 3 * units]
         )
         np.testing.assert_array_equal(w.array("bias", "output"), bias[3 * units :])
+
+
+@pytest.mark.parametrize("name", ["pt_stack.safetensors", "k3_seq.weights.h5"])
+def test_a_given_filesystem_serves_its_url_only_while_its_checkpoint_lives(http, name):
+    """Objects only a filesystem with the right header may read: while the checkpoint loaded
+    through it lives, the plain URL reads with it (in the HDF5 reader process too); once it is
+    gone the plain URL is denied again, not served with remembered credentials."""
+    import gc
+
+    from fsspec.implementations.http import HTTPFileSystem
+
+    from tests.io.http_server import TOKEN
+
+    http.objects[f"/private/{name}"] = (FIXTURES / name).read_bytes()
+    url = http.url(f"/private/{name}")
+    fs = HTTPFileSystem(headers={"Authorization": TOKEN}, skip_instance_cache=True)
+    with pytest.raises(FormatError, match="access denied"):
+        rnnscope.load(url)
+    ckpt = rnnscope.load((fs, url))
+    assert ckpt.path == url and ckpt.given is not None
+    local = rnnscope.load(FIXTURES / name)
+    plain = rnnscope.load(url)
+    assert plain.layers() == local.layers()
+    got, want = plain.rnn_weights(0).arrays, local.rnn_weights(0).arrays
+    assert got.keys() == want.keys()
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+    del ckpt
+    gc.collect()
+    with pytest.raises(FormatError, match="access denied"):
+        rnnscope.load(url)

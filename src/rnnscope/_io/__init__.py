@@ -31,7 +31,7 @@ from ._registry import (
     register,
     unregister,
 )
-from ._remote import is_remote, pinned, remember
+from ._remote import hold, is_remote, pinned
 
 __all__ = [
     "FORMATS",
@@ -119,12 +119,13 @@ def open_checkpoint(path: Any) -> Checkpoint:
     an ``fsspec.core.OpenFile`` (see ``_remote``).
     """
     if is_remote(path):
+        url, given = hold(path)  # a filesystem object: used for the URL while the result lives
         with pinned():  # its size and tag fetched once, its blocks shared by detection and reader
-            return _open_checkpoint(remember(path))
+            return _open_checkpoint(url, given)
     return _open_checkpoint(os.fspath(path))
 
 
-def _open_checkpoint(p: str) -> Checkpoint:
+def _open_checkpoint(p: str, given: Any = None) -> Checkpoint:
     fmt = detect_format(p)
     collecting = gc.isenabled()
     gc.disable()  # listing builds many small objects (100k tensors): no collector passes meanwhile
@@ -136,7 +137,7 @@ def _open_checkpoint(p: str) -> Checkpoint:
         if collecting:
             gc.enable()
     notes = tuple(valid_text(n) for n in ckpt.notes)
-    return Checkpoint(ckpt.path, ckpt.format, refs, notes, ckpt.framework)
+    return Checkpoint(ckpt.path, ckpt.format, refs, notes, ckpt.framework, given)
 
 
 def load(path: Any) -> Checkpoint:

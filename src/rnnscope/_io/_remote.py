@@ -3,9 +3,10 @@
 A remote source is a URL fsspec understands (``s3://bucket/run/ckpt.safetensors``, ``gs://``,
 ``az://``, ``https://``, ``file://``), an ``(filesystem, path)`` pair or an
 ``fsspec.core.OpenFile``. Inside rnnscope it travels as its URL string (a checkpoint's ``.path``,
-the names in messages); a filesystem object given by the caller is remembered for its URL in
-this process (:func:`remember`), so its options (endpoint, credentials) are used, and handed to
-the HDF5 reader process as fsspec's own JSON description (:func:`spec`).
+the names in messages); a filesystem object given by the caller is used for its URL while its
+token (:func:`hold`, kept by the checkpoint loaded from it) lives, so its options (endpoint,
+credentials) are used, and handed to the HDF5 reader process as fsspec's own JSON description
+(:func:`spec`).
 
 How each format is read (:func:`open_remote`):
 
@@ -32,6 +33,7 @@ import re
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -41,6 +43,8 @@ from .._errors import FormatError, MissingDependencyError
 
 __all__ = [
     "BLOCK_SIZE",
+    "Given",
+    "hold",
     "is_remote",
     "is_url",
     "known_version",
@@ -49,7 +53,6 @@ __all__ = [
     "pinned",
     "read_all_bytes",
     "read_range",
-    "remember",
     "remote_url",
     "size",
     "spec",
@@ -65,7 +68,9 @@ __all__ = [
 BLOCK_SIZE = 1 << 20
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _lock = threading.Lock()
-_given: dict[str, tuple[Any, str]] = {}  # URL -> (filesystem, path) handed in by the caller
+# URL -> the filesystem and path a caller handed in, while something holds its token
+_given: weakref.WeakValueDictionary[str, Given] = weakref.WeakValueDictionary()
+_request_given: dict[str, tuple[Any, str]] = {}  # in the HDF5 reader process: this request's
 _sent_size: dict[str, int] = {}  # in the HDF5 reader process: URL -> size the request carried
 _sent_tag: dict[str, str] = {}  # ... and its version tag
 # the package that adds each protocol to fsspec (named when it is missing)
@@ -153,15 +158,39 @@ def _is_filesystem(obj: Any) -> bool:
     return any(c.__name__ == "AbstractFileSystem" for c in type(obj).__mro__)
 
 
-def remember(obj: Any) -> str:
-    """The URL of a remote source; a filesystem object given with it is kept for that URL."""
+class Given:
+    """A filesystem object given for a URL: while this token lives (a :class:`Checkpoint` keeps
+    the one it was loaded with), the URL opens with that filesystem in this process; once no
+    one holds it, the URL means what fsspec makes of it again. Pickled (to a worker), it
+    registers itself there."""
+
+    __slots__ = ("__weakref__", "fs", "path", "url")
+
+    def __init__(self, url: str, fs: Any, path: str) -> None:
+        self.url, self.fs, self.path = url, fs, path
+
+    def __reduce__(self) -> tuple[Any, tuple[str, Any, str]]:
+        return (_register, (self.url, self.fs, self.path))
+
+
+def _register(url: str, fs: Any, path: str) -> Given:
+    with _lock:
+        cur = _given.get(url)
+        if cur is not None and cur.fs is fs and cur.path == path:
+            return cur  # the same filesystem given again: one token
+        token = Given(url, fs, path)
+        _given[url] = token
+    return token
+
+
+def hold(obj: Any) -> tuple[str, Given | None]:
+    """The URL of a remote source and, for a filesystem object given with it, the token that
+    keeps that filesystem in use for the URL (None for a URL string)."""
     if isinstance(obj, str):
-        return obj
+        return obj, None
     fs, path = (obj.fs, obj.path) if not isinstance(obj, tuple) else obj
     url = str(fs.unstrip_protocol(path))
-    with _lock:
-        _given[url] = (fs, str(path))
-    return url
+    return url, _register(url, fs, str(path))
 
 
 def remote_url(obj: Any) -> str:
@@ -175,7 +204,8 @@ def remote_url(obj: Any) -> str:
 def filesystem(url: str) -> tuple[Any, str]:
     """The fsspec filesystem and the path inside it of ``url``."""
     with _lock:
-        given = _given.get(url)
+        token = _given.get(url)
+        given = (token.fs, token.path) if token is not None else _request_given.get(url)
     if given is not None:
         return given
     fsspec = _fsspec(url)
@@ -229,7 +259,8 @@ def from_spec(data: dict[str, Any]) -> None:
     fsspec = _fsspec(data["url"])
     fs = fsspec.AbstractFileSystem.from_json(data["fs"])
     with _lock:
-        _given[data["url"]] = (fs, data["path"])
+        _request_given.clear()  # one request at a time: the previous one's is done
+        _request_given[data["url"]] = (fs, data["path"])
         if "size" in data:
             _sent_size[data["url"]] = int(data["size"])
         else:
