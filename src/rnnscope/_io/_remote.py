@@ -271,9 +271,12 @@ def from_spec(data: dict[str, Any]) -> None:
             _sent_tag.pop(data["url"], None)
 
 
+def _protocols(fs: Any) -> set[str]:
+    return set(fs.protocol) if isinstance(fs.protocol, (tuple, list)) else {str(fs.protocol)}
+
+
 def _process_local(fs: Any) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return "memory" in protocol
+    return "memory" in _protocols(fs)
 
 
 def _local_fs() -> Any:
@@ -457,7 +460,9 @@ def _open(url: str, cache: str, n: int | None) -> Any:
     with _lock:
         if n is None:
             n = int(known["size"]) if known and "size" in known else _sent_size.get(url)
-    size = {} if n is None else {"size": n}  # known: fsspec does not look it up again
+    # known: fsspec does not look it up again; but s3fs, given no size, looks the object up
+    # itself and pins every range read to that ETag (If-Match), worth its one request
+    size = {} if n is None or _protocols(fs) & {"s3", "s3a"} else {"size": n}
     with failures(url, "opening it"):
         return fs.open(path, "rb", block_size=block, cache_type=cache, **size)
 
