@@ -441,3 +441,18 @@ def test_a_given_filesystem_serves_its_url_only_while_its_checkpoint_lives(http,
     gc.collect()
     with pytest.raises(FormatError, match="access denied"):
         rnnscope.load(url)
+
+
+def test_a_run_over_many_remote_files_holds_no_file_open_between_them(http):
+    """Block caches (up to 32 blocks each) are shared within one file's read only: between the
+    files of a run no handle is held, while each object's lookup is still made once."""
+    names = ["k3_func.weights.h5", "k3_seq.h5", "tk_cudnn.h5"]
+    urls = [http.url(f"/files/{n}") for n in names]
+    between: list[Any] = []
+    http.reset()
+    df = rnnscope.stats(
+        urls, cache=False, progress=lambda done, total, name: between.append(_remote._handles.get())
+    )
+    assert set(df["model"]) == set(names)
+    assert len(between) == 3 and between == [None] * 3
+    assert [http.count(f"/files/{n}", "HEAD") for n in names] == [1, 1, 1]

@@ -31,7 +31,7 @@ from ._registry import (
     register,
     unregister,
 )
-from ._remote import hold, is_remote, pinned
+from ._remote import hold, is_remote, pinned, sharing
 
 __all__ = [
     "FORMATS",
@@ -120,7 +120,7 @@ def open_checkpoint(path: Any) -> Checkpoint:
     """
     if is_remote(path):
         url, given = hold(path)  # a filesystem object: used for the URL while the result lives
-        with pinned():  # its size and tag fetched once, its blocks shared by detection and reader
+        with pinned(), sharing():  # size and tag fetched once, blocks shared by detection, reader
             return _open_checkpoint(url, given)
     return _open_checkpoint(os.fspath(path))
 

@@ -18,8 +18,9 @@ How each format is read (:func:`open_remote`):
 
 Round trips: inside :func:`pinned` (one ``load``, one ``stats``/``compare``/``report`` run) an
 object's metadata (size, ETag) is fetched once and shared by the results cache, detection and
-the readers, and the files opened on one object share one handle and its block cache. The HDF5
-reader process gets the size and tag with the filesystem, so it asks for neither again.
+the readers; inside :func:`sharing` (one file's listing, one request of the HDF5 reader process)
+the files opened on one object share one handle and its block cache. The HDF5 reader process
+gets the size and tag with the filesystem, so it asks for neither again.
 
 Credentials, retries and time-outs are the backend's (s3fs reads the usual environment variables
 and configuration files); messages name the URL only, never the options.
@@ -54,6 +55,7 @@ __all__ = [
     "read_all_bytes",
     "read_range",
     "remote_url",
+    "sharing",
     "size",
     "spec",
     "stamp",
@@ -89,31 +91,50 @@ _BACKENDS = {
 
 
 class _Pins:
-    """One scope's metadata per URL and its open handles per (URL, cache type)."""
+    """One scope's metadata per URL."""
 
     def __init__(self) -> None:
         self.info: dict[str, dict[str, Any]] = {}
-        self.handles: dict[tuple[str, str], Any] = {}
 
 
 _pins: ContextVar[_Pins | None] = ContextVar("rnnscope_remote_pins", default=None)
+# (URL, cache type) -> the open handle the files opened within one :func:`sharing` scope share
+_handles: ContextVar[dict[tuple[str, str], Any] | None] = ContextVar(
+    "rnnscope_remote_handles", default=None
+)
 
 
 @contextmanager
 def pinned() -> Iterator[None]:
-    """Within: each remote object's size and tag are fetched once, and its opened files share a
-    handle (and so a block cache). Nested scopes share the outer one's; leaving the outermost
-    closes the handles, so a later scope (a watch mode's next poll) asks the server afresh."""
+    """Within: each remote object's size and tag are fetched once (a small dict per URL; a run
+    over many files keeps one each). Nested scopes share the outer one's; a later scope (a watch
+    mode's next poll) asks the server afresh."""
     if _pins.get() is not None:
         yield
         return
-    pins = _Pins()
-    token = _pins.set(pins)
+    token = _pins.set(_Pins())
     try:
         yield
     finally:
         _pins.reset(token)
-        for fh in pins.handles.values():
+
+
+@contextmanager
+def sharing() -> Iterator[None]:
+    """Within: the files opened on one object share one handle, and so one block cache (up to
+    32 blocks); they are closed when the scope ends. Scoped to reading one file (its listing, or
+    one request of the HDF5 reader process), so a run over many files never holds their caches
+    at once. Nested scopes share the outer one's."""
+    if _handles.get() is not None:
+        yield
+        return
+    handles: dict[tuple[str, str], Any] = {}
+    token = _handles.set(handles)
+    try:
+        yield
+    finally:
+        _handles.reset(token)
+        for fh in handles.values():
             _close(fh)
 
 
@@ -437,16 +458,16 @@ def open_remote(url: str, cache: str = "none", size: int | None = None) -> Itera
             ``"blockcache"`` (reads go through cached blocks of :data:`BLOCK_SIZE`; for HDF5).
         size: its size when the caller knows it (fsspec then does not look it up).
     """
-    pins = _pins.get()
-    fh = pins.handles.get((url, cache)) if pins is not None else None
+    handles = _handles.get()
+    fh = handles.get((url, cache)) if handles is not None else None
     if fh is None:
         fh = _open(url, cache, size)
-        if pins is not None:
-            pins.handles[(url, cache)] = fh
+        if handles is not None:
+            handles[(url, cache)] = fh
     try:
         yield cast(IO[bytes], _Reported(fh, url))  # its reads name the URL when they fail
     finally:
-        if pins is None:
+        if handles is None:
             _close(fh)
 
 
