@@ -437,10 +437,17 @@ def test_a_given_filesystem_serves_its_url_only_while_its_checkpoint_lives(http,
     assert got.keys() == want.keys()
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
-    del ckpt
+    # its layers, read after the checkpoint itself is gone (as stats and rnn_weights do)
+    layer = ckpt.layer_refs()[0]
+    del ckpt, plain
+    gc.collect()
+    assert layer.extract().arrays.keys() == got.keys()
+    del layer
     gc.collect()
     with pytest.raises(FormatError, match="access denied"):
         rnnscope.load(url)
+    w = rnnscope.rnn_weights((fs, url), 0)  # a pair straight to a function: loaded and read
+    assert w.arrays.keys() == got.keys()
 
 
 def test_a_run_over_many_remote_files_holds_no_file_open_between_them(http):
