@@ -95,7 +95,7 @@ def _remote_spec(path: str) -> dict[str, Any]:
     """For a URL: how the reader process opens it (the filesystem the caller gave, if any)."""
     if not is_url(path):
         return {}
-    from ._remote import spec
+    from ._remote_spec import spec
 
     return {"remote": spec(path)}
 

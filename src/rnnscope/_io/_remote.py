@@ -6,7 +6,7 @@ A remote source is a URL fsspec understands (``s3://bucket/run/ckpt.safetensors`
 the names in messages); a filesystem object given by the caller is used for its URL while its
 token (:func:`hold`, kept by the checkpoint loaded from it) lives, so its options (endpoint,
 credentials) are used, and handed to the HDF5 reader process as fsspec's own JSON description
-(:func:`spec`).
+(:mod:`._remote_spec`).
 
 How each format is read (:func:`open_remote`):
 
@@ -28,11 +28,7 @@ and configuration files); messages name the URL only, never the options.
 
 from __future__ import annotations
 
-import atexit
-import os
 import re
-import shutil
-import tempfile
 import threading
 import weakref
 from collections.abc import Iterator
@@ -57,7 +53,6 @@ __all__ = [
     "remote_url",
     "sharing",
     "size",
-    "spec",
     "stamp",
 ]
 
@@ -253,79 +248,8 @@ def filesystem(url: str) -> tuple[Any, str]:
     return fs, str(path)
 
 
-def spec(url: str) -> dict[str, Any]:
-    """What another process needs to open ``url`` the same way: fsspec's JSON of the filesystem,
-    the path, and the size and tag already known in this scope (sent over a pipe, never shown).
-
-    A filesystem that lives in this process only (``memory://``) cannot be reopened elsewhere:
-    the object is copied once per version to a private temporary file, which is sent instead.
-    """
-    fs, path = filesystem(url)
-    pins = _pins.get()
-    known = (pins.info.get(url) if pins is not None else None) or {}
-    out: dict[str, Any] = {"fs": str(fs.to_json()), "path": path, "url": url}
-    if "size" in known:
-        out["size"] = int(known["size"] or 0)
-        if _tag(known) is not None:
-            out["tag"] = _tag(known)
-    if _process_local(fs):
-        n, tag = stamp(url)
-        out.update(fs=str(_local_fs().to_json()), path=_local_copy(url, n, tag), size=n)
-    return out
-
-
-def from_spec(data: dict[str, Any]) -> None:
-    """Remember the filesystem of a :func:`spec` (in the HDF5 reader process), and the object's
-    size when the caller knew it (each request sends it afresh, or clears it)."""
-    fsspec = _fsspec(data["url"])
-    fs = fsspec.AbstractFileSystem.from_json(data["fs"])
-    with _lock:
-        _request_given.clear()  # one request at a time: the previous one's is done
-        _request_given[data["url"]] = (fs, data["path"])
-        if "size" in data:
-            _sent_size[data["url"]] = int(data["size"])
-        else:
-            _sent_size.pop(data["url"], None)
-        if data.get("tag") is not None:
-            _sent_tag[data["url"]] = str(data["tag"])
-        else:
-            _sent_tag.pop(data["url"], None)
-
-
 def _protocols(fs: Any) -> set[str]:
     return set(fs.protocol) if isinstance(fs.protocol, (tuple, list)) else {str(fs.protocol)}
-
-
-def _process_local(fs: Any) -> bool:
-    return "memory" in _protocols(fs)
-
-
-def _local_fs() -> Any:
-    from fsspec.implementations.local import LocalFileSystem
-
-    return LocalFileSystem()
-
-
-_copies: dict[tuple[str, int, str | None], str] = {}
-_copy_dir: list[str] = []
-
-
-def _local_copy(url: str, size: int, tag: str | None) -> str:
-    """A private file holding the object (0600, in a folder removed at exit)."""
-    key = (url, size, tag)
-    with _lock:
-        if key in _copies and os.path.exists(_copies[key]):
-            return _copies[key]
-        if not _copy_dir:
-            _copy_dir.append(tempfile.mkdtemp(prefix="rnnscope-remote-"))
-            atexit.register(shutil.rmtree, _copy_dir[0], True)
-    data = read_all_bytes(url)
-    fd, name = tempfile.mkstemp(dir=_copy_dir[0])
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    with _lock:
-        _copies[key] = name
-    return name
 
 
 @contextmanager
