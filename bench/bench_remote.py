@@ -3,8 +3,8 @@
 A moto S3 server runs in this process on 127.0.0.1 (a free port) with a counter of the body bytes
 it sends; each format's file (a two-layer LSTM(512), written by torch or Keras 3) is uploaded
 and read both ways. For each: bytes to list the file (``load``), bytes to read one layer after
-that, the file's size, and the median time of a single-layer read (``load`` then the layer),
-remote and local, side by side.
+that, the file's size, the GET and HEAD (metadata) requests of both, and the median time of a
+single-layer read (``load`` then the layer), remote and local, side by side.
 
     python bench/bench_remote.py [--dir /tmp/rnnscope-bench-remote] [--repeat 5]
 """
@@ -26,26 +26,34 @@ os.environ.update(
 
 
 class Counting:
-    """WSGI middleware: body bytes sent for GET requests."""
+    """WSGI middleware: body bytes sent for GET requests, GET and HEAD (metadata) requests."""
 
     def __init__(self, app: Any) -> None:
-        self.app, self.sent, self.requests = app, 0, 0
+        self.app, self.sent, self.requests, self.heads = app, 0, 0, 0
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        get = environ.get("REQUEST_METHOD") == "GET"
+        method = environ.get("REQUEST_METHOD")
         for chunk in self.app(environ, start_response):
-            if get:
+            if method == "GET":
                 with self.lock:
                     self.sent += len(chunk)
             yield chunk
-        if get:
-            with self.lock:
+        with self.lock:
+            if method == "GET":
                 self.requests += 1
+            elif method == "HEAD":
+                self.heads += 1
 
     def take(self) -> tuple[int, int]:
+        """Bytes and GET requests since the last take (HEADs: :meth:`take_heads`)."""
         with self.lock:
             out, self.sent, self.requests = (self.sent, self.requests), 0, 0
+        return out
+
+    def take_heads(self) -> int:
+        with self.lock:
+            out, self.heads = self.heads, 0
         return out
 
 
@@ -109,16 +117,18 @@ def main() -> None:
         fs.put_file(str(p), f"bench/{name}")
     print(
         f"{'file':<14} {'size':>10} {'list':>10} {'one layer':>10} {'share':>7} "
-        f"{'requests':>8} {'remote ms':>10} {'local ms':>9} {'ratio':>6}"
+        f"{'GETs':>5} {'HEADs':>5} {'remote ms':>10} {'local ms':>9} {'ratio':>6}"
     )
     for name, p in files.items():
         url = f"s3://bench/{name}"
         layer = 0
         counter.take()
+        counter.take_heads()
         ckpt = rnnscope.load(url)
         listed, n_list = counter.take()
         rnnscope.rnn_weights(ckpt, layer)
         read, n_read = counter.take()
+        heads = counter.take_heads()
         remote, local = [], []
         for _ in range(args.repeat):  # alternated, against drifts in machine load
             t = time.perf_counter()
@@ -131,7 +141,7 @@ def main() -> None:
         r, lo = statistics.median(remote) * 1e3, statistics.median(local) * 1e3
         print(
             f"{name:<14} {size:>10,} {listed:>10,} {read:>10,} {(listed + read) / size:>7.1%} "
-            f"{n_list + n_read:>8} {r:>10.1f} {lo:>9.1f} {r / lo:>6.2f}"
+            f"{n_list + n_read:>5} {heads:>5} {r:>10.1f} {lo:>9.1f} {r / lo:>6.2f}"
         )
     if args.block_sizes:
         sweep(files, counter, [int(b) for b in args.block_sizes.split(",")])

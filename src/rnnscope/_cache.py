@@ -77,16 +77,17 @@ def identity(source: Any) -> Identity | None:
 
 def _remote_identity(source: Any) -> Identity | None:
     from ._errors import RnnscopeError
-    from ._io._remote import remember, stamp
+    from ._io._remote import hold, stamp
 
     try:
-        url = remember(source)
+        url, given = hold(source)  # its filesystem, if given, for this lookup
         size, tag = stamp(url)
+        del given
     except RnnscopeError:
         return None  # missing or denied: its read fails and says why; failures are never cached
-    if tag in ("", "None"):
+    if tag is None:
         return None  # a store that says nothing of versions: never trust a stale result
-    return Identity(url, f"{size}:{tag}")
+    return Identity(url, f"{size}:{tag!a}")  # any tag is plain text, told apart exactly
 
 
 def default_path() -> Path:

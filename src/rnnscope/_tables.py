@@ -59,12 +59,13 @@ def _remote_entries(
     A source given as ``(fs, path)`` or ``OpenFile`` yields ``(fs, path)`` pairs, so workers
     open them with the same filesystem; a URL yields URLs.
     """
-    from ._io._remote import failures, filesystem, is_glob, remember
+    from ._io._remote import failures, filesystem, hold, is_glob
 
-    url = remember(source)
+    url, given = hold(source)  # a filesystem object: used for this listing
     if not is_glob(url) and url.lower().endswith(checkpoint_suffixes()):
         return None  # a file by its name: no listing request
     fs, root = filesystem(url)
+    del given
     with failures(url, "listing it"):
         return _remote_list(fs, root, url, recursive, not isinstance(source, str))
 
@@ -370,9 +371,7 @@ def run_sources(
     is a ``failed`` row; the others' results are kept. With a ``cache``, files whose results
     it holds are not read; the others' results are stored (by this process, never a worker).
     """
-    import time
-
-    from ._cache import identity
+    from ._io._remote import pinned
     from ._parallel import Runner
 
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
@@ -380,6 +379,28 @@ def run_sources(
     if executor is not None and jobs not in (None, 1):
         raise InputError("give jobs= or executor=, not both", argument="executor")
     runner = Runner(fn, pairs, args, progress, strict)
+    with pinned():  # a remote object's size and ETag: one request, for the cache and the reader
+        _cached_run(runner, pairs, fn, args, executor, jobs, cache)
+    return runner.collect()
+
+
+def _cached_run(
+    runner: Any,
+    pairs: list[tuple[str, Any]],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    executor: cf.Executor | None,
+    jobs: int | None,
+    cache: Cache | None,
+) -> None:
+    """Look up, run what the cache lacks, store. A remote object's identity is fetched once
+    (inside :func:`pinned`): the check after the read sees the same ETag, so a change while it
+    was read is caught for local files only; the result is then kept under the ETag from before
+    the read, which the changed object no longer has (the next run reads it again)."""
+    import time
+
+    from ._cache import identity
+
     idents = {i: identity(s) for i, (_, s) in enumerate(pairs)} if cache is not None else {}
     hits = set()
     for i, ident in idents.items():
@@ -399,7 +420,6 @@ def run_sources(
                 cache.put(ident, pairs[i][0], fn, args, value, t0)
             else:
                 cache.computed += 1
-    return runner.collect()
 
 
 def _dispatch(

@@ -31,7 +31,7 @@ from ._registry import (
     register,
     unregister,
 )
-from ._remote import is_remote, remember
+from ._remote import hold, is_remote, pinned, sharing
 
 __all__ = [
     "FORMATS",
@@ -88,11 +88,13 @@ def _reported(path: str, failure: str, layer: str | None = None) -> Iterator[Non
         ) from err
 
 
-def _guard_ref(path: str, ref: LayerRef) -> LayerRef:
+def _guard_ref(path: str, ref: LayerRef, given: Any = None) -> LayerRef:
     """The same layer, whose extraction reports any failure as a FormatError naming the file.
 
     Names are made valid UTF-8 here (a lone surrogate, from undecodable bytes, becomes U+FFFD),
-    so that every output (terminal, CSV, JSON, HTML, figures) can encode them.
+    so that every output (terminal, CSV, JSON, HTML, figures) can encode them. ``given`` (a
+    filesystem object's token) is kept by the layer, which may be read after its checkpoint is
+    gone.
     """
     info = ref.info
     name = valid_text(info.name)
@@ -100,6 +102,7 @@ def _guard_ref(path: str, ref: LayerRef) -> LayerRef:
         info = replace(info, name=name, shapes={valid_text(k): v for k, v in info.shapes.items()})
 
     def extract() -> RNNWeights | LayerWeights:
+        _ = given  # held while this layer can be read
         with _reported(path, f"'{path}': cannot read layer '{plain(name)}' ({info.kind})", name):
             rec = ref.extract()
             if isinstance(rec, LayerWeights) and any(valid_text(k) != k for k in rec.weights):
@@ -118,19 +121,26 @@ def open_checkpoint(path: Any) -> Checkpoint:
     ``path`` is a local path, a URL fsspec understands, an ``(fsspec filesystem, path)`` pair or
     an ``fsspec.core.OpenFile`` (see ``_remote``).
     """
-    p = remember(path) if is_remote(path) else os.fspath(path)
+    if is_remote(path):
+        url, given = hold(path)  # a filesystem object: used for the URL while the result lives
+        with pinned(), sharing():  # size and tag fetched once, blocks shared by detection, reader
+            return _open_checkpoint(url, given)
+    return _open_checkpoint(os.fspath(path))
+
+
+def _open_checkpoint(p: str, given: Any = None) -> Checkpoint:
     fmt = detect_format(p)
     collecting = gc.isenabled()
     gc.disable()  # listing builds many small objects (100k tensors): no collector passes meanwhile
     try:
         with _reported(p, f"'{p}' looks like {FORMATS[fmt]} but cannot be read"):
             ckpt = reader_for(fmt).open(p)
-        refs = tuple(_guard_ref(p, r) for r in ckpt.refs)
+        refs = tuple(_guard_ref(p, r, given) for r in ckpt.refs)
     finally:
         if collecting:
             gc.enable()
     notes = tuple(valid_text(n) for n in ckpt.notes)
-    return Checkpoint(ckpt.path, ckpt.format, refs, notes, ckpt.framework)
+    return Checkpoint(ckpt.path, ckpt.format, refs, notes, ckpt.framework, given)
 
 
 def load(path: Any) -> Checkpoint:

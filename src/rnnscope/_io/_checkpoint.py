@@ -6,6 +6,7 @@ Every reader's ``open`` returns one; :func:`rnnscope.load` hands it to the user.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._model import LayerInfo, LayerWeights, RNNWeights
 from .._refs import LayerRef
@@ -26,6 +27,8 @@ class Checkpoint:
         format: one of ``FORMATS``.
         notes: what was inferred rather than read (cell kinds from shapes, assumed activations).
         framework: who wrote it, e.g. ``"keras 3.15.1"``, ``"tf_keras 2.21.0"``, ``"torch"``.
+        given: for a file read through a filesystem object the caller gave, the token that keeps
+            that filesystem in use for :attr:`path` while this checkpoint lives (else None).
     """
 
     path: str
@@ -33,6 +36,7 @@ class Checkpoint:
     refs: tuple[LayerRef, ...] = field(repr=False)
     notes: tuple[str, ...] = ()
     framework: str = ""
+    given: Any = field(default=None, repr=False, compare=False)  # a filesystem object's token
 
     def layer_refs(self) -> list[LayerRef]:
         """The layers as :class:`LayerRef` records (used by the public functions)."""

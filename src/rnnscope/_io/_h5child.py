@@ -28,7 +28,7 @@ import numpy as np
 
 from .._errors import FormatError
 from ._limits import check_declared
-from ._remote import is_url, open_binary
+from ._remote import is_url, open_binary, sharing
 
 __all__ = ["list_file", "open_vetted", "read_datasets"]
 
@@ -156,7 +156,7 @@ def list_file(path: str, fmt: str, config: Any, version: str) -> dict[str, Any]:
     """The listing of a Keras HDF5 file as plain JSON-able data."""
     from ._keras_tree import list_tree
 
-    with open_vetted(path, fmt) as f:
+    with sharing(), open_vetted(path, fmt) as f:  # one handle on a remote file
         raws, shapes, notes, version, config = list_tree(f, fmt, path, config, version)
     return {
         "raws": [
@@ -199,6 +199,11 @@ def read_datasets(path: str, fmt: str, names: list[str]) -> Iterator[np.ndarray]
     """The datasets ``names`` of a vetted file, one at a time (the caller sends each on before
     the next is read), each checked against the read bounds first. All are checked before the
     first is read."""
+    with sharing():  # one handle (one block cache) on a remote file for the whole request
+        yield from _read_datasets(path, fmt, names)
+
+
+def _read_datasets(path: str, fmt: str, names: list[str]) -> Iterator[np.ndarray]:
     size = _member_size(path, fmt)
     with open_vetted(path, fmt) as f:
         for p in names:

@@ -221,7 +221,7 @@ def _handle(request: dict[str, Any]) -> tuple[dict[str, Any], Iterator[np.ndarra
         os.chdir(request["cwd"])
     path, fmt = str(request["path"]), str(request["fmt"])
     if request.get("remote"):
-        from ._remote import from_spec
+        from ._remote_spec import from_spec
 
         from_spec(request["remote"])
     if request["op"] == "list":

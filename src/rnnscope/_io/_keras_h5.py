@@ -95,7 +95,7 @@ def _remote_spec(path: str) -> dict[str, Any]:
     """For a URL: how the reader process opens it (the filesystem the caller gave, if any)."""
     if not is_url(path):
         return {}
-    from ._remote import spec
+    from ._remote_spec import spec
 
     return {"remote": spec(path)}
 
@@ -103,9 +103,11 @@ def _remote_spec(path: str) -> dict[str, Any]:
 def _reader(
     path: str, fmt: str, shapes: dict[str, tuple[int, ...]]
 ) -> Callable[[list[str]], list[np.ndarray]]:
+    listed = _remote_spec(path)  # a remote file: the size and ETag it was listed at
+
     def read(paths: list[str]) -> list[np.ndarray]:
         size = sum(8 * int(np.prod(shapes.get(p, ()), dtype=object)) for p in paths)
-        request = {"op": "read", "path": path, "fmt": fmt, "names": paths, **_remote_spec(path)}
+        request = {"op": "read", "path": path, "fmt": fmt, "names": paths, **listed}
         arrays = call(request, path, "datasets " + ", ".join(paths), size)
         return [readonly(a) for a in arrays]
 

@@ -153,10 +153,12 @@ def read_safetensors(path: str) -> Checkpoint:
         raise FormatError(
             f"'{path}': the tensors cover {end} bytes of a {data_size}-byte data section", path=path
         )
-    data_start = _size(path) - data_size
+    total = _size(path)
+    data_start = total - data_size
 
     def read(keys: list[str]) -> list[np.ndarray]:
-        with open_binary(path) as fh:  # remote: one range request per tensor, its bytes only
+        # remote: one range request per tensor, its bytes only (the size known: no lookup)
+        with open_binary(path, size=total) as fh:
             return [_tensor(path, fh, data_start, k, header[k]) for k in keys]
 
     notes: list[str] = []

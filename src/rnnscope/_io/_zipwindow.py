@@ -11,11 +11,13 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from .._errors import FormatError
-from ._remote import is_url, open_binary
+from ._remote import is_url, known_version, open_binary
 
 __all__ = ["open_member"]
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # the 30-byte local file header
+# remote members whose CRC-32 matched, by URL, member, CRC and the object's (size, ETag)
+_checked: set[tuple[str, str, int, tuple[int, str] | None]] = set()
 
 
 class _Window(io.RawIOBase):
@@ -58,9 +60,9 @@ def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
     A compressed member is decompressed as it is read.
 
     A remote archive (a URL) is read by range requests through fsspec's block cache: the end
-    record and central directory, then the member's blocks as they are read. Its CRC-32 is not
-    checked (that would read the whole member; object stores keep their own checksums); the
-    HDF5 inside is vetted and bounded as any other.
+    record and central directory, then the member's blocks as they are read. Its CRC-32 is
+    checked too, streaming the member once through that cache (whose blocks the HDF5 reads then
+    find); once checked for an object's size and ETag, this process does not check it again.
     """
     remote = is_url(path)
     with open_binary(path, "blockcache") as src, zipfile.ZipFile(src) as zf:
@@ -86,8 +88,14 @@ def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
                 path=path,
             )
         window = _Window(raw, start, info.file_size)
-        if not remote:
+        version = known_version(path) if remote else None
+        seen = (path, member, info.CRC, version)
+        if version is None or seen not in _checked:
             _check_crc(window, info, path, member)
+            if version is not None:
+                if len(_checked) > 1024:
+                    _checked.clear()
+                _checked.add(seen)
         window.seek(0)
         yield io.BufferedReader(window, buffer_size=1 << 16)
 
