@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._columns import COLUMNS, REPORT_VIEW
-from ._errors import InputError, require
+from ._errors import InputError, RnnscopeError, require
 from ._flags import Flag, Thresholds, by_severity, flags_for
 from ._format import cell
 from ._model import LayerWeights, RNNWeights
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from ._cache import Cache
+    from ._report_early import Early
 
 __all__ = ["build_report", "model_section", "report"]
 
@@ -88,12 +89,14 @@ def _layer_figures(rec: RNNWeights | LayerWeights) -> list[dict[str, str]]:
 
 
 def model_section(
-    source: Any, name: str, tol: float, figures: bool = True, sample: int = 0
+    source: Any, name: str, tol: float, figures: bool = True, sample: int = 0, stats: bool = True
 ) -> dict[str, Any]:
     """Everything the report shows of one model (runs in workers; returns plain data).
 
     ``sample``: also keep up to this many of each recurrent layer's weights (a fixed-seed random
-    choice, all of them when fewer), for the histograms across checkpoints.
+    choice, all of them when fewer), for the histograms across checkpoints. ``stats=False``
+    leaves the statistics rows out (``rows`` is empty): the report's figure pass, whose rows
+    the first pass already has.
     """
     from ._api import resolve
     from ._io import Checkpoint, is_remote, open_checkpoint
@@ -119,7 +122,8 @@ def model_section(
                 }
             )
             rec = ref.extract()
-            rows += [{"model": name, **r, "tol": tol} for r in record_rows(rec, tol)]
+            if stats:
+                rows += [{"model": name, **r, "tol": tol} for r in record_rows(rec, tol)]
             if figures and isinstance(rec, RNNWeights):
                 figs += _layer_figures(rec)
             elif figures and isinstance(rec, LayerWeights):
@@ -319,6 +323,9 @@ def build_report(
     from ._cache import open_cache
 
     store = open_cache(cache)
+    early = None
+    if figures and sources is not None:  # the last checkpoint's figures, drawn meanwhile
+        early = _start_early(sources, names, recursive, _tol_of(tol), store, jobs, executor)
     try:
         return _build(
             sources,
@@ -343,10 +350,50 @@ def build_report(
             inputs=inputs,
             tokens=tokens,
             cache=store,
+            early=early,
         )
     finally:
+        if early is not None:
+            early.close()
         if store is not None:
             store.close()
+
+
+def _tol_of(tol: float) -> float:
+    from ._tables import _tol
+
+    return _tol(tol)
+
+
+def _start_early(
+    sources: Any,
+    names: Sequence[str] | None,
+    recursive: bool,
+    tol: float,
+    cache: Cache | None,
+    jobs: int | None,
+    executor: cf.Executor | None,
+) -> Early | None:
+    """The last checkpoint's figures started in a worker (:mod:`._report_early`), or None."""
+    from ._io import is_remote
+    from ._report_early import start
+    from ._tables import collect_sources
+
+    if executor is not None or cache is None or (jobs or 1) < 2:
+        return None
+    items = [sources] if not isinstance(sources, (list, tuple)) or is_remote(sources) else sources
+    files = [s for s in items if not (isinstance(s, (str, os.PathLike)) and is_database(s))]
+    try:
+        pairs, _ = collect_sources(files, names, recursive)
+    except RnnscopeError:
+        return None  # the statistics pass meets the same problem and reports it
+    return start(model_section, pairs, _figure_args(tol), cache, jobs)
+
+
+def _figure_args(tol: float) -> tuple[Any, ...]:
+    """The figure pass's arguments of :func:`model_section`: figures and samples, no rows (the
+    first pass has them)."""
+    return (tol, True, _SAMPLE, False)
 
 
 def _build(
@@ -373,6 +420,7 @@ def _build(
     inputs: Any,
     tokens: Any,
     cache: Cache | None,
+    early: Early | None = None,
 ) -> tuple[Path, list[dict[str, str]], int]:
     require("jinja2", "report", "rnnscope.report")
     require("pandas", "report", "rnnscope.report")
@@ -454,7 +502,7 @@ def _build(
     groups = group_flags(all_flags, model_names)
     chosen = select_detail(model_names, groups, metrics=metrics, rank_by=rank_by, detail=picks)
     if figures and sections:  # pass 2: figures of the detailed models only
-        _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache)
+        _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache, early)
         if comparison is not None:
             ordered = cmp is None or cmp.attrs.get("mode") == RUN  # variants: no order
             comparison["figures"] = _run_figures(table, model_names, steps, unit, t, ordered)
@@ -506,15 +554,19 @@ def _add_figures(
     jobs: int | None,
     recursive: bool,
     cache: Cache | None = None,
+    early: Early | None = None,
 ) -> None:
-    """Figures (and weight samples) of the chosen models, read again in a second pass."""
+    """Figures (and weight samples) of the chosen models, read again in a second pass (the
+    last one's may have been drawn meanwhile: ``early``)."""
+    from ._report_early import finish
     from ._tables import collect_sources, run_sources
 
+    args = _figure_args(tol)
+    by_name = finish(early, cache, model_section, args)
     pairs, _ = collect_sources(rest, names, recursive)
-    wanted = [(n, src) for n, src in pairs if n in chosen]
-    args = (tol, True, _SAMPLE)
+    wanted = [(n, src) for n, src in pairs if n in chosen and n not in by_name]
     done, _ = run_sources(model_section, wanted, args, executor, jobs, None, cache=cache)
-    by_name = {d["name"]: d for d in done}
+    by_name.update({d["name"]: d for d in done})
     for s in sections:
         got = by_name.get(s["name"])
         s["figures"] = got["figures"] if got else []
