@@ -169,7 +169,8 @@ def test_a_report_rerun_draws_the_new_checkpoints_figures_in_a_worker(tmp_path):
     folder.mkdir()
     _write(folder / "step0.safetensors", 0)
     out = tmp_path / "r.html"
-    rnnscope.report(folder, out=out, cache=db, figures=False)  # the first pass's rows kept
+    rnnscope.report(folder, out=out, cache=db)  # its rows and figures kept: the figure pass
+    # of the rerun has the new checkpoint only, which it would read in this process
     new = folder / "step1.safetensors"
     _write(new, 1)
     with _reads() as one_read:
