@@ -158,12 +158,15 @@ def _page(path: Path) -> str:
     return "\n".join(ln for ln in path.read_text().splitlines() if "generated" not in ln)
 
 
-def test_a_report_rerun_draws_the_new_checkpoints_figures_in_a_worker(tmp_path):
+def test_a_report_rerun_draws_the_new_checkpoints_figures_in_a_worker(tmp_path, monkeypatch):
     """With jobs=2 the new (last) checkpoint's figures are drawn in a worker while this process
-    reads its statistics: this process opens it only as often as one statistics read does, the
+    reads its statistics (in another worker): the figure pass gets them from that worker, the
     figures on the page are those drawn here, and the cache keeps them."""
+    import rnnscope._report_early
     from rnnscope._cache import Cache, identity
     from rnnscope._report import _figure_args, model_section
+
+    early_finish = rnnscope._report_early.finish
 
     folder, db = tmp_path / "run", tmp_path / "results.sqlite"
     folder.mkdir()
@@ -173,12 +176,18 @@ def test_a_report_rerun_draws_the_new_checkpoints_figures_in_a_worker(tmp_path):
     # of the rerun has the new checkpoint only, which it would read in this process
     new = folder / "step1.safetensors"
     _write(new, 1)
-    with _reads() as one_read:
-        rnnscope.stats(new, cache=False)
+    delivered: list[list[str]] = []
+
+    def finish(*args):  # which files the worker delivered to the figure pass, recorded
+        got = early_finish(*args)
+        delivered.append(list(got))
+        return got
+
+    monkeypatch.setattr(rnnscope._report_early, "finish", finish)
     with _reads() as opened:
         rnnscope.report(folder, out=out, cache=db, jobs=2)
-    assert one_read["step1.safetensors"] > 0
-    assert opened["step1.safetensors"] == one_read["step1.safetensors"]
+    assert not opened  # the one file left to read went to a worker, like the others would
+    assert delivered == [["step1.safetensors"]]
     here = model_section(new, "step1.safetensors", *_figure_args(1e-3))["figures"]
     page = _page(out)
     assert len(here) == 2 and all(f["src"] in page for f in here)  # heatmap, histograms
