@@ -13,8 +13,10 @@ from __future__ import annotations
 import base64
 import concurrent.futures as cf
 import datetime as dt
+import importlib
 import io
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -324,9 +326,9 @@ def build_report(
 
     store = open_cache(cache)
     early = None
-    if figures and sources is not None:  # the last checkpoint's figures, drawn meanwhile
-        early = _start_early(sources, names, recursive, _tol_of(tol), store, jobs, executor)
     try:
+        if figures and sources is not None:  # the last checkpoint's figures, drawn meanwhile
+            early = _start_early(sources, names, recursive, _tol_of(tol), store, jobs, executor)
         return _build(
             sources,
             out,
@@ -379,8 +381,8 @@ def _start_early(
     from ._report_early import start
     from ._tables import collect_sources
 
-    if executor is not None or cache is None or (jobs or 1) < 2:
-        return None
+    if executor is not None or cache is None or not _several(jobs):
+        return None  # bad jobs= values are refused by the statistics pass, with a message
     items = [sources] if not isinstance(sources, (list, tuple)) or is_remote(sources) else sources
     files = [s for s in items if not (isinstance(s, (str, os.PathLike)) and is_database(s))]
     try:
@@ -388,6 +390,11 @@ def _start_early(
     except RnnscopeError:
         return None  # the statistics pass meets the same problem and reports it
     return start(model_section, pairs, _figure_args(tol), cache, jobs)
+
+
+def _several(jobs: Any) -> bool:
+    """``jobs`` asks for worker processes (bad values are refused later, with a message)."""
+    return isinstance(jobs, int) and not isinstance(jobs, bool) and jobs > 1
 
 
 def _figure_args(tol: float) -> tuple[Any, ...]:
@@ -426,8 +433,6 @@ def _build(
     require("pandas", "report", "rnnscope.report")
     if figures:
         require("matplotlib", "report", "rnnscope.report figures")
-    import pandas as pd
-
     from ._tables import _tol
 
     if inputs is not None:  # bad tokens fail before any model is read
@@ -450,6 +455,7 @@ def _build(
     sections: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     given: list[str] = []
+    warm = _warm(figures) if executor is None and _several(jobs) else None
     if rest:  # pass 1: statistics of every model, no figures
         sections, failed, given = read_all(
             model_section,
@@ -463,6 +469,10 @@ def _build(
             strict=strict,
             cache=cache,
         )
+    if warm is not None:
+        warm.join()
+    import pandas as pd
+
     table = pd.DataFrame([r for s in sections for r in s["rows"]], columns=COLUMNS)
     table.attrs.update(tol=value, failed=failed, sources=given)
     all_flags: list[Flag] = []
@@ -532,6 +542,25 @@ def _build(
     path = _write(out, context)
     total = len(sections) + sum(e["status"] == "failed" for e in failed)
     return path, failed, total
+
+
+def _warm(figures: bool) -> threading.Thread:
+    """Import the page's libraries in a thread while the first pass waits for its workers (a
+    rerun's few seconds of imports then cost nothing). An import that fails there is raised
+    again, with its message, where the library is first used."""
+
+    def run() -> None:
+        libs = ["pandas", "jinja2"]
+        libs += ["matplotlib.figure", "matplotlib.backends.backend_agg", "PIL.Image"] * figures
+        for lib in libs:
+            try:
+                importlib.import_module(lib)
+            except ImportError:
+                return
+
+    thread = threading.Thread(target=run, name="rnnscope-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def _attributions(sources: list[Any], inputs: Any, out: Any, tokens: Any) -> str:

@@ -58,7 +58,7 @@ def start(
     from ._cache import identity
     from ._tables import _single_threaded_blas
 
-    if cache is None or not cache.on or (jobs or 1) < 2 or not pairs:
+    if cache is None or not cache.on or not isinstance(jobs, int) or jobs < 2 or not pairs:
         return None
     name, source = pairs[-1]
     ident = identity(source)
