@@ -512,10 +512,11 @@ def _build(
     groups = group_flags(all_flags, model_names)
     chosen = select_detail(model_names, groups, metrics=metrics, rank_by=rank_by, detail=picks)
     if figures and sections:  # pass 2: figures of the detailed models only
-        _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache, early)
-        if comparison is not None:
+        if comparison is not None:  # drawn while the early worker may still be drawing
             ordered = cmp is None or cmp.attrs.get("mode") == RUN  # variants: no order
             comparison["figures"] = _run_figures(table, model_names, steps, unit, t, ordered)
+        _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache, early)
+        if comparison is not None:
             comparison["figures"] += _ridgelines([s for s in sections if s["name"] in chosen])
     for i, s in enumerate(sections):
         s["index"], s["why"] = i + 1, chosen.get(s["name"], [])
@@ -660,15 +661,9 @@ def _comparison(cmp: Any, growth: list[Flag]) -> dict[str, Any]:
     bare = cmp[[*keys, "model", "l2_norm", "l2_norm_rel_change"]]
     bare.attrs = {}  # pandas deep-copies attrs on every lookup: 60 % of a 100-model report
     for key, block in bare.groupby(keys, sort=False):
-        by_model = block.set_index("model")
-        cells = [
-            {
-                "model": m,
-                "value": by_model.at[m, "l2_norm"],
-                "rel": by_model.at[m, "l2_norm_rel_change"],
-            }
-            for m in models
-        ]
+        value = dict(zip(block["model"], block["l2_norm"].to_numpy(), strict=True))
+        rel = dict(zip(block["model"], block["l2_norm_rel_change"].to_numpy(), strict=True))
+        cells = [{"model": m, "value": value[m], "rel": rel[m]} for m in models]
         rows.append({"key": key, "cells": cells})
     return {
         "mode": cmp.attrs["mode"],
