@@ -73,6 +73,7 @@ def test_every_positional_argument_has_help_and_exit_codes_are_documented():
     assert set(subs) == {
         *("demo", "summary", "layers", "stats", "compare", "report", "plot", "attributions"),
         "explore",
+        "cache",
     }
     for name, sub in subs.items():
         positionals = [a for a in sub._actions if not a.option_strings]

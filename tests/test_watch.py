@@ -131,3 +131,56 @@ def test_watch_grows_the_report_whole_and_stops_on_ctrl_c(tmp_path):
     assert "stopped watching" in err and "Traceback" not in err
     assert any("wrote" in ln and "step4.safetensors" in ln for ln in lines), lines
     assert not list(tmp_path.glob(".report.html.*.tmp"))  # no temporary file left behind
+
+
+def test_watch_rebuilds_when_the_metrics_file_changes(tmp_path):
+    """No new checkpoint, only the metrics CSV rewritten: the report is rebuilt and shows the
+    new values (read from the page's metrics row, which the test wrote itself)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for i in (1, 2):
+        (folder / f"epoch{i}.safetensors").write_bytes(_blob(i))
+        os.utime(folder / f"epoch{i}.safetensors", (time.time() - 60,) * 2)
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("epoch,loss\n0,0.8125\n1,0.6875\n")
+    out = tmp_path / "report.html"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    argv = [*IN_A_TERMINAL, "-m", "rnnscope", "report", str(folder), "-o", str(out), "--watch"]
+    argv += ["--every", "0.3", "--no-figures", "--no-cache", "--metrics", str(metrics)]
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+
+    def loss_row() -> list[str] | None:
+        text = out.read_text(encoding="utf-8") if out.exists() else ""
+        got = re.search(r"<b>loss</b></td>((?:<td>[^<]*</td>)+)</tr>", text)
+        return re.findall(r"<td>([^<]*)</td>", got.group(1)) if got else None
+
+    def until(want: list[str]) -> None:
+        end = time.monotonic() + 120
+        while loss_row() != want:
+            assert time.monotonic() < end and proc.poll() is None, (loss_row(), lines)
+            time.sleep(0.05)
+
+    try:
+        until(["0.8125", "0.6875"])
+        metrics.write_text("epoch,loss\n0,0.8125\n1,0.4375\n")  # the run logged a new value
+        until(["0.8125", "0.4375"])
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(60)
+        reader.join(30)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, err[-2000:]
+    assert any("0 new" in ln and "the metrics changed" in ln for ln in lines), lines

@@ -34,7 +34,8 @@ __all__ = ["ENV", "Cache", "CacheNote", "default_path", "identity", "open_cache"
 
 ENV = "RNNSCOPE_CACHE"
 _OFF = {"", "0", "off", "no", "false", "none"}
-_SCHEMA = 1
+_SCHEMA = 2  # 2: when each entry was last used, and the versions that made it
+_TOUCH = 3600.0  # a hit records its use when the last one is older than this (seconds)
 _SETTLE_NS = 2_000_000_000  # a file modified this recently may still be being written
 _TIMEOUT = 30.0  # seconds a process waits for another one's write
 
@@ -88,6 +89,12 @@ def _remote_identity(source: Any) -> Identity | None:
     if tag is None:
         return None  # a store that says nothing of versions: never trust a stale result
     return Identity(url, f"{size}:{tag!a}")  # any tag is plain text, told apart exactly
+
+
+def turned_off() -> bool:
+    """True when ``$RNNSCOPE_CACHE`` turns the cache off (``off``, ``0``, ``no``, ...)."""
+    env = os.environ.get(ENV)
+    return env is not None and env.strip().lower() in _OFF
 
 
 def default_path() -> Path:
@@ -226,17 +233,17 @@ class Cache:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent; a crash loses
             # at most the last results, which are computed again
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, stamp TEXT NOT NULL,"
-                " file TEXT NOT NULL, value BLOB NOT NULL, stored REAL NOT NULL)"
-            )
             db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
             row = db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
-            if row is None:
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(_SCHEMA),))
-            elif row[0] != str(_SCHEMA):
-                db.execute("DELETE FROM results")
-                db.execute("UPDATE meta SET v = ? WHERE k = 'schema'", (str(_SCHEMA),))
+            if row is not None and row[0] != str(_SCHEMA):  # an older layout: start afresh
+                db.execute("DROP TABLE IF EXISTS results")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, stamp TEXT NOT NULL,"
+                " file TEXT NOT NULL, value BLOB NOT NULL, stored REAL NOT NULL,"
+                " used REAL NOT NULL, env TEXT NOT NULL)"
+            )
+            if row is None or row[0] != str(_SCHEMA):
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(_SCHEMA),))
             db.execute("PRAGMA quick_check").fetchone()
         except BaseException:
             db.close()
@@ -284,7 +291,32 @@ class Cache:
             self._drop(db, err)
             return None
         self.hits += 1
+        self._touch(db, key)
         return value
+
+    def has(self, ident: Identity, name: str, fn: Callable[..., Any], args: Any) -> bool:
+        """Whether a result is stored for this file version and these settings (not counted)."""
+        db = self._connect()
+        if db is None:
+            return False
+        key = self._key(ident, name, fn, args)
+        try:
+            row = db.execute(
+                "SELECT 1 FROM results WHERE key = ? AND stamp = ?", (key, ident.stamp)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return False  # the lookup that follows rebuilds the database and says so
+        return row is not None
+
+    def _touch(self, db: sqlite3.Connection, key: str) -> None:
+        """Record that an entry was used (at most once per ``_TOUCH``): pruning keeps it."""
+        now = time.time()
+        try:
+            db.execute(
+                "UPDATE results SET used = ? WHERE key = ? AND used < ?", (now, key, now - _TOUCH)
+            )
+        except sqlite3.DatabaseError:
+            pass  # a read-only database still serves results; only the date is not kept
 
     def put(
         self, ident: Identity, name: str, fn: Callable[..., Any], args: Any, value: Any, t0: int
@@ -301,10 +333,11 @@ class Cache:
         except _Uncacheable:
             return False
         key = self._key(ident, name, fn, args)
+        now = time.time()
         try:
             db.execute(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
-                (key, ident.stamp, ident.where.split("\n")[0], blob, time.time()),
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, ident.stamp, ident.where.split("\n")[0], blob, now, now, self._env),
             )
         except sqlite3.DatabaseError as err:
             if _unwritable(err):
@@ -324,6 +357,78 @@ class Cache:
         else:
             self._give_up(err)
 
+    def contents(self) -> dict[str, Any]:
+        """What the database holds: ``{"entries", "current", "bytes", "oldest_use"}``
+        (``current``: entries made by these versions, the only ones a run can find;
+        ``oldest_use``: seconds since the least recently used entry was last used)."""
+        db = self._connect()
+        if db is None:
+            return {"entries": 0, "current": 0, "bytes": 0, "oldest_use": None}
+        self._env = self._env or _versions()
+        n, current, oldest = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(env = ?), 0), MIN(used) FROM results", (self._env,)
+        ).fetchone()
+        return {
+            "entries": n,
+            "current": current,
+            "bytes": self._bytes(),
+            "oldest_use": None if oldest is None else max(0.0, time.time() - oldest),
+        }
+
+    def prune(self, days: float = 30.0) -> dict[str, int]:
+        """Remove the entries no run will find again, or that none used for ``days`` days.
+
+        Gone: entries made by other versions of rnnscope, numpy, matplotlib or Pillow (a run
+        never finds them), entries of local files that no longer exist, and entries not used
+        (found or stored) for ``days`` days. The file is then compacted.
+
+        Returns:
+            ``{"other_versions", "missing_files", "unused", "kept", "bytes_before",
+            "bytes_after"}``: entries removed for each reason (counted in that order), entries
+            kept, and the database's size before and after.
+        """
+        db = self._connect()
+        if db is None:
+            raise OSError(f"cannot use the cache database '{self.path}'")
+        self._env = self._env or _versions()
+        before = self._bytes()
+        out = {"other_versions": db.execute("DELETE FROM results WHERE env != ?", (self._env,))}
+        gone = [
+            (f,)
+            for (f,) in db.execute("SELECT DISTINCT file FROM results")
+            if os.path.isabs(f) and not os.path.exists(f)  # remote URLs are never absolute
+        ]
+        db.execute("BEGIN")
+        counted = db.executemany("DELETE FROM results WHERE file = ?", gone)
+        db.execute("COMMIT")
+        out["missing_files"] = counted
+        cut = time.time() - days * 86400.0
+        out["unused"] = db.execute("DELETE FROM results WHERE used < ?", (cut,))
+        counts = {k: int(c.rowcount) for k, c in out.items()}
+        counts["kept"] = int(db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+        _compact(db)
+        counts.update(bytes_before=before, bytes_after=self._bytes())
+        return counts
+
+    def clear(self) -> int:
+        """Remove every entry and compact the file; returns how many there were."""
+        db = self._connect()
+        if db is None:
+            raise OSError(f"cannot use the cache database '{self.path}'")
+        n = int(db.execute("DELETE FROM results").rowcount)
+        _compact(db)
+        return n
+
+    def _bytes(self) -> int:
+        """The database's size on disk, its write-ahead log included."""
+        size = 0
+        for suffix in ("", "-wal"):
+            try:
+                size += os.stat(str(self.path) + suffix).st_size
+            except OSError:
+                pass
+        return size
+
     def close(self) -> None:
         """Close the database (results already stored stay)."""
         if self._db is not None:
@@ -338,6 +443,12 @@ class Cache:
             "computed": self.computed,
             "notes": list(self.notes),
         }
+
+
+def _compact(db: sqlite3.Connection) -> None:
+    """Give the space of removed entries back to the file system."""
+    db.execute("VACUUM")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
 
 def _unwritable(err: BaseException) -> bool:
@@ -360,8 +471,7 @@ def open_cache(cache: Any) -> Cache | None:
     if isinstance(cache, Cache):
         return cache
     if cache is None or cache is True:
-        env = os.environ.get(ENV)
-        if env is not None and env.strip().lower() in _OFF:
+        if turned_off():
             return None
         return Cache(default_path())
     if isinstance(cache, (str, os.PathLike)):

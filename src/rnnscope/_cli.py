@@ -271,6 +271,49 @@ def _cache_notes(summary: dict[str, Any] | None) -> None:
         print(f"rnnscope: note: cache: {plain(note, None)}", file=sys.stderr)
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from ._cache import ENV, Cache, default_path, turned_off
+
+    if args.cache is None and turned_off():
+        raise InputError(f"the cache is off (${ENV}); name a database with --cache PATH")
+    path = Path(args.cache).expanduser() if args.cache else default_path()
+    path = path / "results.sqlite" if path.is_dir() else path
+    if not path.is_file():
+        print(f"no results database at {plain(str(path), None)}")
+        return OK
+    store = Cache(path)
+    try:
+        if args.clear:
+            print(f"removed {store.clear():,} entries from {plain(str(path), None)}")
+        elif args.prune:
+            n = store.prune(args.days)
+            gone = n["other_versions"] + n["missing_files"] + n["unused"]
+            print(
+                f"removed {gone:,} entries ({n['other_versions']:,} of other versions, "
+                f"{n['missing_files']:,} of files that are gone, {n['unused']:,} unused for "
+                f"{args.days:g} days); {n['kept']:,} kept; "
+                f"{_mb(n['bytes_before'])} -> {_mb(n['bytes_after'])}"
+            )
+        else:
+            c = store.contents()
+            old = c["oldest_use"]
+            age = "" if old is None else f"; least recently used {old / 86400:.1f} days ago"
+            print(
+                f"{plain(str(path), None)}: {c['entries']:,} entries, {c['current']:,} of these "
+                f"versions; {_mb(c['bytes'])}{age}"
+            )
+    except OSError as err:
+        raise InputError(f"--cache: cannot use '{path}': {err}", path=str(path)) from err
+    finally:
+        _cache_notes(store.summary())
+        store.close()
+    return OK
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     if args.tokens is not None and args.input is None:
         raise InputError("--tokens: give the token ids with --input as well")
@@ -656,6 +699,7 @@ def _parser() -> argparse.ArgumentParser:
         "plot": _cmd_plot,
         "explore": _cmd_explore,
         "attributions": _cmd_attributions,
+        "cache": _cmd_cache,
     }
     return build(commands)
 

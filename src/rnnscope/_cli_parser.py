@@ -338,6 +338,7 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
     )
     pl.set_defaults(run=commands["plot"])
     _explore_parser(add, commands)
+    _cache_parser(add, commands)
     _attributions_parser(
         add(
             "attributions",
@@ -376,6 +377,34 @@ def _explore_parser(
         help="file-size budget for the data (64): float32 while it fits, then 16 and 8 bits",
     )
     ex.set_defaults(run=commands["explore"])
+
+
+def _cache_parser(
+    add: Callable[[str, str], argparse.ArgumentParser],
+    commands: Mapping[str, Callable[[argparse.Namespace], int]],
+) -> None:
+    c = add("cache", "what the results database holds; prune or clear it")
+    c.add_argument(
+        "--cache",
+        metavar="PATH",
+        help="the database (default: $RNNSCOPE_CACHE, else rnnscope/results.sqlite in the "
+        "user cache folder)",
+    )
+    act = c.add_mutually_exclusive_group()
+    act.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove entries of other rnnscope/numpy/matplotlib/Pillow versions, of files "
+        "that are gone, and entries unused for --days days",
+    )
+    act.add_argument("--clear", action="store_true", help="remove every entry")
+    c.add_argument(
+        "--days",
+        type=_positive_float,
+        default=30.0,
+        help="with --prune: remove entries no run used for this many days (default 30)",
+    )
+    c.set_defaults(run=commands["cache"])
 
 
 def _positive_float(text: str) -> float:

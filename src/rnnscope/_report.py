@@ -13,14 +13,16 @@ from __future__ import annotations
 import base64
 import concurrent.futures as cf
 import datetime as dt
+import importlib
 import io
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._columns import COLUMNS, REPORT_VIEW
-from ._errors import InputError, require
+from ._errors import InputError, RnnscopeError, require
 from ._flags import Flag, Thresholds, by_severity, flags_for
 from ._format import cell
 from ._model import LayerWeights, RNNWeights
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from ._cache import Cache
+    from ._report_early import Early
 
 __all__ = ["build_report", "model_section", "report"]
 
@@ -88,12 +91,14 @@ def _layer_figures(rec: RNNWeights | LayerWeights) -> list[dict[str, str]]:
 
 
 def model_section(
-    source: Any, name: str, tol: float, figures: bool = True, sample: int = 0
+    source: Any, name: str, tol: float, figures: bool = True, sample: int = 0, stats: bool = True
 ) -> dict[str, Any]:
     """Everything the report shows of one model (runs in workers; returns plain data).
 
     ``sample``: also keep up to this many of each recurrent layer's weights (a fixed-seed random
-    choice, all of them when fewer), for the histograms across checkpoints.
+    choice, all of them when fewer), for the histograms across checkpoints. ``stats=False``
+    leaves the statistics rows out (``rows`` is empty): the report's figure pass, whose rows
+    the first pass already has.
     """
     from ._api import resolve
     from ._io import Checkpoint, is_remote, open_checkpoint
@@ -119,7 +124,8 @@ def model_section(
                 }
             )
             rec = ref.extract()
-            rows += [{"model": name, **r, "tol": tol} for r in record_rows(rec, tol)]
+            if stats:
+                rows += [{"model": name, **r, "tol": tol} for r in record_rows(rec, tol)]
             if figures and isinstance(rec, RNNWeights):
                 figs += _layer_figures(rec)
             elif figures and isinstance(rec, LayerWeights):
@@ -319,7 +325,10 @@ def build_report(
     from ._cache import open_cache
 
     store = open_cache(cache)
+    early = None
     try:
+        if figures and sources is not None:  # the last checkpoint's figures, drawn meanwhile
+            early = _start_early(sources, names, recursive, _tol_of(tol), store, jobs, executor)
         return _build(
             sources,
             out,
@@ -343,10 +352,55 @@ def build_report(
             inputs=inputs,
             tokens=tokens,
             cache=store,
+            early=early,
         )
     finally:
+        if early is not None:
+            early.close()
         if store is not None:
             store.close()
+
+
+def _tol_of(tol: float) -> float:
+    from ._tables import _tol
+
+    return _tol(tol)
+
+
+def _start_early(
+    sources: Any,
+    names: Sequence[str] | None,
+    recursive: bool,
+    tol: float,
+    cache: Cache | None,
+    jobs: int | None,
+    executor: cf.Executor | None,
+) -> Early | None:
+    """The last checkpoint's figures started in a worker (:mod:`._report_early`), or None."""
+    from ._io import is_remote
+    from ._report_early import start
+    from ._tables import collect_sources
+
+    if executor is not None or cache is None or not _several(jobs):
+        return None  # bad jobs= values are refused by the statistics pass, with a message
+    items = [sources] if not isinstance(sources, (list, tuple)) or is_remote(sources) else sources
+    files = [s for s in items if not (isinstance(s, (str, os.PathLike)) and is_database(s))]
+    try:
+        pairs, _ = collect_sources(files, names, recursive)
+    except RnnscopeError:
+        return None  # the statistics pass meets the same problem and reports it
+    return start(model_section, pairs, _figure_args(tol), cache, jobs)
+
+
+def _several(jobs: Any) -> bool:
+    """``jobs`` asks for worker processes (bad values are refused later, with a message)."""
+    return isinstance(jobs, int) and not isinstance(jobs, bool) and jobs > 1
+
+
+def _figure_args(tol: float) -> tuple[Any, ...]:
+    """The figure pass's arguments of :func:`model_section`: figures and samples, no rows (the
+    first pass has them)."""
+    return (tol, True, _SAMPLE, False)
 
 
 def _build(
@@ -373,13 +427,12 @@ def _build(
     inputs: Any,
     tokens: Any,
     cache: Cache | None,
+    early: Early | None = None,
 ) -> tuple[Path, list[dict[str, str]], int]:
     require("jinja2", "report", "rnnscope.report")
     require("pandas", "report", "rnnscope.report")
     if figures:
         require("matplotlib", "report", "rnnscope.report figures")
-    import pandas as pd
-
     from ._tables import _tol
 
     if inputs is not None:  # bad tokens fail before any model is read
@@ -402,6 +455,7 @@ def _build(
     sections: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     given: list[str] = []
+    warm = _warm(figures) if executor is None and _several(jobs) else None
     if rest:  # pass 1: statistics of every model, no figures
         sections, failed, given = read_all(
             model_section,
@@ -415,6 +469,10 @@ def _build(
             strict=strict,
             cache=cache,
         )
+    if warm is not None:
+        warm.join()
+    import pandas as pd
+
     table = pd.DataFrame([r for s in sections for r in s["rows"]], columns=COLUMNS)
     table.attrs.update(tol=value, failed=failed, sources=given)
     all_flags: list[Flag] = []
@@ -454,10 +512,11 @@ def _build(
     groups = group_flags(all_flags, model_names)
     chosen = select_detail(model_names, groups, metrics=metrics, rank_by=rank_by, detail=picks)
     if figures and sections:  # pass 2: figures of the detailed models only
-        _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache)
-        if comparison is not None:
+        if comparison is not None:  # drawn while the early worker may still be drawing
             ordered = cmp is None or cmp.attrs.get("mode") == RUN  # variants: no order
             comparison["figures"] = _run_figures(table, model_names, steps, unit, t, ordered)
+        _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache, early)
+        if comparison is not None:
             comparison["figures"] += _ridgelines([s for s in sections if s["name"] in chosen])
     for i, s in enumerate(sections):
         s["index"], s["why"] = i + 1, chosen.get(s["name"], [])
@@ -486,6 +545,25 @@ def _build(
     return path, failed, total
 
 
+def _warm(figures: bool) -> threading.Thread:
+    """Import the page's libraries in a thread while the first pass waits for its workers (a
+    rerun's few seconds of imports then cost nothing). An import that fails there is raised
+    again, with its message, where the library is first used."""
+
+    def run() -> None:
+        libs = ["pandas", "jinja2"]
+        libs += ["matplotlib.figure", "matplotlib.backends.backend_agg", "PIL.Image"] * figures
+        for lib in libs:
+            try:
+                importlib.import_module(lib)
+            except ImportError:
+                return
+
+    thread = threading.Thread(target=run, name="rnnscope-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 def _attributions(sources: list[Any], inputs: Any, out: Any, tokens: Any) -> str:
     """The attributions section's HTML, or "" without inputs."""
     if inputs is None:
@@ -506,15 +584,19 @@ def _add_figures(
     jobs: int | None,
     recursive: bool,
     cache: Cache | None = None,
+    early: Early | None = None,
 ) -> None:
-    """Figures (and weight samples) of the chosen models, read again in a second pass."""
+    """Figures (and weight samples) of the chosen models, read again in a second pass (the
+    last one's may have been drawn meanwhile: ``early``)."""
+    from ._report_early import finish
     from ._tables import collect_sources, run_sources
 
+    args = _figure_args(tol)
+    by_name = finish(early, cache, model_section, args)
     pairs, _ = collect_sources(rest, names, recursive)
-    wanted = [(n, src) for n, src in pairs if n in chosen]
-    args = (tol, True, _SAMPLE)
+    wanted = [(n, src) for n, src in pairs if n in chosen and n not in by_name]
     done, _ = run_sources(model_section, wanted, args, executor, jobs, None, cache=cache)
-    by_name = {d["name"]: d for d in done}
+    by_name.update({d["name"]: d for d in done})
     for s in sections:
         got = by_name.get(s["name"])
         s["figures"] = got["figures"] if got else []
@@ -579,15 +661,9 @@ def _comparison(cmp: Any, growth: list[Flag]) -> dict[str, Any]:
     bare = cmp[[*keys, "model", "l2_norm", "l2_norm_rel_change"]]
     bare.attrs = {}  # pandas deep-copies attrs on every lookup: 60 % of a 100-model report
     for key, block in bare.groupby(keys, sort=False):
-        by_model = block.set_index("model")
-        cells = [
-            {
-                "model": m,
-                "value": by_model.at[m, "l2_norm"],
-                "rel": by_model.at[m, "l2_norm_rel_change"],
-            }
-            for m in models
-        ]
+        value = dict(zip(block["model"], block["l2_norm"].to_numpy(), strict=True))
+        rel = dict(zip(block["model"], block["l2_norm_rel_change"].to_numpy(), strict=True))
+        cells = [{"model": m, "value": value[m], "rel": rel[m]} for m in models]
         rows.append({"key": key, "cells": cells})
     return {
         "mode": cmp.attrs["mode"],

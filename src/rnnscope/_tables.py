@@ -425,7 +425,11 @@ def _cached_run(
 def _dispatch(
     runner: Any, remote: list[int], executor: cf.Executor | None, jobs: int | None
 ) -> None:
-    if executor is None and (jobs or 1) > 1 and len(remote) > 1:
+    # several sources: even the one left to read (the others came from the cache) goes to a
+    # worker, with one BLAS thread as in a full run; this process's default BLAS threads are
+    # many times slower on a busy machine (an LSTM(512) kernel's SVD: 9 s against 0.5 s)
+    many = len(remote) > 1 or (len(remote) == 1 and len(runner.pairs) > 1)
+    if executor is None and (jobs or 1) > 1 and many:
         with _single_threaded_blas():
             runner.in_processes(remote, min(jobs or 1, len(remote)))
     elif executor is not None and remote:

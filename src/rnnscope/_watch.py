@@ -3,7 +3,9 @@
 Polls the paths every ``--every`` seconds. A file is taken once it is complete: present at the
 start and not modified for a poll period, or seen with the same size and modification time on
 two polls in a row (a checkpoint still being written changes between polls and waits). When the
-set of complete files changes, the report is built again; the per-file cache means only the new
+set of complete files changes, or the metrics file (``--metrics``: a CSV or JSON file, a monitor
+database with its write-ahead log, or every file under a TensorBoard log folder) changed and then
+stayed the same for a poll, the report is built again; the per-file cache means only the new
 files are read. Each HTML file is replaced atomically (written beside it, then renamed), so a
 browser reload never sees half a page. Ctrl-C stops the watch with a message and exit code 0.
 """
@@ -46,6 +48,22 @@ def _stamp(path: str) -> Stamp | None:
     return st.st_size, st.st_mtime_ns
 
 
+def _metrics_stamp(path: str | None) -> tuple[tuple[str, int, int], ...]:
+    """Size and modification time of the metrics: the file (and an SQLite database's ``-wal``
+    log, where a monitor's writes land first) or every file under a folder (TensorBoard)."""
+    if not path:
+        return ()
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    files += [] if root.is_dir() else [Path(f"{path}-wal")]
+    out = []
+    for f in files:
+        st = _stamp(str(f))
+        if st is not None:
+            out.append((str(f), *st))
+    return tuple(out)
+
+
 class _Poller:
     """Which files are complete, poll by poll."""
 
@@ -54,6 +72,16 @@ class _Poller:
         self.seen: dict[str, Stamp] = {}
         self.first = True
         self.told: dict[str, Stamp] = {}
+        self.metrics_seen: Any = None
+        self.metrics: Any = ()
+
+    def settled_metrics(self, now: Any) -> Any:
+        """The metrics' stamp as last seen unchanged on two polls in a row (at the first poll:
+        as it is), so a metrics file being written is read once it is whole."""
+        if self.metrics_seen is None or now == self.metrics_seen:
+            self.metrics = now
+        self.metrics_seen = now
+        return self.metrics
 
     def poll(self, listing: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
         """The complete files (with their stamps folded into the result) and those waiting."""
@@ -99,9 +127,11 @@ def watch(args: argparse.Namespace, cache: Any, build: Build) -> int:
             ready, waiting = poller.poll(_listing(args))
             for w in waiting:
                 print(f"rnnscope: waiting for {plain(w)}: still being written", flush=True)
-            key = tuple((n, _stamp(p)) for n, p in ready)
+            metrics = poller.settled_metrics(_metrics_stamp(getattr(args, "metrics", None)))
+            key = (tuple((n, _stamp(p)) for n, p in ready), metrics)
             if ready and key != built:
-                new = [n for n, _ in ready if built is None or n not in {k[0] for k in built}]
+                old, had = built, set() if built is None else {k[0] for k in built[0]}
+                new = [n for n, _ in ready if n not in had]
                 try:
                     wrote = build([p for _, p in ready], [n for n, _ in ready], cache)
                 except RnnscopeError as err:  # e.g. the only file is unreadable: wait for more
@@ -111,8 +141,10 @@ def watch(args: argparse.Namespace, cache: Any, build: Build) -> int:
                 built, count = key, len(ready)
                 if wrote:
                     what = f"{len(new)} new: {', '.join(plain(n) for n in new[:3])}"
-                    more = ", ..." if len(new) > 3 else ""
-                    print(f"wrote {wrote} ({count} checkpoints; {what}{more})", flush=True)
+                    what += ", ..." if len(new) > 3 else ""
+                    if old is not None and old[1] != metrics:
+                        what += "; the metrics changed"
+                    print(f"wrote {wrote} ({count} checkpoints; {what})", flush=True)
             time.sleep(args.every)
     except KeyboardInterrupt:
         last = f"; the last report: {wrote} ({count} checkpoints)" if wrote else ""
