@@ -229,6 +229,18 @@ def _occlusion(
 
 
 # -- the public function ------------------------------------------------------------------------
+def _prepare(model: Any) -> Any:
+    """The framework's ``prepare``: flax modules have their own (``_attributions_flax.py``)."""
+    from ._frameworks import find_framework
+
+    fw = find_framework(model)
+    if fw is not None and fw.name == "flax":
+        from ._attributions_flax import prepare_flax
+
+        return prepare_flax
+    return prepare
+
+
 def _method(value: Any) -> Method:
     try:
         return Method(value)
@@ -307,7 +319,8 @@ def attributions(
     """Attributions of a model's output to each input value at each timestep.
 
     Args:
-        model: a Keras 3 (TensorFlow, JAX or torch backend), tf-keras or torch model.
+        model: a Keras 3 (TensorFlow, JAX or torch backend), tf-keras, torch or ``flax.nnx``
+            model.
         x: ``(batch, time, features)`` float input; a list or dict of arrays for several inputs;
             or ``(batch, time)`` integer token ids of a single-input model with an embedding
             layer, attributed at the embedding's output (see ``embedding``).
@@ -338,7 +351,8 @@ def attributions(
             ``(y_true, y_pred)`` (default: the compiled loss); torch: a callable ``(prediction,
             target)`` such as ``torch.nn.CrossEntropyLoss()``.
         embedding: token inputs: the name of the embedding layer to attribute at (Keras layer
-            name, or torch module path), needed only when the model has several.
+            name, torch module path or flax attribute path), needed only when the model has
+            several.
 
     Returns:
         An :class:`Attribution`; a list of them (one per input, in input order) for a model
@@ -355,7 +369,7 @@ def attributions(
         True
     """
     m = _method(method)
-    names, xs, grad, meta, feed, emb_name = prepare(model, x, target, y, loss, embedding)
+    names, xs, grad, meta, feed, emb_name = _prepare(model)(model, x, target, y, loss, embedding)
     rows = _Rows(grad, internal_batch_size)
     bases = delta = None
     settings: dict[str, Any] = {}

@@ -483,7 +483,8 @@ def prepare(
     fw = find_framework(model)
     if fw is None:
         raise UnsupportedError(
-            f"attributions need a live Keras 3, tf-keras or torch model; got {type_name(model)}"
+            "attributions need a live Keras 3, tf-keras, torch or flax.nnx model; got "
+            f"{type_name(model)}"
         )
     keras = fw.name != "torch"
     names, xs, build = _inputs(model, x, keras)
