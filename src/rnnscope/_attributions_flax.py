@@ -19,7 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from ._attributions_fw import GradFn, _bucket, _check_sequences, _Feed, _first, _inputs, _per_row
+from ._attributions_fw import (
+    _JAX_CALL,
+    GradFn,
+    _bucket,
+    _check_sequences,
+    _Feed,
+    _first,
+    _inputs,
+    _jax_call,
+    _per_row,
+    _Same,
+)
 from ._attributions_fw import _Target as Target
 from ._attributions_tokens import Injection, check_tokens
 from ._errors import InputError
@@ -132,8 +143,8 @@ def _loss(loss: Any) -> Any:
 
 
 class _Call:
-    """What one ``attributions`` call brings to the compiled step: read only while jax traces,
-    through :data:`_CURRENT`, so the cache keeps no call's inputs, target or labels alive."""
+    """What one ``attributions`` call brings to the compiled step, read only while jax traces
+    it (through ``_jax_call``): the cache keeps no call's inputs, target or labels alive."""
 
     def __init__(self, graphdef: Any, build: Any, target: Target, emb: FlaxEmbedding | None):
         self.graphdef = graphdef
@@ -143,27 +154,12 @@ class _Call:
         self.loss = _loss(target.fn if target.kind == "loss" else None)
 
 
-_CURRENT: list[_Call] = []
 _STEPS: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
-
-
-class _Strong:
-    """A cache key part compared by identity that keeps its object alive (so its ``id`` is
-    never reused while the key exists)."""
-
-    def __init__(self, obj: Any) -> None:
-        self.obj = obj
-
-    def __hash__(self) -> int:
-        return id(self.obj)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Strong) and other.obj is self.obj
 
 
 def _total(state: Any, ts: list[Any], sel: Any, tok: Any) -> Any:
     nnx = importlib.import_module("flax.nnx")
-    c = _CURRENT[-1]
+    c = _JAX_CALL[-1]["flax"]
     m = nnx.merge(c.graphdef, state)
     if c.emb is not None:
         _returning(_at(m, c.emb.path), ts[0])
@@ -180,7 +176,7 @@ def _step(model: Any, call: _Call, names: list[str]) -> Any:
     key = (
         call.graphdef,
         t.kind,
-        _Strong(t.fn),
+        _Same(t.fn),
         tuple(names),
         None if call.emb is None else call.emb.path,
     )
@@ -203,11 +199,8 @@ def _grad(model: Any, state: Any, call: _Call, names: list[str], tokens: Any) ->
         pad = np.concatenate([np.arange(n), np.zeros(_bucket(n) - n, dtype=np.int64)])
         sel = jnp.asarray(call.target.rows(idx[pad]))
         tok = None if tokens is None else jnp.asarray(tokens[idx[pad]])
-        _CURRENT.append(call)
-        try:
+        with _jax_call(flax=call):
             (_, vals), gs = step(state, [jnp.asarray(r[pad]) for r in rows], sel, tok)
-        finally:
-            _CURRENT.pop()
         return np.asarray(vals, np.float64)[:n], [np.asarray(g, np.float64)[:n] for g in gs]
 
     return grad
