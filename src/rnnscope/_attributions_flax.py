@@ -184,9 +184,14 @@ def _step(model: Any, call: _Call, names: list[str]) -> Any:
     if key not in per_model:
         if len(per_model) >= 8:
             per_model.pop(next(iter(per_model)))
+
+        def total(state: Any, ts: list[Any], sel: Any, tok: Any) -> Any:
+            # a new function per key: jax keeps a jitted function's traces per function object
+            return _total(state, ts, sel, tok)
+
         # the inner jit: flax merges the module (and its random streams, which an RNN's
         # carry initialiser advances) at the trace level where it runs
-        per_model[key] = jax.jit(jax.value_and_grad(jax.jit(_total), argnums=1, has_aux=True))
+        per_model[key] = jax.jit(jax.value_and_grad(jax.jit(total), argnums=1, has_aux=True))
     return per_model[key]
 
 
