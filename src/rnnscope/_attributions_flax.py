@@ -30,6 +30,7 @@ from ._attributions_fw import (
     _jax_call,
     _per_row,
     _Same,
+    _structure,
 )
 from ._attributions_fw import _Target as Target
 from ._attributions_tokens import Injection, check_tokens
@@ -143,14 +144,19 @@ def _loss(loss: Any) -> Any:
 
 
 class _Call:
-    """What one ``attributions`` call brings to the compiled step, read only while jax traces
-    it (through ``_jax_call``): the cache keeps no call's inputs, target or labels alive."""
+    """What one ``attributions`` call brings to the compiled steps, read only while jax traces
+    them (through ``_jax_call``): the cache keeps no call's inputs, target or labels alive."""
 
-    def __init__(self, graphdef: Any, build: Any, target: Target, emb: FlaxEmbedding | None):
+    def __init__(self, graphdef: Any, build: Any, emb: FlaxEmbedding | None) -> None:
         self.graphdef = graphdef
         self.build = build
-        self.target = target
         self.emb = emb
+        self.target: Any = None
+        self.loss: Any = None
+
+    def aim(self, target: Target) -> None:
+        """Sets the target (known once the model's output is)."""
+        self.target = target
         self.loss = _loss(target.fn if target.kind == "loss" else None)
 
 
@@ -163,11 +169,35 @@ def _total(state: Any, ts: list[Any], sel: Any, tok: Any) -> Any:
     m = nnx.merge(c.graphdef, state)
     if c.emb is not None:
         _returning(_at(m, c.emb.path), ts[0])
-    args = ts if tok is None else [tok]
-    inp = c.build(args)
-    out = m(**inp) if isinstance(inp, dict) else m(*args)
-    vals = _per_row(c.target, _Ops(), _first(out), sel, sel.shape[0], c.loss)
+    out = _run(m, c, ts if tok is None else [tok])
+    vals = _per_row(c.target, _Ops(), out, sel, sel.shape[0], c.loss)
     return vals.sum(), vals
+
+
+def _run(m: Any, c: _Call, args: list[Any]) -> Any:
+    inp = c.build(args)
+    return _first(m(**inp) if isinstance(inp, dict) else m(*args))
+
+
+def _predict(model: Any, call: _Call, state: Any, args: list[np.ndarray], names: Any) -> Any:
+    """The module's output for ``args`` (token ids or inputs), compiled once per model, graph
+    and input structure; rows padded to few sizes."""
+    jax = importlib.import_module("jax")
+    nnx = importlib.import_module("flax.nnx")
+    key = ("forward", call.graphdef, tuple(names), _structure(call.build, len(args)))
+    per_model = _STEPS.setdefault(model, {})
+    if key not in per_model:
+
+        def forward(st: Any, ts: list[Any]) -> Any:
+            c = _JAX_CALL[-1]["flax"]
+            return _run(nnx.merge(c.graphdef, st), c, ts)
+
+        per_model[key] = jax.jit(forward)
+    n = len(args[0])
+    pad = np.concatenate([np.arange(n), np.zeros(_bucket(n) - n, dtype=np.int64)])
+    with _jax_call(flax=call):
+        out = per_model[key](state, [jax.numpy.asarray(a[pad]) for a in args])
+    return np.asarray(out)[:n]
 
 
 def _step(model: Any, call: _Call, names: list[str]) -> Any:
@@ -178,6 +208,7 @@ def _step(model: Any, call: _Call, names: list[str]) -> Any:
         t.kind,
         _Same(t.fn),
         tuple(names),
+        _structure(call.build, len(names)),
         None if call.emb is None else call.emb.path,
     )
     per_model = _STEPS.setdefault(model, {})
@@ -238,12 +269,10 @@ def prepare_flax(
     clone = nnx.clone(model)
     clone.eval()
     graphdef, state = nnx.split(clone)
-    jnp = importlib.import_module("jax.numpy")
-    fed = [jnp.asarray(feed.tokens)] if feed.tokens is not None else [jnp.asarray(a) for a in xs]
-    inp = build(fed)
-    out = clone(**inp) if isinstance(inp, dict) else clone(*fed)
-    target = Target(spec, np.asarray(_first(out)), y, loss)
-    call = _Call(graphdef, build, target, emb)
+    call = _Call(graphdef, build, emb)
+    fed = [feed.tokens] if feed.tokens is not None else xs
+    target = Target(spec, _predict(model, call, state, fed, names), y, loss)
+    call.aim(target)
     grad = _grad(model, state, call, names, feed.tokens)
     meta = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in target.meta.items()}
     if emb is not None:
