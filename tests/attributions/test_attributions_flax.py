@@ -3,9 +3,9 @@
 Oracles, all outside rnnscope: the module's own forward in eval mode (completeness of integrated
 gradients, occlusion by re-evaluation, central finite differences), its Jacobian by
 ``jax.jacrev`` written here (each target by the chain rule, smoothgrad), and Captum on a torch
-twin whose weights are copied here from Flax's raw parameters (``OptimizedLSTMCell``:
-``dense_i`` without bias and ``dense_h`` with it, blocks i, f, g, o; torch's LSTM:
-``weight_ih``/``weight_hh`` rows i, f, g, o). Few shapes and targets, as each one compiles.
+twin whose weights are copied here from Flax's raw parameters (``SimpleCell``: ``h' =
+tanh(dense_i(x) + dense_h(h))``, ``dense_i`` with a bias and ``dense_h`` without; torch's RNN:
+``tanh(W_ih x + b_ih + W_hh h + b_hh)``). SimpleCell, few shapes and targets: each compiles.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "ri
 
 class Net(nnx.Module):
     def __init__(self, rngs, seq=False):
-        self.rnn = nnx.RNN(nnx.OptimizedLSTMCell(F, U, rngs=rngs))
+        self.rnn = nnx.RNN(nnx.SimpleCell(F, U, rngs=rngs))
         self.drop = nnx.Dropout(0.5, rngs=rngs)  # the module is in train mode: eval is used
         self.head = nnx.Linear(U, C, rngs=rngs)
         self.seq = seq
@@ -41,7 +41,7 @@ class Net(nnx.Module):
 class Text(nnx.Module):
     def __init__(self, rngs):
         self.emb = nnx.Embed(12, F, rngs=rngs)
-        self.rnn = nnx.RNN(nnx.GRUCell(F, U, rngs=rngs))
+        self.rnn = nnx.RNN(nnx.SimpleCell(F, U, rngs=rngs))
         self.head = nnx.Linear(U, C, rngs=rngs)
 
     def __call__(self, tokens):
@@ -106,7 +106,7 @@ def test_integrated_gradients_complete_within_the_delta_which_shrinks_with_n_ste
             mine = a.values.reshape(B, -1).sum(axis=1) - gain
             np.testing.assert_allclose(a.delta, mine, atol=2e-6)
             seen.append(np.abs(mine).max())
-    assert (np.array(large) < np.array(small)).all() and max(large) < 0.02
+    assert (np.array(large) < np.array(small) / 4).all()  # 8x the steps: >= 4x smaller
     assert a.baseline is not None and not a.baseline.any() and m is _net()
 
 
@@ -211,23 +211,23 @@ def test_the_module_is_left_as_it_was():
 
 def _twin(m):
     torch = pytest.importorskip("torch")
-    lstm, head = torch.nn.LSTM(F, U, batch_first=True), torch.nn.Linear(U, C)
+    rnn, head = torch.nn.RNN(F, U, batch_first=True), torch.nn.Linear(U, C)
     cell = m.rnn.cell
     with torch.no_grad():
-        lstm.weight_ih_l0.copy_(torch.tensor(np.asarray(cell.dense_i.kernel[...]).T))
-        lstm.weight_hh_l0.copy_(torch.tensor(np.asarray(cell.dense_h.kernel[...]).T))
-        lstm.bias_ih_l0.zero_()
-        lstm.bias_hh_l0.copy_(torch.tensor(np.asarray(cell.dense_h.bias[...])))
+        rnn.weight_ih_l0.copy_(torch.tensor(np.asarray(cell.dense_i.kernel[...]).T))
+        rnn.bias_ih_l0.copy_(torch.tensor(np.asarray(cell.dense_i.bias[...])))
+        rnn.weight_hh_l0.copy_(torch.tensor(np.asarray(cell.dense_h.kernel[...]).T))
+        rnn.bias_hh_l0.zero_()
         head.weight.copy_(torch.tensor(np.asarray(m.head.kernel[...]).T))
         head.bias.copy_(torch.tensor(np.asarray(m.head.bias[...])))
 
     class Twin(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm, self.head = lstm, head
+            self.rnn, self.head = rnn, head
 
         def forward(self, v):
-            return self.head(self.lstm(v)[0][:, -1])
+            return self.head(self.rnn(v)[0][:, -1])
 
     return torch, Twin().eval()
 
