@@ -44,16 +44,14 @@ def test_the_labels_of_a_call_are_not_kept_by_the_cached_step():
 
 
 def _unit_gradient(m, x, unit, eps=1e-2):
-    """Central differences of output ``unit``, one input value at a time."""
-    grads = np.zeros(x.shape)
-    for i in np.ndindex(*x.shape[1:]):
-        up, down = x.copy(), x.copy()
-        up[(slice(None), *i)] += eps
-        down[(slice(None), *i)] -= eps
-        fu = keras.ops.convert_to_numpy(m(up, training=False))[:, unit].astype(np.float64)
-        fd = keras.ops.convert_to_numpy(m(down, training=False))[:, unit].astype(np.float64)
-        grads[(slice(None), *i)] = (fu - fd) / (2 * eps)
-    return grads
+    """Central differences of output ``unit``: one batched forward for every perturbation."""
+    b, t, f = x.shape
+    steps = np.eye(t * f, dtype=np.float32).reshape(t * f, 1, t, f) * eps
+    up, down = (x[None] + steps).reshape(-1, t, f), (x[None] - steps).reshape(-1, t, f)
+    out = keras.ops.convert_to_numpy(m(np.concatenate([up, down]), training=False))
+    out = out[:, unit].astype(np.float64)
+    half = len(up)
+    return ((out[:half] - out[half:]) / (2 * eps)).reshape(t, f, b).transpose(2, 0, 1)
 
 
 def test_a_new_target_function_gets_its_own_step_even_at_a_reused_address():
