@@ -273,6 +273,18 @@ def _occlusion_masked(
 
 
 # -- the public function ------------------------------------------------------------------------
+def _prepare(model: Any) -> Any:
+    """The framework's ``prepare``: flax modules have their own (``_attributions_flax.py``)."""
+    from ._frameworks import find_framework
+
+    fw = find_framework(model)
+    if fw is not None and fw.name == "flax":
+        from ._attributions_flax import prepare_flax
+
+        return prepare_flax
+    return prepare
+
+
 def _method(value: Any) -> Method:
     try:
         return Method(value)
@@ -353,7 +365,8 @@ def attributions(
     """Attributions of a model's output to each input value at each timestep.
 
     Args:
-        model: a Keras 3 (TensorFlow, JAX or torch backend), tf-keras or torch model.
+        model: a Keras 3 (TensorFlow, JAX or torch backend), tf-keras, torch or ``flax.nnx``
+            model.
         x: ``(batch, time, features)`` float input; a list or dict of arrays for several inputs;
             or ``(batch, time)`` integer token ids of a single-input model with an embedding
             layer, attributed at the embedding's output (see ``embedding``).
@@ -384,9 +397,9 @@ def attributions(
             ``(y_true, y_pred)`` (default: the compiled loss); torch: a callable ``(prediction,
             target)`` such as ``torch.nn.CrossEntropyLoss()``.
         embedding: token inputs: the name of the embedding layer to attribute at (Keras layer
-            name, or torch module path), needed only when the model has several and it cannot
-            be told which one receives each input; several token inputs: a list (one name or
-            None per input) or a dict (input name -> layer name).
+            name, torch module path or flax attribute path), needed only when the model has
+            several and it cannot be told which one receives each input; several token inputs: a
+            list (one name or None per input) or a dict (input name -> layer name).
         mask: a padded float input: ``(batch, time)`` booleans, True at a real step, held fixed
             for every pass (default: Keras ``Masking`` layers' mask of the real input; a torch
             ``PackedSequence`` as ``x`` brings its lengths). Keras: needs a ``Masking`` layer,
@@ -408,7 +421,7 @@ def attributions(
         True
     """
     m = _method(method)
-    names, xs, grad, meta, feed, _ = prepare(
+    names, xs, grad, meta, feed, _ = _prepare(model)(
         model, x, target, y, loss, embedding, mask=mask, lengths=lengths
     )
     rows = _Rows(grad, internal_batch_size)

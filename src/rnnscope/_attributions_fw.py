@@ -221,8 +221,8 @@ class _Feed:
     def key(self) -> tuple[Any, ...]:
         """What a compiled step depends on beyond the model and target."""
         return (
-            tuple(None if i is None else id(i.layer) for i in self.injs),
-            tuple(id(layer) for layer in self.masking),
+            tuple(None if i is None else _Same(i.layer) for i in self.injs),
+            tuple(_Same(layer) for layer in self.masking),
         )
 
     def extras(self, idx: np.ndarray) -> list[np.ndarray]:
@@ -468,21 +468,58 @@ def _jax_forward(model: Any, build: Any, xs: list[np.ndarray], names: list[str])
     import jax
 
     per_model = _JAX_STEPS.setdefault(model, {})
-    key = ("forward", tuple(names))
+    key = ("forward", tuple(names), _structure(build, len(xs)))
     if key not in per_model:
         ref = weakref.ref(model)
 
         def fwd(tv: list[Any], ntv: list[Any], ts: list[Any]) -> Any:
             live = ref()
             assert live is not None, "the model was garbage-collected"
-            return _first(live.stateless_call(tv, ntv, build(ts), training=False)[0])
+            rebuild = _JAX_CALL[-1]["build"]
+            return _first(live.stateless_call(tv, ntv, rebuild(ts), training=False)[0])
 
         per_model[key] = jax.jit(fwd)
     tv = [v.value for v in model.trainable_variables]
     ntv = [v.value for v in model.non_trainable_variables]
     n = len(xs[0])
     pad = np.concatenate([np.arange(n), np.zeros(_bucket(n) - n, dtype=np.int64)])
-    return np.asarray(per_model[key](tv, ntv, [jax.numpy.asarray(a[pad]) for a in xs]))[:n]
+    with _jax_call(build=build):
+        return np.asarray(per_model[key](tv, ntv, [jax.numpy.asarray(a[pad]) for a in xs]))[:n]
+
+
+class _Same:
+    """A cache key part equal only to itself's object (compared with ``is``); it keeps the
+    object alive, so the object's ``id`` cannot be reused by another while the key exists."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
+def _structure(build: Any, n: int) -> str:
+    """What ``build`` makes of ``n`` inputs: ``"dict"``, ``"list"`` or ``"single"``."""
+    made = build(list(range(n)))
+    return "dict" if isinstance(made, dict) else "list" if isinstance(made, list) else "single"
+
+
+_JAX_CALL: list[dict[str, Any]] = []
+"""The current call's objects (input structure, target, loss, feed), read by a compiled JAX step
+only while jax traces it: a cached step holds no call's inputs, labels or tokens, and a retrace
+(a new row count or sequence length) sees the call that caused it, never the first one."""
+
+
+@contextmanager
+def _jax_call(**objects: Any) -> Any:
+    _JAX_CALL.append(objects)
+    try:
+        yield
+    finally:
+        _JAX_CALL.pop()
 
 
 _JAX_STEPS: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
@@ -492,15 +529,17 @@ def _jax_grad(
     model: Any, build: Any, target: _Target, ops: Any, loss: Any, names: Any, feed: _Feed
 ) -> GradFn:
     """``jax.value_and_grad`` of the target over ``stateless_call``, compiled once per model and
-    target kind (kept while the model lives); rows are padded to a power of two so that few
-    shapes are compiled."""
+    what the trace depends on (the target's kind and function, the loss, the inputs' names and
+    structure, the embedding), kept while the model lives; the call's own objects reach the
+    trace through :data:`_JAX_CALL`. Rows are padded to few sizes so that few shapes compile."""
     import jax
 
     key = (
         target.kind,
-        id(target.fn),
-        id(getattr(model, "loss", None)),
+        _Same(target.fn),
+        _Same(getattr(model, "loss", None)),
         tuple(names),
+        _structure(build, len(names)),
         feed.key(),
     )
     per_model = _JAX_STEPS.setdefault(model, {})
@@ -510,9 +549,11 @@ def _jax_grad(
         def total(tv: list[Any], ntv: list[Any], ts: list[Any], sel: Any, ext: Any) -> Any:
             live = ref()
             assert live is not None, "the model was garbage-collected"
-            with feed.context(ts, ext):
-                out, _ = live.stateless_call(tv, ntv, build(feed.inputs(ts, ext)), training=False)
-            vals = _per_row(target, ops, _first(out), sel, sel.shape[0], loss)
+            c = _JAX_CALL[-1]
+            with c["feed"].context(ts, ext):
+                inp = c["build"](c["feed"].inputs(ts, ext))
+                out, _ = live.stateless_call(tv, ntv, inp, training=False)
+            vals = _per_row(c["target"], ops, _first(out), sel, sel.shape[0], c["loss"])
             return vals.sum(), vals
 
         if len(per_model) >= 8:
@@ -527,7 +568,8 @@ def _jax_grad(
         pad = np.concatenate([np.arange(n), np.zeros(_bucket(n) - n, dtype=np.int64)])
         sel = jax.numpy.asarray(target.rows(idx[pad]))
         ext = [jax.numpy.asarray(a) for a in feed.extras(idx[pad])]
-        (_, vals), gs = step(tv, ntv, [jax.numpy.asarray(r[pad]) for r in rows], sel, ext)
+        with _jax_call(build=build, target=target, loss=loss, feed=feed):
+            (_, vals), gs = step(tv, ntv, [jax.numpy.asarray(r[pad]) for r in rows], sel, ext)
         return np.asarray(vals, np.float64)[:n], [np.asarray(g, np.float64)[:n] for g in gs]
 
     return grad
@@ -601,7 +643,8 @@ def prepare(
     fw = find_framework(model)
     if fw is None:
         raise UnsupportedError(
-            f"attributions need a live Keras 3, tf-keras or torch model; got {type_name(model)}"
+            "attributions need a live Keras 3, tf-keras, torch or flax.nnx model; got "
+            f"{type_name(model)}"
         )
     keras = fw.name != "torch"
     if not keras and _packed(x):

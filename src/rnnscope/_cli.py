@@ -320,6 +320,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     # read once, before any model, so a bad input file fails first (and once under --watch)
     args.input_data = None if args.input is None else _load_input(args.input, tokens=True)
     args.tokens_data = None if args.tokens is None else _load_tokens(args.tokens)
+    args.attr_options = _attr_options(args)
     cache = _cache(args)
     if args.watch:
         from ._watch import watch
@@ -334,6 +335,49 @@ def _cmd_report(args: argparse.Namespace) -> int:
         out, failed = _report_once(args, args.paths, None, cache, tick)
     print(f"wrote {out}")
     return _report_failed(failed)
+
+
+_ATTR_FLAGS = {
+    "method": "method",
+    "target": "target",
+    "steps": "n_steps",
+    "rule": "rule",
+    "window": "window",
+    "stride": "stride",
+}
+
+
+def _attr_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--attr-*`` as the report's ``attributions=`` options (None if none is given), checked
+    against ``--input`` before any model is read; errors name the flag."""
+    from ._cli_parser import _target
+    from ._report_attributions import check_options
+
+    given = {k: getattr(args, f"attr_{k}") for k in _ATTR_FLAGS}
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return None
+    if args.input_data is None:
+        flags = ", ".join(f"--attr-{k}" for k in given)
+        raise InputError(f"{flags}: options of the attributions section; give --input as well")
+    options: dict[str, Any] = {}
+    for k, text in given.items():
+        value: Any = text
+        if k == "target":
+            try:
+                value = _target(text)
+            except argparse.ArgumentTypeError as err:
+                raise InputError(f"--attr-target: {err}", argument="--attr-target") from None
+        elif k in ("steps", "window", "stride"):
+            try:
+                value = int(text)
+            except ValueError:
+                raise InputError(
+                    f"--attr-{k}: expected a whole number; got {text!r}", argument=f"--attr-{k}"
+                ) from None
+        options[_ATTR_FLAGS[k]] = value
+    flag = {v: f"--attr-{k}" for k, v in _ATTR_FLAGS.items()}
+    return check_options(options, args.input_data, label=lambda key: flag[key])
 
 
 def _report_once(
@@ -363,6 +407,7 @@ def _report_once(
         detail=args.detail,
         inputs=args.input_data,
         tokens=args.tokens_data,
+        attributions=args.attr_options,
         cache=cache,
     )
     if cache:

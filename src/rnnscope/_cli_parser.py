@@ -287,6 +287,15 @@ def build(commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> argpar
         help="with token ids in --input: a text file, one sample per line, one word per "
         "timestep separated by spaces, shown coloured by attribution",
     )
+    for flag, what in (
+        ("--attr-method", "the attributions section's method (integrated_gradients)"),
+        ("--attr-target", "its target: INDEX or TIMESTEP,UNIT (the predicted class)"),
+        ("--attr-steps", "its integrated gradients' n_steps (50)"),
+        ("--attr-rule", "its integrated gradients' rule (gausslegendre)"),
+        ("--attr-window", "its occlusion window in timesteps (1)"),
+        ("--attr-stride", "its occlusion stride (1)"),
+    ):
+        r.add_argument(flag, metavar=flag[7:].upper(), help=f"with --input: {what}")
     r.add_argument(
         "--watch",
         action="store_true",

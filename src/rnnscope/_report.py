@@ -222,6 +222,7 @@ def report(
     detail: str | Sequence[str] = (),
     inputs: Any = None,
     tokens: Any = None,
+    attributions: Any = None,
     cache: Any = None,
 ) -> Path:
     """Write ONE self-contained HTML report of one or several models; return its path.
@@ -258,6 +259,10 @@ def report(
             ``.h5`` files) and an explorer page beside the report, linked from it.
         tokens: with integer token ``inputs``: one word per timestep per sample, shown
             coloured by attribution.
+        attributions: with ``inputs``: options of :func:`rnnscope.attributions` for the
+            section (``method``, ``target``, ``n_steps``, ``rule``, ``window``, ``stride``,
+            ``n_samples``, ``stdev``, ``absolute``, ``internal_batch_size``), as a dict, checked
+            before any model is read; the section's caption names them.
         cache: as in :func:`rnnscope.stats`: each file's statistics and figures are kept, so a
             rerun over a folder with one new checkpoint reads and draws only that one.
 
@@ -290,6 +295,7 @@ def report(
         detail=detail,
         inputs=inputs,
         tokens=tokens,
+        attributions=attributions,
         cache=cache,
     )
     warn_failed(failed, total, f"the report's 'Not read' section ({path})")
@@ -319,6 +325,7 @@ def build_report(
     detail: str | Sequence[str] = (),
     inputs: Any = None,
     tokens: Any = None,
+    attributions: Any = None,
     cache: Any = None,
 ) -> tuple[Path, list[dict[str, str]], int]:
     """:func:`report`'s work: the path, the ``failed`` rows, and how many sources there were."""
@@ -351,6 +358,7 @@ def build_report(
             detail=detail,
             inputs=inputs,
             tokens=tokens,
+            attributions=attributions,
             cache=store,
             early=early,
         )
@@ -426,6 +434,7 @@ def _build(
     detail: str | Sequence[str],
     inputs: Any,
     tokens: Any,
+    attributions: Any,
     cache: Cache | None,
     early: Early | None = None,
 ) -> tuple[Path, list[dict[str, str]], int]:
@@ -435,10 +444,17 @@ def _build(
         require("matplotlib", "report", "rnnscope.report figures")
     from ._tables import _tol
 
-    if inputs is not None:  # bad tokens fail before any model is read
-        from ._report_attributions import check_words
+    options: dict[str, Any] = {}
+    if attributions is not None and inputs is None:
+        raise InputError(
+            "attributions: options for the attributions section need inputs= as well",
+            argument="attributions",
+        )
+    if inputs is not None:  # bad tokens and options fail before any model is read
+        from ._report_attributions import check_options, check_words
 
         check_words(tokens, inputs)
+        options = check_options(attributions, inputs)
     t = thresholds or Thresholds()
     value = _tol(tol)
     picks = [detail] if isinstance(detail, str) else list(detail)
@@ -538,7 +554,7 @@ def _build(
         exports=exports(all_flags),
         comparison=comparison,
         histories=[_history_section(Path(d), figures) for d in databases],
-        attributions=_attributions(rest, inputs, out, tokens),
+        attributions=_attributions(rest, inputs, out, tokens, options),
     )
     path = _write(out, context)
     total = len(sections) + sum(e["status"] == "failed" for e in failed)
@@ -564,14 +580,16 @@ def _warm(figures: bool) -> threading.Thread:
     return thread
 
 
-def _attributions(sources: list[Any], inputs: Any, out: Any, tokens: Any) -> str:
+def _attributions(
+    sources: list[Any], inputs: Any, out: Any, tokens: Any, options: dict[str, Any]
+) -> str:
     """The attributions section's HTML, or "" without inputs."""
     if inputs is None:
         return ""
     require("matplotlib", "report", "rnnscope.report attributions")
     from ._report_attributions import attributions_section
 
-    return attributions_section(sources, inputs, out, _png, tokens)
+    return attributions_section(sources, inputs, out, _png, tokens, options=options)
 
 
 def _add_figures(
