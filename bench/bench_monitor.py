@@ -174,7 +174,8 @@ def figure(r: dict[str, dict[str, float]], path: str) -> None:
     ax.set_xlabel(
         f"seconds per epoch, median ({BATCHES} batches of {BATCH}, LSTM({UNITS}), {T} steps)"
     )
-    ax.set_title("Training-monitor overhead")
+    threads = os.environ.get("OMP_NUM_THREADS")
+    ax.set_title("Training-monitor overhead" + (f" (OMP_NUM_THREADS={threads})" if threads else ""))
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -8,6 +8,11 @@ The floor is the least code that draws the same figure: for the histogram, a 3 x
 three stacked panels with one ``imshow`` each and a colour bar. Both write PNG with the same
 ``savefig`` settings rnnscope uses. Targets: within 1.5x of the floor, and at least 3x faster
 than See RNN's measured 1.1-1.2 s histogram (0.23-0.48 s heatmap) on this machine class.
+
+``--compat`` also times the See RNN compatibility layer's ``rnn_histogram`` at the sandbox's 400
+bins on a torch Bidirectional LSTM(64): its one bar artist per panel against the same call drawing
+one Rectangle per bar through ``ax.hist`` (``configs={"plot": {"histtype": "bar"}}``, See RNN's
+own drawing), alternated call by call.
 """
 
 from __future__ import annotations
@@ -80,6 +85,30 @@ def ours_heatmap(w: rnnscope.RNNWeights, path: str) -> None:
     plt.close(plot.rnn_heatmap(w, savepath=path))
 
 
+def measure_compat(repeats: int) -> dict[str, float]:
+    """The compat ``rnn_histogram`` (one artist per panel) vs one patch per bar, medians."""
+    import torch
+
+    from rnnscope.compat.see_rnn import rnn_histogram
+
+    torch.manual_seed(0)
+    layer = torch.nn.LSTM(20, 64, bidirectional=True)
+    ways = {"one_artist_s": None, "patch_per_bar_s": {"plot": {"histtype": "bar"}}}
+    times: dict[str, list[float]] = {k: [] for k in ways}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats + 1):  # the first round warms up
+            for name, configs in ways.items():
+                t = time.perf_counter()
+                figs, _ = rnn_histogram(layer, None, layer=layer, bins=400, configs=configs)
+                for k, fig in enumerate(figs):
+                    fig.savefig(os.path.join(tmp, f"{k}.png"), **PNG)
+                plt.close("all")
+                if i:
+                    times[name].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {**med, "speedup": med["patch_per_bar_s"] / med["one_artist_s"]}
+
+
 def measure(repeats: int) -> dict[str, dict[str, float]]:
     w = lstm()
     out: dict[str, dict[str, float]] = {}
@@ -134,9 +163,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--figure", default=None)
+    ap.add_argument("--compat", action="store_true", help="also time the See RNN layer")
+    ap.add_argument("--compat-repeats", type=int, default=3)
     args = ap.parse_args()
     r = measure(args.repeats)
     print(json.dumps(r, indent=2))
+    if args.compat:
+        c = measure_compat(args.compat_repeats)
+        print(json.dumps(c, indent=2))
+        print(
+            f"compat rnn_histogram, 400 bins, Bidirectional LSTM(64): one artist "
+            f"{c['one_artist_s']:.2f} s, one patch per bar {c['patch_per_bar_s']:.2f} s "
+            f"({c['speedup']:.1f}x)"
+        )
     for kind, v in r.items():
         lo, hi = v["faster_than_see_rnn"]
         print(

@@ -118,7 +118,11 @@ def figure(r: dict[str, float], path: str) -> None:
     ax.set_xscale("log")
     ax.set_xlim(3, max(row[1] for row in rows) * 1e3 * 4)
     ax.set_xlabel("milliseconds, median (log scale)")
-    ax.set_title("LSTM(256) forward on CPU, batch 16 x 100 steps x 20 features")
+    threads = os.environ.get("OMP_NUM_THREADS")
+    ax.set_title(
+        "LSTM(256) forward on CPU, batch 16 x 100 steps x 20 features"
+        + (f"\nOMP_NUM_THREADS={threads} (numpy and torch)" if threads else "")
+    )
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -105,7 +105,11 @@ def scratch(tmp_path_factory):
     # a monitor database, as the examples of history() and plot.history() read it
     trained = _keras_model()
     trained.fit(
-        x, y, epochs=2, batch_size=4, verbose=0,
+        x,
+        y,
+        epochs=2,
+        batch_size=4,
+        verbose=0,
         callbacks=[Monitor(str(folder / "run.db"), every=1)],
     )
     return folder, {"model": model, "x": x, "y": y}
@@ -135,11 +139,7 @@ def _namespace(test: doctest.DocTest, keras_objects: dict[str, object]) -> dict[
 
 
 def test_every_skip_is_explained():
-    skipped = {
-        t.name
-        for t in EXAMPLES
-        if any(e.options.get(doctest.SKIP) for e in t.examples)
-    }
+    skipped = {t.name for t in EXAMPLES if any(e.options.get(doctest.SKIP) for e in t.examples)}
     assert skipped == set(ALLOWED_SKIPS), (
         f"unexplained skips: {sorted(skipped - set(ALLOWED_SKIPS))}; "
         f"listed but no longer skipped: {sorted(set(ALLOWED_SKIPS) - skipped)}"

@@ -33,15 +33,7 @@ def axes_facts(ax: Any, lines: bool = True) -> dict[str, Any]:
             for t in ax.texts
         ],
         "spines": [(s.get_linewidth(), s.get_edgecolor()) for s in ax.spines.values()],
-        "bars": [
-            (
-                float(p.get_x()),
-                float(p.get_width()),
-                float(p.get_height()),
-                tuple(np.round(p.get_facecolor(), 6)),
-            )
-            for p in ax.patches
-        ],
+        "bars": bars(ax),
         "images": [
             (
                 _arr(im.get_array()),
@@ -60,13 +52,41 @@ def axes_facts(ax: Any, lines: bool = True) -> dict[str, Any]:
                 _arr(c.get_linewidths()),
             )
             for c in ax.collections
-            if hasattr(c, "get_sizes")
+            if hasattr(c, "get_sizes") and c.get_gid() != BARS
         ],
-        "collections": [type(c).__name__ for c in ax.collections],
+        "collections": [type(c).__name__ for c in ax.collections if c.get_gid() != BARS],
     }
     if lines:
         facts["lines"] = line_facts(ax)
     return facts
+
+
+BARS = "histogram-bars"  # the gid of the compat layer's one-artist histogram
+
+
+def bars(ax: Any) -> list[tuple[float, float, float, tuple[float, ...]]]:
+    """Every bar an axes draws as ``(left, right, height, facecolor)``, whether drawn as one
+    Rectangle patch per bar (``ax.hist``, See RNN) or as the rectangles of one PolyCollection
+    with gid ``'histogram-bars'`` (the compat layer); read from the artists' own geometry."""
+    out = [
+        (
+            float(p.get_x()),
+            float(p.get_bbox().x1),
+            float(p.get_height()),
+            tuple(np.round(p.get_facecolor(), 6)),
+        )
+        for p in ax.patches
+    ]
+    for c in ax.collections:
+        if c.get_gid() != BARS:
+            continue
+        paths = c.get_paths()
+        faces = np.broadcast_to(c.get_facecolor(), (len(paths), 4))
+        for path, face in zip(paths, faces, strict=True):
+            v = path.vertices  # (left, 0), (left, h), (right, h), (right, 0), closing vertex
+            assert v[0, 1] == v[3, 1] == 0 and v[1, 1] == v[2, 1], "not an upright bar"
+            out.append((float(v[0, 0]), float(v[2, 0]), float(v[1, 1]), tuple(np.round(face, 6))))
+    return out
 
 
 def line_facts(ax: Any) -> list[Any]:
@@ -108,3 +128,17 @@ def assert_same(a: Any, b: Any, path: str = "") -> None:
         return
     else:
         assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def assert_density_histogram(ax: Any, values: np.ndarray) -> None:
+    """The bars drawn on ``ax`` are numpy's density histogram of ``values`` over equal bins
+    from their minimum to their maximum (what ``ax.hist(values, bins=n, density=True)`` draws),
+    each bar as wide as its bin."""
+    drawn = bars(ax)
+    assert drawn, "no bars drawn"
+    values = np.ravel(values)
+    want_edges = np.histogram_bin_edges(values, bins=len(drawn))
+    want, _ = np.histogram(values, bins=want_edges, density=True)
+    np.testing.assert_allclose([b[0] for b in drawn], want_edges[:-1], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose([b[1] for b in drawn], want_edges[1:], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose([b[2] for b in drawn], want, rtol=1e-5)

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import requires_tf_keras
 
-from ._artists import assert_same, figure_facts, line_facts
+from ._artists import assert_density_histogram, assert_same, bars, figure_facts, line_facts
 
 pytestmark = requires_tf_keras
 tf_keras = pytest.importorskip("tf_keras")
@@ -251,8 +251,32 @@ def test_rnn_histogram_shades_large_blocks(see_rnn):
         lambda: ours.rnn_histogram(big, "rnn", equate_axes=0),
     )
     _compare_rnn(theirs, mine)
-    colours = {p.get_facecolor() for p in mine[0][0].axes[0].patches}
+    colours = {b[3] for b in bars(mine[0][0].axes[0])}
     assert len(colours) > 10
+
+
+def test_rnn_histogram_plot_configs(model):
+    """``configs['plot']`` (See RNN 1.15.1 ignores it): bar styles go to the one bar artist,
+    any other ``hist`` keyword to ``ax.hist`` itself; the bars stay the numpy histogram."""
+    import matplotlib.colors as mcolors
+
+    kernel = model.get_layer("lstm").get_weights()[0]  # Keras layout: gates i, f, c, o
+    style = {"color": "g", "alpha": 0.5, "edgecolor": "k", "linewidth": 0.5}
+    _figs, axes = ours.rnn_histogram(model, "lstm", bins=9, configs={"plot": style})
+    ax = axes[0][1, 0]  # the forget gate's kernel
+    assert_density_histogram(ax, kernel[:, 4:8])
+    (drawn,) = ax.collections
+    assert tuple(drawn.get_facecolor()[0]) == mcolors.to_rgba("g", 0.5)
+    assert tuple(drawn.get_edgecolor()[0]) == mcolors.to_rgba("k", 0.5)
+    assert drawn.get_linewidth()[0] == 0.5 and not ax.patches
+    _figs, axes = ours.rnn_histogram(model, "lstm", bins=9, configs={"plot": {"histtype": "step"}})
+    ax = axes[0][1, 0]
+    (outline,) = ax.patches  # ax.hist's one step polygon
+    want, edges = np.histogram(kernel[:, 4:8], bins=9, density=True)
+    xy = outline.get_xy()
+    assert not ax.collections and type(outline).__name__ == "Polygon"
+    np.testing.assert_allclose(xy[:, 1].max(), want.max())
+    np.testing.assert_allclose([xy[:, 0].min(), xy[:, 0].max()], edges[[0, -1]], rtol=1e-6)
 
 
 def _limits_equated(result, equate_axes):
@@ -265,7 +289,7 @@ def _limits_equated(result, equate_axes):
         assert len({ax.get_ylim() for ax in group}) == 1
     if equate_axes == 2:
         lo, hi = panels[0][0].get_xlim()
-        assert lo == -hi and hi >= max(np.abs(p.get_x()) for ax in every for p in ax.patches)
+        assert lo == -hi and hi >= max(abs(b[0]) for ax in every for b in bars(ax))
 
 
 def test_rnn_histogram_prefetched_data_and_savepath(see_rnn, model, tmp_path):

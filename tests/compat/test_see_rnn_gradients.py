@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import requires_tf_keras, requires_torch
 
+from ._artists import assert_density_histogram
+
 pytest.importorskip("matplotlib")
 from rnnscope.compat import see_rnn
 
@@ -94,10 +96,7 @@ def _check(m, oracle, xs, y, atol=1e-6):
     # and the histogram's forget-gate panel counts the recurrent kernel's forget block
     figs, axes = see_rnn.rnn_histogram(m, "lstm", mode="grads", input_data=xs, labels=y, bins=5)
     block = oracle["weights"][1][:, 3:6].ravel()
-    heights = np.array([p.get_height() for p in axes[0][1, 1].patches])
-    edges = [p.get_x() for p in axes[0][1, 1].patches] + [block.max()]
-    want, _ = np.histogram(block, bins=np.array(edges), density=True)
-    np.testing.assert_allclose(heights, want, rtol=1e-4)
+    assert_density_histogram(axes[0][1, 1], block)
 
 
 @requires_tf_keras

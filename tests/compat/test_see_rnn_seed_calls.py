@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import requires_tf_keras, requires_torch
 
+from ._artists import assert_density_histogram
+
 pytest.importorskip("matplotlib")
 from rnnscope.compat.see_rnn import (
     features_0D,
@@ -94,8 +96,7 @@ def _run_readme_and_sandbox(model, x, y, rnn_id, bidir_id, out_fn, weights_fn, g
     assert len(figs[0].axes) == 4 * 2
     assert len({ax.get_xlim() for ax in figs[0].axes}) == 1  # one scale over the whole grid
     kernel = weights_fn(rnn_id[0])[0]
-    heights = [p.get_height() * p.get_width() for p in axes[0][1, 0].patches]
-    assert sum(heights) == pytest.approx(1.0)  # density of the forget gate's kernel block
+    assert_density_histogram(axes[0][1, 0], kernel[:, U : 2 * U])  # the forget gate's kernel
     figs, axes = rnn_heatmap(model, rnn_id[0])
     np.testing.assert_allclose(_images(figs[0])[0], kernel)
     # norm='auto': symmetric at the largest kernel / recurrent kernel magnitude (all directions)
@@ -121,6 +122,7 @@ def _run_readme_and_sandbox(model, x, y, rnn_id, bidir_id, out_fn, weights_fn, g
     fig, axes = features_1D(outs[:1], n_rows=8, show_borders=False)
     fig, axes = features_2D(outs, n_rows=8, norm=(-1, 1))
     figs, axes = rnn_histogram(model, rnn_id[0], mode="weights", bins=400)
+    assert_density_histogram(axes[0][3, 1], weights_fn(rnn_id[0])[1][:, 3 * U :])  # output gate
     figs, axes = rnn_heatmap(model, rnn_id[0], mode="weights", norm="auto")
     fig, axes = features_1D(grads_all[0], show_borders=False, n_rows=8, title_mode="grads")
     assert fig._suptitle.get_text().startswith("(Gradients vs. Timesteps)")
@@ -149,8 +151,8 @@ def _bidirectional_calls(model, x, y, _id, out_fn, weights_fn, grads_kw):
     figs, axes = rnn_histogram(model, _id, equate_axes=True, bias=False)
     assert len(figs) == 2 and [len(f.axes) for f in figs] == [4 * 2, 4 * 2]
     assert len({ax.get_xlim() for ax in figs[0].axes}) == 1  # one scale over the whole grid
-    heights = [p.get_height() * p.get_width() for p in axes[0][1, 0].patches]
-    assert sum(heights) == pytest.approx(1.0)  # density of the forget gate's kernel block
+    forward = weights_fn(_id)[0]
+    assert_density_histogram(axes[0][1, 0], forward[:, U : 2 * U])  # the forget gate's kernel
     figs, axes = rnn_histogram(model, _id, equate_axes=2)
     assert len(figs) == 2 and figs[1]._suptitle.get_text() == "BACKWARD LAYER"
     figs, axes = rnn_heatmap(model, _id)

@@ -121,7 +121,13 @@ def test_formats_messages_and_folder_suffixes_all_follow_the_registry(tmp_path):
     assert dict(FORMATS) == {r.name: r.description for r in READERS}
     assert _listed(_unknown_file_message(tmp_path)) == names
     assert checkpoint_suffixes() == (
-        ".keras", ".h5", ".hdf5", ".safetensors", ".pt", ".pth", ".onnx"
+        ".keras",
+        ".h5",
+        ".hdf5",
+        ".safetensors",
+        ".pt",
+        ".pth",
+        ".onnx",
     )
     found, reason = _collected_suffixes(tmp_path, _all_suffixes())
     assert found == set(_all_suffixes()) == set(checkpoint_suffixes())

@@ -49,25 +49,33 @@ def test_history_tables_and_runs(db):
     assert (
         events.iloc[0]["step"] == 3 and "gru.l0/kernel/reset/backward" in events.iloc[0]["message"]
     )
-    with pytest.raises(InputError, match="run 7 is not in"):
+    with pytest.raises(InputError, match="run 7 is not in") as err:
         rnnscope.history(db, run=7)
-    with pytest.raises(InputError, match="table must be one of"):
+    assert (err.value.path, err.value.argument) == (str(db), "run")
+    with pytest.raises(InputError, match="table must be one of") as err:
         rnnscope.history(db, "nope")
+    assert (err.value.path, err.value.argument) == (str(db), "table")
 
 
 def test_history_of_something_else_says_so(tmp_path):
     other = tmp_path / "x.db"
     other.write_bytes(b"not sqlite at all")
-    with pytest.raises(FormatError, match="is not an SQLite database"):
+    with pytest.raises(FormatError, match="is not an SQLite database") as err:
         rnnscope.history(other)
-    with pytest.raises(InputError, match="does not exist"):
+    assert err.value.path == str(other)  # the file, as an attribute: callers never parse text
+    with pytest.raises(InputError, match="does not exist") as err:
         rnnscope.history(tmp_path / "missing.db")
+    assert err.value.path == str(tmp_path / "missing.db")
+    with pytest.raises(FormatError, match="not a regular file") as err:
+        rnnscope.history(tmp_path)
+    assert err.value.path == str(tmp_path)
     import sqlite3
 
     foreign = tmp_path / "foreign.db"
     sqlite3.connect(foreign).execute("CREATE TABLE t (a)").connection.commit()
-    with pytest.raises(FormatError, match="not a monitor database"):
+    with pytest.raises(FormatError, match="not a monitor database") as err:
         rnnscope.history(foreign)
+    assert err.value.path == str(foreign)
 
 
 def test_plot_history_panels_lines_and_nan_marks(db):

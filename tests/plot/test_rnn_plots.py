@@ -230,10 +230,15 @@ def test_plot_errors_name_the_argument(rng):
         plot.rnn_heatmap(w, norm=(1, -1))
     with pytest.raises(InputError, match="norm must be a pair"):
         plot.rnn_heatmap(w, norm=3)
-    with pytest.raises(LayerError, match="direction must be one of forward"):
+    with pytest.raises(LayerError, match="direction must be one of forward") as err:
         plot.rnn_heatmap(w, direction="backward")
-    with pytest.raises(InputError, match="bins"):
+    assert (err.value.layer, err.value.argument) == (w.name, "direction")
+    with pytest.raises(InputError, match="bins") as err:
         plot.rnn_histogram(w, bins=0)
+    assert (err.value.layer, err.value.argument) == (w.name, "bins")
+    with pytest.raises(InputError, match="2 figure") as err:
+        plot.rnn_heatmap(_lstm(rng, bidirectional=True), fig=[None])
+    assert err.value.argument == "fig"
     with pytest.raises(InputError, match="savepath"):
         plot.rnn_heatmap(w, savepath="/nonexistent-dir/x.png")
     torch = pytest.importorskip("torch")

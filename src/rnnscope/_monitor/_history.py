@@ -69,14 +69,20 @@ def history(
     require("pandas", "report", "rnnscope.history")
 
     if table not in TABLES:
-        raise InputError(f"table must be one of {', '.join(TABLES)}; got {table!r}")
+        raise InputError(
+            f"table must be one of {', '.join(TABLES)}; got {table!r}",
+            path=str(Path(path)),
+            argument="table",
+        )
     p = Path(path)
     if not p.exists():
-        raise InputError(f"monitor database '{p}' does not exist")
+        raise InputError(f"monitor database '{p}' does not exist", path=str(p))
     if not p.is_file():
-        raise FormatError(f"'{p}' is not a regular file (a directory, FIFO or device)")
+        raise FormatError(f"'{p}' is not a regular file (a directory, FIFO or device)", path=str(p))
     if not is_database(p):
-        raise FormatError(f"'{p}' is not an SQLite database (written by rnnscope's monitor)")
+        raise FormatError(
+            f"'{p}' is not an SQLite database (written by rnnscope's monitor)", path=str(p)
+        )
     with _reading(p) as conn:
         return _query(p, conn, table, run)
 
@@ -98,7 +104,7 @@ def _reading(p: Path) -> Iterator[sqlite3.Connection]:
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=30)
         except sqlite3.Error as err:
-            raise FormatError(f"cannot open '{p}': {err}") from err
+            raise FormatError(f"cannot open '{p}': {err}", path=str(p)) from err
         try:
             yield conn
         finally:
@@ -113,7 +119,7 @@ def _query(p: Path, conn: sqlite3.Connection, table: str, run: Any) -> pd.DataFr
         if table == "runs":
             return runs
         if runs.empty:
-            raise FormatError(f"'{p}' holds no monitored run")
+            raise FormatError(f"'{p}' holds no monitored run", path=str(p))
         if run is None:
             chosen = [int(runs["run_id"].iloc[-1])]
         elif run == "all":
@@ -122,7 +128,9 @@ def _query(p: Path, conn: sqlite3.Connection, table: str, run: Any) -> pd.DataFr
             chosen = [int(run)]
         else:
             raise InputError(
-                f"run {run!r} is not in '{p}'; runs: {', '.join(map(str, runs['run_id']))}"
+                f"run {run!r} is not in '{p}'; runs: {', '.join(map(str, runs['run_id']))}",
+                path=str(p),
+                argument="run",
             )
         marks = ",".join("?" * len(chosen))
         order = "step, rowid" if table != "runs" else "run_id"
@@ -132,6 +140,6 @@ def _query(p: Path, conn: sqlite3.Connection, table: str, run: Any) -> pd.DataFr
             params=chosen,
         )
     except (sqlite3.Error, pd.errors.DatabaseError) as err:
-        raise FormatError(f"'{p}' is not a monitor database: {err}") from err
+        raise FormatError(f"'{p}' is not a monitor database: {err}", path=str(p)) from err
     df.attrs["runs"] = runs[runs["run_id"].isin(chosen)].to_dict("records")
     return df

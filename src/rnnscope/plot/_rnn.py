@@ -58,7 +58,9 @@ def _directions(rec: Record, direction: str | None) -> tuple[str, ...]:
     if direction not in rec.directions:
         raise LayerError(
             f"layer '{rec.name}': direction must be one of {', '.join(rec.directions)}; "
-            f"got {direction!r}"
+            f"got {direction!r}",
+            layer=rec.name,
+            argument="direction",
         )
     return (direction,)
 
@@ -88,7 +90,8 @@ def _figures(fig: Any, n: int) -> list[Any]:
     figs = list(fig) if isinstance(fig, (list, tuple)) else [fig]
     if len(figs) != n:
         raise InputError(
-            f"fig: {n} direction(s) to draw, so {n} figure(s) are needed; got {len(figs)}"
+            f"fig: {n} direction(s) to draw, so {n} figure(s) are needed; got {len(figs)}",
+            argument="fig",
         )
     return figs
 
@@ -490,7 +493,9 @@ def rnn_histogram(
     rec, m = draw_record(source, layer, mode, x, y, loss, sample_weight)
     equate = to_equate(equate_axes)
     if not isinstance(bins, int) or bins < 1:
-        raise InputError(f"bins must be a positive integer; got {bins!r}")
+        raise InputError(
+            f"bins must be a positive integer; got {bins!r}", layer=rec.name, argument="bins"
+        )
     dirs = _directions(rec, direction)
 
     o = HistOptions(equate, show_bias, bins, title, dpi)
