@@ -48,6 +48,9 @@ def test_bars_and_heatmaps_show_the_chosen_sample_on_one_scale_centred_at_zero()
         np.testing.assert_allclose(np.asarray(image.get_array()), a.values[d][1, :, g].T)
         assert image.get_clim() == pytest.approx((-top, top))
         assert ax.get_ylabel() == f"{a.gates[g]}\n{d}"
+        units = a.values[d].shape[-1]  # rows are units: the first and last one named
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["u0", f"u{units - 1}"]
+        assert list(ax.get_yticks()) == [0, units - 1]
     # a layer name is data: its dollars escaped, never mathtext
     assert bars.get_title() == "gate attributions · \\$rnn\\$ (LSTM) · sample 1"
 

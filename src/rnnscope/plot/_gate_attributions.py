@@ -98,7 +98,8 @@ def gate_attributions(
         im = ax.imshow(p, aspect="auto", cmap=cmap, vmin=-top, vmax=top, interpolation="nearest")
         name = f"{label(g)}\n{label(d)}" if many else label(g)
         ax.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
-        ax.set_yticks([])
+        ends = [0, units - 1] if units > 1 else [0]  # the unit rows' first and last index
+        ax.set_yticks(ends, [f"u{u}" for u in ends], fontsize=6)
     axes[-1].set_xlabel("timestep")
     integer_ticks(axes[-1], y=False)
     assert im is not None  # one heatmap at least: every record has a gate and a direction
