@@ -127,6 +127,15 @@ class _Rows:
     """Evaluates the target and its input gradients over many rows, ``batch_size`` at a time."""
 
     def __init__(self, grad: GradFn, batch_size: int | None) -> None:
+        if batch_size is not None and (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1
+        ):
+            raise InputError(
+                f"internal_batch_size must be None or an integer >= 1; got {batch_size!r}",
+                argument="internal_batch_size",
+            )
         self.grad = grad
         self.batch_size = batch_size
 
@@ -316,6 +325,12 @@ def _baselines(baseline: Any, xs: list[np.ndarray], names: list[str]) -> list[np
                 f"{x.shape}; got shape {arr.shape}",
                 argument="baseline",
             ) from err
+        if not np.isfinite(out[-1]).all():
+            raise InputError(
+                f"baseline of input '{name}': expected finite values; got "
+                f"{int((~np.isfinite(out[-1])).sum())} NaN or infinite value(s)",
+                argument="baseline",
+            )
     return out
 
 
@@ -335,6 +350,12 @@ def _noise(
         raise InputError(
             f"n_samples must be an integer >= 1; got {n_samples!r}", argument="n_samples"
         )
+    if (
+        isinstance(stdev, bool)
+        or not isinstance(stdev, (int, float, np.number))
+        or not (np.isfinite(stdev) and stdev > 0)
+    ):
+        raise InputError(f"stdev must be a finite number > 0; got {stdev!r}", argument="stdev")
     rng = np.random.default_rng(seed)
     return [rng.normal(0.0, stdev, (n_samples, *x.shape)) for x in xs]
 

@@ -55,6 +55,20 @@ def _check_sequences(xs: list[np.ndarray], names: list[str]) -> None:
                 f"{x.dtype}",
                 argument="x",
             )
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise InputError(
+                f"input '{name}': expected at least one sample and one timestep; got shape "
+                f"{x.shape}",
+                argument="x",
+            )
+        bad = ~np.isfinite(x)
+        if bad.any():
+            b, t, f = (int(i[0]) for i in np.nonzero(bad))
+            raise InputError(
+                f"input '{name}': expected finite values; got {x[b, t, f]} at sample {b}, "
+                f"timestep {t}, feature {f} ({int(bad.sum())} non-finite value(s))",
+                argument="x",
+            )
 
 
 def _first(out: Any) -> Any:
@@ -86,7 +100,9 @@ def _inputs(model: Any, x: Any, keras: bool) -> tuple[list[str], list[np.ndarray
 class _Target:
     """Turns a framework output tensor into one value per row, with the given ops."""
 
-    def __init__(self, spec: Any, out: np.ndarray, y: Any, loss: Any) -> None:
+    def __init__(
+        self, spec: Any, out: np.ndarray, y: Any, loss: Any, batch: int | None = None
+    ) -> None:
         b = out.shape[0]
         self.kind = "index"
         self.fn: Any = None
@@ -95,6 +111,13 @@ class _Target:
             self.kind, self.fn = "callable", spec
             self.meta: dict[str, Any] = {"kind": "callable", "name": getattr(spec, "__name__", "")}
             return
+        if batch is not None and b != batch:
+            raise InputError(
+                f"target: the model's output has shape {out.shape}, whose first axis is not the "
+                f"{batch} samples of x; attributions give the model (batch, time, features) "
+                "inputs (wrap a time-major model so that it takes them)",
+                argument="target",
+            )
         if isinstance(spec, str):
             if spec != "loss":
                 raise InputError(
@@ -695,7 +718,7 @@ def prepare(
             out = _jax_forward(model, build, xs, names)
         else:
             out = fw.to_numpy(_first(run()))
-        target = _Target(spec, out, y, loss)
+        target = _Target(spec, out, y, loss, len(xs[0]))
         grad = _keras_grad(fw.name, backend, model, build, target, names, feed)
     else:
         torch = importlib.import_module("torch")
@@ -719,7 +742,7 @@ def prepare(
             check_torch_mask(model, fixed, feed.torch_mode)
         with _torch_eval(model), torch.no_grad():
             out = feed.call_torch(model, build, ts, np.arange(len(xs[0])))
-        target = _Target(spec, fw.to_numpy(_first(out)), y, loss)
+        target = _Target(spec, fw.to_numpy(_first(out)), y, loss, len(xs[0]))
         grad = _torch_grad(model, build, target, feed)
     meta = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in target.meta.items()}
     xs = [a if i is None else i.embed(t) for a, i, t in _with_tokens(xs, feed)]

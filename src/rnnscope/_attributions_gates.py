@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ._attributions import _Rows, quadrature
-from ._attributions_fw import _keras_grad, _mask_check, _Target, _torch_grad
+from ._attributions_fw import _check_sequences, _keras_grad, _mask_check, _Target, _torch_grad
 from ._attributions_gates_fw import GateFeed, KerasSite, TorchSite
 from ._errors import InputError, UnsupportedError
 from ._frameworks import find_framework, type_name
@@ -228,13 +228,20 @@ def _baseline(
         if arr.ndim == 4 and gates.shape[1] == 1:
             arr = arr[:, None]
     try:
-        return np.ascontiguousarray(np.broadcast_to(arr, gates.shape), dtype=gates.dtype), "array"
+        out = np.ascontiguousarray(np.broadcast_to(arr, gates.shape), dtype=gates.dtype)
     except ValueError as err:
         raise InputError(
             f"baseline: expected gates broadcastable to (batch, time, gate, units) = "
             f"{(gates.shape[0], *gates.shape[2:])} per direction; got shape {arr.shape}",
             argument="baseline",
         ) from err
+    if not np.isfinite(out).all():
+        raise InputError(
+            f"baseline: expected finite gate values; got {int((~np.isfinite(out)).sum())} NaN "
+            "or infinite value(s)",
+            argument="baseline",
+        )
+    return out, "array"
 
 
 def _model_input(model: Any, x: Any, fw: Any) -> np.ndarray:
@@ -251,6 +258,7 @@ def _model_input(model: Any, x: Any, fw: Any) -> np.ndarray:
             f"{arr.dtype}",
             argument="x",
         )
+    _check_sequences([arr], ["x"])
     if fw.name == "torch":
         p = next(model.parameters(), None)
         if p is not None:

@@ -235,6 +235,12 @@ def check_tokens(tokens: np.ndarray, layer_name: str, vocabulary: int) -> None:
             f"x: integer token inputs must be (batch, time); got shape {tokens.shape}",
             argument="x",
         )
+    if tokens.shape[0] == 0 or tokens.shape[1] == 0:
+        raise InputError(
+            f"x: expected at least one sample and one timestep of token ids; got shape "
+            f"{tokens.shape}",
+            argument="x",
+        )
     if tokens.size and (tokens.min() < 0 or tokens.max() >= vocabulary):
         raise InputError(
             f"x: token ids must be in [0, {vocabulary}) for Embedding '{layer_name}'; got "
@@ -245,7 +251,9 @@ def check_tokens(tokens: np.ndarray, layer_name: str, vocabulary: int) -> None:
 
 def vocabulary(layer: Any, torch: bool) -> int:
     """The number of token ids the layer embeds."""
-    size = layer.num_embeddings if torch else getattr(layer, "input_dim", None)
+    size = getattr(layer, "num_embeddings" if torch else "input_dim", None)
+    if size is None:  # a flax nnx.Embed
+        size = getattr(layer, "num_embeddings", None)
     if size is None:
         raise UnsupportedError(f"Embedding '{layer.name}' has no input_dim")
     return int(size)
@@ -266,5 +274,12 @@ def token_baseline(baseline: Any, emb: np.ndarray, inj: Injection, tokens: np.nd
                 f"{arr.shape}",
                 argument="baseline",
             ) from err
+        size = vocabulary(inj.layer, inj.torch)
+        if ids.size and (ids.min() < 0 or ids.max() >= size):
+            raise InputError(
+                f"baseline: token ids must be in [0, {size}) for the embedding; got "
+                f"{ids.min()}..{ids.max()}",
+                argument="baseline",
+            )
         return inj.embed(ids).astype(emb.dtype)
     return baseline
