@@ -303,6 +303,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
                 f"versions; {_mb(c['bytes'])}{age}"
             )
     except OSError as err:
+        store.notes.clear()  # one message: the error says why
         raise InputError(f"--cache: cannot use '{path}': {err}", path=str(path)) from err
     finally:
         _cache_notes(store.summary())
