@@ -339,7 +339,7 @@ class Cache:
         try:
             db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, ident.stamp, ident.where.split("\n")[0], blob, now, now, self._env),
+                (key, ident.stamp, _shown(ident), blob, now, now, self._env),
             )
         except sqlite3.DatabaseError as err:
             if _unwritable(err):
@@ -450,6 +450,14 @@ class Cache:
             "computed": self.computed,
             "notes": list(self.notes),
         }
+
+
+def _shown(ident: Identity) -> str:
+    """The file an entry is of, as the database keeps it: a URL's credentials masked (pruning
+    looks only at local paths; the key, a hash, still tells credentials apart)."""
+    from ._errors import redact
+
+    return redact(ident.where.split("\n")[0])
 
 
 class _NotOurs(Exception):
