@@ -113,3 +113,25 @@ def test_prune_refuses_an_age_that_is_not_positive(run, tmp_path, days):
         Cache(db).prune(days)
     assert info.value.argument == "days"
     assert Cache(db).contents()["entries"] == 2
+
+
+def test_a_checkpoint_given_as_the_cache_is_left_where_it_is(run, capsys):
+    """``--cache run/step0.safetensors`` by mistake: not an SQLite file nor named like a
+    database, so it is not moved aside as a damaged cache; the run reads it as a checkpoint."""
+    victim = run / "step0.safetensors"
+    before, listing = victim.read_bytes(), _files(run)
+    assert main(["stats", str(run), "--cache", str(victim)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("rnnscope: note: cache:") == 1 and "left untouched" in err
+    assert main(["cache", "--cache", str(victim), "--clear"]) == 2
+    assert "not an SQLite database" in capsys.readouterr().err
+    assert victim.read_bytes() == before and _files(run) == listing
+
+
+def test_a_damaged_file_named_like_a_database_is_still_rebuilt(run, tmp_path):
+    db = tmp_path / "mine.db"
+    db.write_bytes(b"\x01garbage" * 64)
+    with pytest.warns(CacheNote, match="moved to"):
+        rnnscope.stats(run, cache=db)
+    assert (tmp_path / "mine.db.corrupt").read_bytes() == b"\x01garbage" * 64
+    assert rnnscope.stats(run, cache=db).attrs["cache"]["hits"] == 2

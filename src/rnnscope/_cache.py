@@ -257,7 +257,14 @@ class Cache:
         self._note(f"cannot use '{self.path}' ({err}); reading every file (no cache)")
 
     def _rebuild(self, err: BaseException) -> None:
-        """Move the unreadable database aside (``.corrupt``) and start an empty one."""
+        """Move the unreadable database aside (``.corrupt``) and start an empty one; a file
+        that is neither an SQLite file nor named like a database (a checkpoint, a CSV given as
+        ``--cache`` by mistake) is left where it is and the cache goes off."""
+        if not _database_like(self.path):
+            self._give_up(
+                _NotOurs(f"not an SQLite database ({err}), nor named like one; left untouched")
+            )
+            return
         aside = self.path.with_name(self.path.name + ".corrupt")
         try:
             for suffix in ("-wal", "-shm"):
@@ -450,6 +457,20 @@ class Cache:
             "computed": self.computed,
             "notes": list(self.notes),
         }
+
+
+_MAGIC = b"SQLite format 3\x00"
+_DB_SUFFIXES = {".sqlite", ".sqlite3", ".db", ".db3"}
+
+
+def _database_like(path: Path) -> bool:
+    """An SQLite file (its header) or a file named like a database: one a damaged cache may be."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_MAGIC))
+    except OSError:
+        return False
+    return head == _MAGIC or not head or path.suffix.lower() in _DB_SUFFIXES
 
 
 def _shown(ident: Identity) -> str:
