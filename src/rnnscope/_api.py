@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import UnsupportedError
+from ._errors import UnsupportedError, redact
 from ._frameworks import find_framework, type_name
 from ._io import Checkpoint, is_remote, open_checkpoint
 from ._layouts import CONVLSTM_KINDS
@@ -48,7 +48,7 @@ def resolve(obj: Any) -> Source:
     if isinstance(obj, (str, os.PathLike)) or is_remote(obj):
         obj = open_checkpoint(obj)
     if isinstance(obj, Checkpoint):
-        return Source(f"file '{obj.path}'", obj.layer_refs(), obj.notes, obj.path)
+        return Source(f"file '{redact(obj.path)}'", obj.layer_refs(), obj.notes, obj.path)
     fw = find_framework(obj)
     if fw is None:
         raise UnsupportedError(

@@ -200,6 +200,7 @@ class Cache:
     _db: sqlite3.Connection | None = field(default=None, repr=False)
     _off: bool = field(default=False, repr=False)
     _env: str = field(default="", repr=False)
+    _why: str = field(default="", repr=False)
 
     @property
     def on(self) -> bool:
@@ -215,8 +216,8 @@ class Cache:
             return self._db
         try:
             self._db = self._open()
-        except OSError as err:  # the folder cannot be made or written
-            self._give_up(err)
+        except (OSError, _NotOurs) as err:  # the folder cannot be made or written; or the
+            self._give_up(err)  # file is another program's database, or a newer rnnscope's
         except sqlite3.DatabaseError as err:
             if _unwritable(err) or not self.path.exists():
                 self._give_up(err)
@@ -230,11 +231,11 @@ class Cache:
         db = sqlite3.connect(str(self.path), timeout=_TIMEOUT, isolation_level=None)
         try:
             db.execute(f"PRAGMA busy_timeout = {int(_TIMEOUT * 1000)}")
+            row = _own_schema(db)  # never touch another program's database
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent; a crash loses
             # at most the last results, which are computed again
             db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
-            row = db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
             if row is not None and row[0] != str(_SCHEMA):  # an older layout: start afresh
                 db.execute("DROP TABLE IF EXISTS results")
             db.execute(
@@ -252,10 +253,18 @@ class Cache:
 
     def _give_up(self, err: BaseException) -> None:
         self._off = True
+        self._why = str(err)
         self._note(f"cannot use '{self.path}' ({err}); reading every file (no cache)")
 
     def _rebuild(self, err: BaseException) -> None:
-        """Move the unreadable database aside (``.corrupt``) and start an empty one."""
+        """Move the unreadable database aside (``.corrupt``) and start an empty one; a file
+        that is neither an SQLite file nor named like a database (a checkpoint, a CSV given as
+        ``--cache`` by mistake) is left where it is and the cache goes off."""
+        if not _database_like(self.path):
+            self._give_up(
+                _NotOurs(f"not an SQLite database ({err}), nor named like one; left untouched")
+            )
+            return
         aside = self.path.with_name(self.path.name + ".corrupt")
         try:
             for suffix in ("-wal", "-shm"):
@@ -337,7 +346,7 @@ class Cache:
         try:
             db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, ident.stamp, ident.where.split("\n")[0], blob, now, now, self._env),
+                (key, ident.stamp, _shown(ident), blob, now, now, self._env),
             )
         except sqlite3.DatabaseError as err:
             if _unwritable(err):
@@ -357,13 +366,18 @@ class Cache:
         else:
             self._give_up(err)
 
+    def _usable(self) -> sqlite3.Connection:
+        """The open database, for the ``cache`` command; OSError saying why it cannot be."""
+        db = self._connect()
+        if db is None:
+            raise OSError(self._why or f"cannot use the cache database '{self.path}'")
+        return db
+
     def contents(self) -> dict[str, Any]:
         """What the database holds: ``{"entries", "current", "bytes", "oldest_use"}``
         (``current``: entries made by these versions, the only ones a run can find;
         ``oldest_use``: seconds since the least recently used entry was last used)."""
-        db = self._connect()
-        if db is None:
-            return {"entries": 0, "current": 0, "bytes": 0, "oldest_use": None}
+        db = self._usable()
         self._env = self._env or _versions()
         n, current, oldest = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(env = ?), 0), MIN(used) FROM results", (self._env,)
@@ -387,9 +401,11 @@ class Cache:
             "bytes_after"}``: entries removed for each reason (counted in that order), entries
             kept, and the database's size before and after.
         """
-        db = self._connect()
-        if db is None:
-            raise OSError(f"cannot use the cache database '{self.path}'")
+        if not days > 0:  # a negative age would remove every entry; NaN none, silently
+            from ._errors import InputError
+
+            raise InputError(f"days must be a number > 0; got {days!r}", argument="days")
+        db = self._usable()
         self._env = self._env or _versions()
         before = self._bytes()
         out = {"other_versions": db.execute("DELETE FROM results WHERE env != ?", (self._env,))}
@@ -412,9 +428,7 @@ class Cache:
 
     def clear(self) -> int:
         """Remove every entry and compact the file; returns how many there were."""
-        db = self._connect()
-        if db is None:
-            raise OSError(f"cannot use the cache database '{self.path}'")
+        db = self._usable()
         n = int(db.execute("DELETE FROM results").rowcount)
         _compact(db)
         return n
@@ -443,6 +457,65 @@ class Cache:
             "computed": self.computed,
             "notes": list(self.notes),
         }
+
+
+_MAGIC = b"SQLite format 3\x00"
+_DB_SUFFIXES = {".sqlite", ".sqlite3", ".db", ".db3"}
+
+
+def _database_like(path: Path) -> bool:
+    """An SQLite file (its header) or a file named like a database: one a damaged cache may be."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_MAGIC))
+    except OSError:
+        return False
+    return head == _MAGIC or not head or path.suffix.lower() in _DB_SUFFIXES
+
+
+def _shown(ident: Identity) -> str:
+    """The file an entry is of, as the database keeps it: a URL's credentials masked (pruning
+    looks only at local paths; the key, a hash, still tells credentials apart)."""
+    from ._errors import redact
+
+    return redact(ident.where.split("\n")[0])
+
+
+class _NotOurs(Exception):
+    """The file is an SQLite database this rnnscope must not change (its words say why)."""
+
+
+def _own_schema(db: sqlite3.Connection) -> tuple[str] | None:
+    """The schema row of an rnnscope cache (None for an empty database, ours to fill).
+
+    Raises:
+        _NotOurs: another program's database (tables other than ``meta`` and ``results``, or
+            no schema row), or one written by a newer rnnscope; it is left exactly as it is.
+    """
+    tables = sorted(
+        name
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not name.startswith("sqlite_")
+    )
+    if not tables:
+        return None
+    row = None
+    if set(tables) <= {"meta", "results"} and "meta" in tables:
+        try:
+            row = db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
+        except sqlite3.DatabaseError:
+            row = None  # a table named meta of other columns
+    if row is None or not str(row[0]).isdigit():
+        raise _NotOurs(
+            f"an SQLite database of another program (tables: {', '.join(tables)}), not an "
+            "rnnscope cache; left untouched"
+        )
+    if int(row[0]) > _SCHEMA:
+        raise _NotOurs(
+            f"written by a newer rnnscope (cache layout {row[0]}; this one reads {_SCHEMA}); "
+            "left untouched"
+        )
+    return (str(row[0]),)
 
 
 def _compact(db: sqlite3.Connection) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -303,6 +305,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
                 f"versions; {_mb(c['bytes'])}{age}"
             )
     except OSError as err:
+        store.notes.clear()  # one message: the error says why
         raise InputError(f"--cache: cannot use '{path}': {err}", path=str(path)) from err
     finally:
         _cache_notes(store.summary())
@@ -750,7 +753,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 partial, 2 error)."""
+    """Entry point; returns the exit code (0 ok, 1 partial, 2 error, 130 interrupted).
+
+    Run as the program (``argv`` None), a Ctrl-C after the command finished is ignored: the
+    interpreter's shutdown would print it as a traceback, though the work is done.
+    """
+    try:
+        return _main(argv)
+    finally:
+        if argv is None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     import warnings
 
     args = _parser().parse_args(argv)

@@ -17,6 +17,8 @@ not apply.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "FormatError",
     "InputError",
@@ -52,10 +54,24 @@ class RnnscopeError(Exception):
         layer: str | int | None = None,
         argument: str | None = None,
     ) -> None:
+        args = tuple(redact(a) if isinstance(a, str) else a for a in args)
         super().__init__(*args)  # first: ImportError's own __init__ resets .path
-        self.path = path
+        self.path = None if path is None else redact(path)
         self.layer = layer
         self.argument = argument
+
+
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/\s'\"@]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URL in it (``user:password@``) masked.
+
+    Example:
+        >>> redact("'s3://KEY:SECRET@bucket/m.keras': no such object")
+        "'s3://***@bucket/m.keras': no such object"
+    """
+    return _USERINFO.sub(r"\1***@", text)
 
 
 class LayerError(RnnscopeError, ValueError):

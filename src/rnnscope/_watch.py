@@ -140,8 +140,8 @@ def watch(args: argparse.Namespace, cache: Any, build: Build) -> int:
                     continue
                 built, count = key, len(ready)
                 if wrote:
-                    what = f"{len(new)} new: {', '.join(plain(n) for n in new[:3])}"
-                    what += ", ..." if len(new) > 3 else ""
+                    what = f"{len(new)} new" + (": " if new else "")  # "0 new", no colon
+                    what += ", ".join(plain(n) for n in new[:3]) + (", ..." if len(new) > 3 else "")
                     if old is not None and old[1] != metrics:
                         what += "; the metrics changed"
                     print(f"wrote {wrote} ({count} checkpoints; {what})", flush=True)

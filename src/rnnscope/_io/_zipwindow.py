@@ -80,6 +80,7 @@ def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
         if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
             raise FormatError(f"'{path}': damaged local header for member '{member}'", path=path)
         fields = _LOCAL_HEADER.unpack(header)
+        _same_member(fields, raw.read(fields[-2]), info, path, member)
         start = info.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1]
         raw.seek(0, io.SEEK_END)
         if start + info.file_size > raw.tell():
@@ -98,6 +99,21 @@ def open_member(path: str, member: str) -> Iterator[IO[bytes]]:
                 _checked.add(seen)
         window.seek(0)
         yield io.BufferedReader(window, buffer_size=1 << 16)
+
+
+def _same_member(
+    fields: tuple[Any, ...], name: bytes, info: zipfile.ZipInfo, path: str, member: str
+) -> None:
+    """Refuse a central directory that points the member at another one's local header (or one
+    compressed though listed as stored): its CRC-32 may well match the bytes it points at."""
+    local = name.decode("utf-8" if fields[3] & 0x800 else "cp437", errors="replace")
+    if local != info.orig_filename or fields[4] != zipfile.ZIP_STORED:
+        raise FormatError(
+            f"'{path}': the central directory lists member '{member}' (stored) at offset "
+            f"{info.header_offset}, but the local header there is of {local!r} (compression "
+            f"method {fields[4]}): the archive is damaged",
+            path=path,
+        )
 
 
 def _check_crc(window: _Window, info: zipfile.ZipInfo, path: str, member: str) -> None:
