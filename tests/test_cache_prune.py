@@ -241,3 +241,48 @@ def test_the_one_file_a_rerun_has_left_is_read_here_with_one_blas_thread(tmp_pat
         assert {g["pid"] for g in got[1:]}.isdisjoint({os.getpid()})  # two left: workers
     finally:
         store.close()
+
+
+def test_the_run_figures_are_drawn_again_only_when_what_they_draw_changes(tmp_path, monkeypatch):
+    """The run's figures are kept under the report's path, keyed by a hash of what they draw:
+    the same data again draws nothing and gives the same images; one changed value, or other
+    thresholds, draws them again (equal to a fresh drawing); one entry per report path."""
+    import rnnscope._report
+    from rnnscope._cache import Cache
+    from rnnscope._flags import Thresholds
+
+    real = rnnscope._report._run_figures
+    calls: list[int] = []
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(rnnscope._report, "_run_figures", counted)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for i in range(3):
+        _write(folder / f"step{i}.safetensors", i)
+    table = rnnscope.stats(folder, cache=False)
+    names = list(dict.fromkeys(table["model"]))
+    drawn = (table, names, None, "step", Thresholds(), True)
+    store, out = Cache(tmp_path / "c.sqlite"), tmp_path / "r.html"
+    try:
+        first = rnnscope._report._kept_run_figures(store, out, drawn)
+        again = rnnscope._report._kept_run_figures(store, out, drawn)
+        assert len(calls) == 1 and again == first and len(first) == 3
+        assert (store.hits, store.computed) == (0, 0)  # files found / read: none of them
+        changed = table.copy()
+        row = changed.index[(changed["model"] == names[-1]) & (changed["gate"] != "")][0]
+        changed.loc[row, "l2_norm"] *= 2  # one gate's norm at the last checkpoint
+        new = (changed, *drawn[1:])
+        got = rnnscope._report._kept_run_figures(store, out, new)
+        assert len(calls) == 2 and got != first and got == real(*new)
+        other = (changed, names, None, "step", Thresholds(recurrent_high=0.5), True)
+        assert rnnscope._report._kept_run_figures(store, out, other) == real(*other)
+        assert len(calls) == 3  # the bounds drawn changed
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "c.sqlite") as con:  # one entry per report path, replaced
+        kept = con.execute("SELECT file FROM results").fetchall()
+    assert kept == [(str(out.resolve()),)]
