@@ -18,9 +18,10 @@ the new checkpoint's statistics, the run's figures and the page, weighs five tim
 so its ratio is higher).
 
 Where a rerun's time goes (``python -m cProfile`` on the rerun): the new checkpoint's
-statistics, read in a worker with one BLAS thread as in the full run; its figures, drawn in a
-second worker meanwhile (:mod:`rnnscope._report_early`); the page's imports, done in a thread
-while the workers run; then the run's figures, the comparison and the page.
+statistics, read in this process with one BLAS thread (``threadpoolctl``; a worker without it);
+its figures, drawn in a worker meanwhile (:mod:`rnnscope._report_early`); the page's imports,
+done in a thread while those run; then the run's figures (kept in the cache under a hash of
+what they draw: a rerun that found nothing new draws none), the comparison and the page.
 """
 
 from __future__ import annotations

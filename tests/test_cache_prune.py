@@ -1,6 +1,7 @@
 """The results cache over time: ``rnnscope cache`` shows, prunes and clears it; a hit records
 its use, so pruning keeps what runs still use; a database of the older layout starts afresh; and
-a report rerun draws the new checkpoint's figures in a worker while it reads its statistics.
+a report rerun draws the new checkpoint's figures in a worker while it reads its statistics
+(in this process, with one BLAS thread).
 
 Which files a run read is counted with a Python audit hook (the interpreter's own ``open``
 events), in this process only: a file read in a worker process is not counted.
@@ -186,7 +187,9 @@ def test_a_report_rerun_draws_the_new_checkpoints_figures_in_a_worker(tmp_path, 
     monkeypatch.setattr(rnnscope._report_early, "finish", finish)
     with _reads() as opened:
         rnnscope.report(folder, out=out, cache=db, jobs=2)
-    assert not opened  # the one file left to read went to a worker, like the others would
+    # the one file left to read is read here (no worker to start for it), once for its
+    # statistics; its figures came from the worker
+    assert set(opened) == {"step1.safetensors"}
     assert delivered == [["step1.safetensors"]]
     here = model_section(new, "step1.safetensors", *_figure_args(1e-3))["figures"]
     page = _page(out)
@@ -196,3 +199,90 @@ def test_a_report_rerun_draws_the_new_checkpoints_figures_in_a_worker(tmp_path, 
         assert store.has(identity(new), "step1.safetensors", model_section, _figure_args(1e-3))
     finally:
         store.close()
+
+
+def _probe(source, name):
+    """Where a source is read: the process, and its BLAS libraries' thread counts."""
+    from threadpoolctl import threadpool_info
+
+    blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    return {"pid": os.getpid(), "blas": blas}
+
+
+def test_the_one_file_a_rerun_has_left_is_read_here_with_one_blas_thread(tmp_path):
+    """Several sources, all but one cached, jobs=2: the last one is read in this process (a
+    worker's start costs more than its statistics) with every BLAS library at one thread, and
+    the thread counts are given back afterwards; two left go to workers."""
+    pytest.importorskip("threadpoolctl")
+    from threadpoolctl import threadpool_info
+
+    from rnnscope._cache import Cache, identity
+    from rnnscope._tables import run_sources
+
+    paths = [tmp_path / f"s{i}.safetensors" for i in range(3)]
+    for i, p in enumerate(paths):
+        _write(p, i)
+        old = time.time() - 600
+        os.utime(p, (old, old))
+    pairs = [(p.name, str(p)) for p in paths]
+    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    store = Cache(tmp_path / "c.sqlite")
+    try:
+        for name, src in pairs[:2]:
+            assert store.put(identity(src), name, _probe, (), {"cached": 1}, time.time_ns())
+        got, failed = run_sources(_probe, pairs, (), None, 2, None, cache=store)
+        assert not failed and got[:2] == [{"cached": 1}] * 2
+        assert got[2]["pid"] == os.getpid() and got[2]["blas"] and set(got[2]["blas"]) == {1}
+        after = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        assert after == before
+        store.clear()
+        store.put(identity(pairs[0][1]), pairs[0][0], _probe, (), {"cached": 1}, time.time_ns())
+        got, _ = run_sources(_probe, pairs, (), None, 2, None, cache=store)
+        assert {g["pid"] for g in got[1:]}.isdisjoint({os.getpid()})  # two left: workers
+    finally:
+        store.close()
+
+
+def test_the_run_figures_are_drawn_again_only_when_what_they_draw_changes(tmp_path, monkeypatch):
+    """The run's figures are kept under the report's path, keyed by a hash of what they draw:
+    the same data again draws nothing and gives the same images; one changed value, or other
+    thresholds, draws them again (equal to a fresh drawing); one entry per report path."""
+    import rnnscope._report
+    from rnnscope._cache import Cache
+    from rnnscope._flags import Thresholds
+
+    real = rnnscope._report._run_figures
+    calls: list[int] = []
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(rnnscope._report, "_run_figures", counted)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for i in range(3):
+        _write(folder / f"step{i}.safetensors", i)
+    table = rnnscope.stats(folder, cache=False)
+    names = list(dict.fromkeys(table["model"]))
+    drawn = (table, names, None, "step", Thresholds(), True)
+    store, out = Cache(tmp_path / "c.sqlite"), tmp_path / "r.html"
+    try:
+        first = rnnscope._report._kept_run_figures(store, out, drawn)
+        again = rnnscope._report._kept_run_figures(store, out, drawn)
+        assert len(calls) == 1 and again == first and len(first) == 3
+        assert (store.hits, store.computed) == (0, 0)  # files found / read: none of them
+        changed = table.copy()
+        row = changed.index[(changed["model"] == names[-1]) & (changed["gate"] != "")][0]
+        changed.loc[row, "l2_norm"] *= 2  # one gate's norm at the last checkpoint
+        new = (changed, *drawn[1:])
+        got = rnnscope._report._kept_run_figures(store, out, new)
+        assert len(calls) == 2 and got != first and got == real(*new)
+        other = (changed, names, None, "step", Thresholds(recurrent_high=0.5), True)
+        assert rnnscope._report._kept_run_figures(store, out, other) == real(*other)
+        assert len(calls) == 3  # the bounds drawn changed
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "c.sqlite") as con:  # one entry per report path, replaced
+        kept = con.execute("SELECT file FROM results").fetchall()
+    assert kept == [(str(out.resolve()),)]

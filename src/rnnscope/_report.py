@@ -17,6 +17,7 @@ import importlib
 import io
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,6 +169,45 @@ def _run_figures(
             title = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
             out.append({"caption": title or "the checkpoints", "src": _png(fig)})
     return out
+
+
+def _drawn_digest(drawn: tuple[Any, ...]) -> str:
+    """A hash of exactly what :func:`_run_figures` draws: the statistics table (columns, types
+    and every value, row by row) and its other arguments."""
+    import hashlib
+
+    import pandas as pd
+
+    table, *rest = drawn
+    h = hashlib.sha256()
+    h.update(repr([(str(c), str(table[c].dtype)) for c in table.columns]).encode("utf-8"))
+    h.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    h.update(repr((rest, _DPI)).encode("utf-8"))
+    return h.hexdigest()
+
+
+def _kept_run_figures(
+    cache: Cache | None, out: str | os.PathLike[str], drawn: tuple[Any, ...]
+) -> list[dict[str, str]]:
+    """:func:`_run_figures` of ``drawn``, taken from the results cache when this report (its
+    output path) was last built from the same data: a rerun that found nothing new draws
+    nothing. One entry per output file, replaced when the data change (not counted as a file
+    found or read)."""
+    if cache is None:
+        return _run_figures(*drawn)
+    from ._cache import Identity
+
+    digest = _drawn_digest(drawn)
+    ident = Identity(f"{os.path.abspath(os.fspath(out))}\nrun figures", digest)
+    counts = cache.hits, cache.computed
+    try:
+        got = cache.get(ident, "run figures", _run_figures, ())
+        if got is None:
+            got = _run_figures(*drawn)
+            cache.put(ident, "run figures", _run_figures, (), got, time.time_ns())
+    finally:
+        cache.hits, cache.computed = counts
+    return list(got)
 
 
 def _ridgelines(sections: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -530,7 +570,8 @@ def _build(
     if figures and sections:  # pass 2: figures of the detailed models only
         if comparison is not None:  # drawn while the early worker may still be drawing
             ordered = cmp is None or cmp.attrs.get("mode") == RUN  # variants: no order
-            comparison["figures"] = _run_figures(table, model_names, steps, unit, t, ordered)
+            drawn = (table, model_names, steps, unit, t, ordered)
+            comparison["figures"] = _kept_run_figures(cache, out, drawn)
         _add_figures(sections, chosen, rest, names, value, executor, jobs, recursive, cache, early)
         if comparison is not None:
             comparison["figures"] += _ridgelines([s for s in sections if s["name"] in chosen])

@@ -339,6 +339,22 @@ def _single_threaded_blas() -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _can_limit_blas() -> bool:
+    """Whether this process's BLAS threads can be limited for one call (threadpoolctl)."""
+    from importlib.util import find_spec
+
+    return find_spec("threadpoolctl") is not None
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """This process's BLAS libraries limited to one thread inside the block."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def run_per_source(
     fn: Callable[..., Any],
     pairs: list[tuple[str, Any]],
@@ -425,11 +441,17 @@ def _cached_run(
 def _dispatch(
     runner: Any, remote: list[int], executor: cf.Executor | None, jobs: int | None
 ) -> None:
-    # several sources: even the one left to read (the others came from the cache) goes to a
-    # worker, with one BLAS thread as in a full run; this process's default BLAS threads are
-    # many times slower on a busy machine (an LSTM(512) kernel's SVD: 9 s against 0.5 s)
+    # several sources read with one BLAS thread each, as in a full run: this process's default
+    # BLAS threads are many times slower on a busy machine (an LSTM(512) kernel's SVD: 9 s
+    # against 0.5 s). The one file a rerun has left (the others came from the cache) is read
+    # here with this process's BLAS limited to one thread (threadpoolctl): starting a worker
+    # costs more than its statistics; without threadpoolctl it goes to a worker
     many = len(remote) > 1 or (len(remote) == 1 and len(runner.pairs) > 1)
-    if executor is None and (jobs or 1) > 1 and many:
+    if executor is None and (jobs or 1) > 1 and len(remote) == 1 and many and _can_limit_blas():
+        # the one file a rerun has left: here, with one BLAS thread (no worker to start)
+        with _one_blas_thread():
+            runner.here(remote)
+    elif executor is None and (jobs or 1) > 1 and many:
         with _single_threaded_blas():
             runner.in_processes(remote, min(jobs or 1, len(remote)))
     elif executor is not None and remote:
