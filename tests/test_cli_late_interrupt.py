@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import IN_A_TERMINAL
+
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 # the Ctrl-C arrives in an exit handler: during the interpreter's shutdown, as it may in a terminal
@@ -24,7 +26,9 @@ sys.exit(main())
 def test_a_ctrl_c_during_shutdown_prints_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": SRC}
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "none.sqlite")],
+        # SIGINT at its default, as in a terminal: a suite started as a background job inherits
+        # it ignored, and the Ctrl-C below would then never arrive
+        [*IN_A_TERMINAL, "-c", SCRIPT, str(tmp_path / "none.sqlite")],
         capture_output=True,
         text=True,
         env=env,
@@ -38,6 +42,10 @@ def test_a_ctrl_c_during_shutdown_prints_no_traceback(tmp_path):
 def test_main_called_with_arguments_keeps_ctrl_c(tmp_path, capsys):
     from rnnscope._cli import main
 
-    before = signal.getsignal(signal.SIGINT)
-    assert main(["cache", "--cache", str(tmp_path / "none.sqlite")]) == 0
-    assert signal.getsignal(signal.SIGINT) is before is not signal.SIG_IGN
+    # Python's own Ctrl-C handler, whatever this suite inherited (a background job: ignored)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert main(["cache", "--cache", str(tmp_path / "none.sqlite")]) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
