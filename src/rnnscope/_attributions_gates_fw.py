@@ -334,8 +334,4 @@ class GateFeed(_Feed):
     """Every pass gets the model's real input; the layer's output comes from the rows (gates)."""
 
     def __init__(self, x: np.ndarray, site: Any) -> None:
-        super().__init__([x], [site])
-
-    def context(self, ts: list[Any], extras: list[Any]) -> Any:
-        assert self.inj is not None
-        return self.inj.replacing(ts[0])
+        super().__init__([x], [site])  # _Feed's context puts the rows in place at the site
